@@ -1,0 +1,208 @@
+"""Command line: argument parsing only; every command calls the library.
+
+    imposter generate --source dog.png --source-prompt "a dog" --driving cat.png \\
+        --driving-prompt "a cat drinking water from a mug" --seeds 0 1 2 --out runs/dog-drinks
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import FITS, GUIDANCE_SPACES, FinetuneConfig, RunConfig, SamplingConfig, override
+from .errors import ImposterError
+from .guidance import NORMALIZATIONS, PHASE_DISTANCES
+
+# flag dest -> (config section, field): flags left unset (None) keep the method's/paper's default
+SAMPLING_FLAGS = {
+    "steps": "steps",
+    "k": "k",
+    "amp_scale": "amp_scale",
+    "phase_scale": "phase_scale",
+    "guidance_scale": "guidance_scale",
+    "phase_distance": "phase_distance",
+    "guidance_space": "guidance_space",
+    "guidance_normalization": "guidance_normalization",
+    "eta": "eta",
+    "batch_size": "batch_size",
+}
+FINETUNE_FLAGS = {"train_steps": "steps", "lr": "learning_rate", "rank": "rank", "train_seed": "seed"}
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """--model, --device, --dtype."""
+    parser.add_argument("--model", default="toy", help="hub id, local diffusers folder, or 'toy' (default)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available)")
+    parser.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float32", "float16", "bfloat16"],
+        help="default: bf16/fp16 on GPU, fp32 on CPU",
+    )
+
+
+def add_generation_flags(parser: argparse.ArgumentParser) -> None:
+    """The method, fine-tuning and sampling flags shared by generate, bench and animate."""
+    from .methods import METHOD_NAMES
+
+    parser.add_argument("--method", default="imposter", help=f"one of: {', '.join(METHOD_NAMES)}")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one image per seed (default: 0)")
+    parser.add_argument(
+        "--fit",
+        choices=FITS,
+        default="pad",
+        help="non-square inputs: pad with black (authors) or center-crop",
+    )
+    parser.add_argument(
+        "--height", type=int, default=None, help="default: the model's native size (512 for SD 2.1-base)"
+    )
+    parser.add_argument("--width", type=int, default=None)
+    ft = parser.add_argument_group("fine-tuning (paper Sec. 4 defaults)")
+    ft.add_argument("--train-steps", type=int, default=None, help="fine-tuning iterations (default 500)")
+    ft.add_argument("--lr", type=float, default=None, help="learning rate (default 5e-4, DreamBooth-LoRA)")
+    ft.add_argument("--rank", type=int, default=None, help="LoRA rank (default 4)")
+    ft.add_argument(
+        "--train-seed", type=int, default=None, help="seed of the fine-tuning noise and LoRA init (default 0)"
+    )
+    sp = parser.add_argument_group("sampling (paper Sec. 4 defaults)")
+    sp.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50)")
+    sp.add_argument("--k", type=int, default=None, help="steps denoised with the driving caption (default 5)")
+    sp.add_argument("--amp-scale", type=float, default=None, help="s_a, amplitude guidance scale")
+    sp.add_argument("--phase-scale", type=float, default=None, help="s_p, phase guidance scale")
+    sp.add_argument(
+        "--guidance-scale", type=float, default=None, help="classifier-free guidance (default 7.5)"
+    )
+    sp.add_argument(
+        "--phase-distance", choices=PHASE_DISTANCES, default=None, help="cos (wrap-safe) or abs (authors)"
+    )
+    sp.add_argument(
+        "--guidance-space",
+        choices=GUIDANCE_SPACES,
+        default=None,
+        help="guide the noisy latents or the x0 prediction",
+    )
+    sp.add_argument(
+        "--guidance-normalization", choices=NORMALIZATIONS, default=None, help="what s_a, s_p mean (see docs)"
+    )
+    sp.add_argument("--eta", type=float, default=None, help="DDIM eta (default 0)")
+    sp.add_argument("--batch-size", type=int, default=None, help="seeds denoised together (default: all)")
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[FinetuneConfig, SamplingConfig, dict]:
+    """Fine-tuning and sampling configs from the flags, and the flags the user set explicitly."""
+    sampling = {field: getattr(args, dest) for dest, field in SAMPLING_FLAGS.items()}
+    finetune = {field: getattr(args, dest) for dest, field in FINETUNE_FLAGS.items()}
+    explicit = {k: v for k, v in {**sampling, **finetune}.items() if v is not None}
+    return override(FinetuneConfig(), **finetune), override(SamplingConfig(), **sampling), explicit
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from .run import run_generate
+
+    finetune, sampling, explicit = configs_from_args(args)
+    finetune.validate()
+    sampling.validate()
+    config = RunConfig(
+        model=args.model,
+        method=args.method,
+        source=str(args.source),
+        driving=str(args.driving),
+        source_prompt=args.source_prompt,
+        driving_prompt=args.driving_prompt,
+        target_prompt=args.target_prompt or "",
+        seeds=tuple(args.seeds),
+        fit=args.fit,
+        height=args.height,
+        width=args.width,
+        finetune=finetune,
+        sampling=sampling,
+        adapter=str(args.adapter) if args.adapter else None,
+        device=args.device or "",
+        dtype=args.dtype or "",
+    )
+    out = args.out or Path("runs") / f"{args.method}-{Path(args.source).stem}-{Path(args.driving).stem}"
+    result = run_generate(config, out, explicit=explicit, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"wrote {len(result.images)} image(s) and the grid {result.grid}")
+
+
+# Packages that add their own subcommands with ``register(subparsers)``; each lives beside its library code.
+COMMAND_MODULES = ("imposter.toyworld.cli", "imposter.bench.cli", "imposter.video.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``imposter`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="imposter", description="Make the subject of one image perform the action of another (ImPoster)."
+    )
+    parser.add_argument("--version", action="version", version=f"imposter {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="make the source subject perform the driving action")
+    gen.add_argument("--source", required=True, type=Path, help="image of the subject")
+    gen.add_argument("--source-prompt", required=True, help='caption of the source, e.g. "a dog"')
+    gen.add_argument("--driving", required=True, type=Path, help="image of the action")
+    gen.add_argument(
+        "--driving-prompt", required=True, help='caption of the driving image, e.g. "a cat drinking water"'
+    )
+    gen.add_argument(
+        "--target-prompt", default=None, help="default: the driving caption with the source as subject"
+    )
+    gen.add_argument(
+        "--out", type=Path, default=None, help="output folder (default runs/METHOD-SOURCE-DRIVING)"
+    )
+    gen.add_argument(
+        "--adapter", type=Path, default=None, help="adapter/ folder of an earlier run: skip fine-tuning"
+    )
+    gen.add_argument(
+        "--overwrite", action="store_true", help="replace an output folder that holds other settings"
+    )
+    gen.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_model_flags(gen)
+    add_generation_flags(gen)
+    gen.set_defaults(func=cmd_generate)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def _one_line_warnings(message, category, filename, lineno, file=None, line=None) -> str:
+    return f"warning: {message}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``imposter`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    warnings.formatwarning = _one_line_warnings
+    _quiet_libraries()
+    try:
+        args.func(args)
+    except ImposterError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume where it stopped", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _quiet_libraries() -> None:
+    """Library chatter (loading bars, deprecation notes) off: our own progress bars and messages stay."""
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()

@@ -1,0 +1,135 @@
+"""Settings of a run as dataclasses, with the paper's defaults and where each comes from.
+
+"Paper" means ImPoster, Kothandaraman et al., arXiv 2409.15650, Sec. 4 (implementation details).
+"Authors' code" means github.com/divyakraman/ImPosterDiffusion2024 (see docs/authors-code.md).
+Where we depart from the paper, the field's comment says why and what was measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+from .errors import ConfigError
+from .guidance import NORMALIZATIONS, PHASE_DISTANCES
+
+Fit = Literal["pad", "crop"]
+FITS: tuple[str, ...] = ("pad", "crop")
+GUIDANCE_SPACES: tuple[str, ...] = ("denoised", "noisy")
+FINETUNE_KINDS: tuple[str, ...] = ("lora", "full-authors")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning the UNet on the (source image, caption) and (driving image, caption) pairs."""
+
+    steps: int = 500  # paper Sec. 4: 500 fine-tuning iterations (authors' train1.py passes 500 too)
+    rank: int = 4  # paper Sec. 4: LoRA rank 4 (authors' code: LoRAAttnProcessor rank 4)
+    # The paper's learning rate (2e-6) belongs to the authors' full-UNet Adam set-up, where LoRA's
+    # zero-initialised up-projections barely move. For LoRA we take diffusers' DreamBooth-LoRA defaults
+    # (examples/dreambooth/train_dreambooth_lora.py: AdamW, lr 5e-4, weight decay 1e-2, clip 1.0).
+    learning_rate: float = 5e-4
+    weight_decay: float = 1e-2
+    max_grad_norm: float = 1.0
+    # paper Sec. 4: LoRA on the UNet attention projections (self- and cross-attention)
+    target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
+    kind: str = "lora"  # "full-authors": the released code's full-UNet Adam, two updates per iteration
+    seed: int = 0
+
+    def validate(self) -> FinetuneConfig:
+        """Raise ConfigError on an out-of-range value; return self."""
+        if self.steps < 0:
+            raise ConfigError(f"--train-steps must be >= 0, got {self.steps}")
+        if self.rank < 1:
+            raise ConfigError(f"LoRA rank must be >= 1, got {self.rank}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning rate must be > 0, got {self.learning_rate}")
+        if self.kind not in FINETUNE_KINDS:
+            raise ConfigError(f"fine-tune kind must be one of {FINETUNE_KINDS}, got {self.kind!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Denoising with stepwise text prompting and frequency guidance."""
+
+    steps: int = 50  # paper Sec. 4: 50 DDIM steps
+    guidance_scale: float = 7.5  # paper Sec. 4: classifier-free guidance 7.5
+    k: int = 5  # paper Sec. 4: driving caption for the first K = 5 steps (authors' train1.py uses 6)
+    # Frequency guidance scales in the normalization below (see imposter.guidance). The paper's values
+    # (s_a = 1e-6, s_p = 1e-3) are stated in the authors' "paper" normalization, where they move SD
+    # latents by ~1e-7 per step: no effect. Ours were chosen on the toy world (benchmarks/toyworld.py).
+    amp_scale: float = 1e-6
+    phase_scale: float = 1e-3
+    phase_distance: str = "cos"  # "cos" (wrap-around safe) or "abs" (the authors' |angle| distance)
+    guidance_normalization: str = "sum"  # "sum" (ours) or "paper" (authors: unnormalized FFT, mean)
+    # "noisy": the latents z_t after each scheduler step, as the paper and the authors' code.
+    # "denoised": the step's predicted clean latents x0, then z_{t-1} moves by sqrt(alpha_bar_{t-1})
+    # times the x0 update; the references are clean latents, so this compares like with like.
+    guidance_space: str = "noisy"
+    eta: float = 0.0  # authors' code: DDIM eta 0 (deterministic)
+    batch_size: int | None = None  # seeds denoised together; None: all seeds of the run in one batch
+
+    def validate(self) -> SamplingConfig:
+        """Raise ConfigError on an out-of-range or inconsistent value; return self."""
+        if self.steps < 1:
+            raise ConfigError(f"--steps must be >= 1, got {self.steps}")
+        if self.k < 0 or self.k > self.steps:
+            raise ConfigError(
+                f"--k {self.k} must be between 0 and the number of steps ({self.steps}); lower --k or raise --steps"
+            )
+        if self.guidance_scale < 0:
+            raise ConfigError(f"--guidance-scale must be >= 0, got {self.guidance_scale}")
+        if self.amp_scale < 0 or self.phase_scale < 0:
+            raise ConfigError(
+                f"guidance scales must be >= 0 (got --amp-scale {self.amp_scale}, --phase-scale {self.phase_scale});"
+                " use 0 to switch a term off"
+            )
+        if self.phase_distance not in PHASE_DISTANCES:
+            raise ConfigError(f"phase distance must be one of {PHASE_DISTANCES}, got {self.phase_distance!r}")
+        if self.guidance_normalization not in NORMALIZATIONS:
+            raise ConfigError(
+                f"guidance normalization must be one of {NORMALIZATIONS}, got {self.guidance_normalization!r}"
+            )
+        if self.guidance_space not in GUIDANCE_SPACES:
+            raise ConfigError(f"guidance space must be one of {GUIDANCE_SPACES}, got {self.guidance_space!r}")
+        if not 0 <= self.eta <= 1:
+            raise ConfigError(f"eta must be in [0, 1], got {self.eta}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        return self
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a ``generate`` run used; written as ``config.json`` next to its outputs."""
+
+    model: str
+    method: str
+    source: str
+    driving: str
+    source_prompt: str
+    driving_prompt: str
+    target_prompt: str
+    seeds: tuple[int, ...]
+    fit: str = "pad"  # authors' code: expand2square, i.e. pad to square with black
+    height: int | None = None  # None: the model's native size (512 for SD 2.1-base, paper Sec. 4)
+    width: int | None = None
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    adapter: str | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return asdict(self)
+
+
+def override(config: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` that ignores ``None`` values and names an unknown field clearly."""
+    names = {f.name for f in fields(config)}
+    unknown = sorted(set(changes) - names)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {unknown} for {type(config).__name__}")
+    return replace(config, **{k: v for k, v in changes.items() if v is not None})

@@ -1,0 +1,252 @@
+"""The Python API: load a model once, prepare a pair, personalize once, generate many seeds.
+
+from imposter import ImPoster, SamplingConfig
+imp = ImPoster.from_pretrained("toy")
+pair = imp.prepare("dog.png", "a dog", "cat.png", "a cat drinking water from a mug")
+learned = imp.personalize(pair, method="imposter")
+images = imp.generate(pair, learned, seeds=[0, 1, 2])
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .config import FinetuneConfig, SamplingConfig
+from .errors import ConfigError, ModelLoadError
+from .images import check_size, fit_image, load_image, to_pil, to_rgb, to_tensor
+from .methods import get_method
+from .methods.base import Method
+from .models import load_pipeline, native_size, resolve_device, resolve_dtype, vae_scale_factor
+from .personalizations import LORA_FILE, METADATA_FILE, UNET_FILE, Personalization
+from .prompts import check_caption, check_token_length, compose_target_prompt
+
+
+@dataclass
+class PreparedPair:
+    """A source/driving pair fitted to the model's size, with its latents and caption embeddings cached."""
+
+    source_image: Image.Image
+    driving_image: Image.Image
+    source_prompt: str
+    driving_prompt: str
+    target_prompt: str
+    source_latents: torch.Tensor  # (1, C, h, w), float32, scaled by the VAE's scaling factor
+    driving_latents: torch.Tensor
+    embeds: dict[str, torch.Tensor] = field(default_factory=dict)  # caption -> (1, L, D)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.source_image.size
+
+
+class ImPoster:
+    """A Stable Diffusion pipeline wrapped for subject-driven action personalization."""
+
+    def __init__(self, pipe, model: str = "custom"):
+        self.pipe = pipe
+        self.model = model
+
+    @classmethod
+    def from_pretrained(
+        cls, model: str = "toy", device: str | None = None, dtype: str | None = None
+    ) -> ImPoster:
+        """Load a hub id, a local diffusers folder, or ``"toy"`` (the bundled toy-world model)."""
+        resolved = resolve_device(device)
+        return cls(load_pipeline(model, resolved, resolve_dtype(dtype, resolved)), model=model)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipe.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.pipe.unet.dtype
+
+    @property
+    def unet(self):
+        return self.pipe.unet
+
+    @property
+    def scheduler(self):
+        return self.pipe.scheduler
+
+    # -- encoding ---------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        """Text-encoder output (1, L, D) for ``prompt``, padded to the tokenizer's length like diffusers."""
+        tokenizer = self.pipe.tokenizer
+        ids = tokenizer(
+            prompt,
+            padding="max_length",
+            max_length=tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
+        return self.pipe.text_encoder(ids.to(self.device))[0].float()
+
+    def embed(self, pair: PreparedPair, prompt: str) -> torch.Tensor:
+        """Cached embedding of ``prompt`` for this pair."""
+        if prompt not in pair.embeds:
+            pair.embeds[prompt] = self.encode_prompt(prompt)
+        return pair.embeds[prompt]
+
+    @torch.no_grad()
+    def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """VAE latents (N, C, h, w) of the images (the posterior mean, scaled), float32."""
+        pixels = to_tensor(images).to(self.device, self.pipe.vae.dtype)
+        latents = self.pipe.vae.encode(pixels).latent_dist.mean
+        return latents.float() * self.pipe.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> list[Image.Image]:
+        """Images from clean latents."""
+        scaled = latents / self.pipe.vae.config.scaling_factor
+        return to_pil(self.pipe.vae.decode(scaled.to(self.pipe.vae.dtype)).sample)
+
+    # -- the task ---------------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        source: str | Path | Image.Image,
+        source_prompt: str,
+        driving: str | Path | Image.Image,
+        driving_prompt: str,
+        target_prompt: str | None = None,
+        fit: str = "pad",
+        height: int | None = None,
+        width: int | None = None,
+    ) -> PreparedPair:
+        """Load and fit the images, check the captions, compose the target prompt if none is given."""
+        source_prompt = check_caption(source_prompt, "--source-prompt")
+        driving_prompt = check_caption(driving_prompt, "--driving-prompt")
+        if target_prompt is None:
+            target_prompt = compose_target_prompt(source_prompt, driving_prompt)
+        else:
+            target_prompt = check_caption(target_prompt, "--target-prompt")
+        for name, prompt in (
+            ("--source-prompt", source_prompt),
+            ("--driving-prompt", driving_prompt),
+            ("--target-prompt", target_prompt),
+        ):
+            check_token_length(self.pipe.tokenizer, prompt, name)
+        side = native_size(self.pipe)
+        width, height = width or side, height or side
+        check_size(width, height, vae_scale_factor(self.pipe))
+        images = [
+            fit_image(_as_image(image, role), width, height, fit)
+            for image, role in ((source, "source"), (driving, "driving"))
+        ]
+        latents = self.encode_images(images)
+        pair = PreparedPair(
+            source_image=images[0],
+            driving_image=images[1],
+            source_prompt=source_prompt,
+            driving_prompt=driving_prompt,
+            target_prompt=target_prompt,
+            source_latents=latents[:1],
+            driving_latents=latents[1:],
+        )
+        for prompt in ("", source_prompt, driving_prompt, target_prompt):
+            self.embed(pair, prompt)
+        return pair
+
+    def personalize(
+        self,
+        pair: PreparedPair,
+        method: str | Method = "imposter",
+        finetune: FinetuneConfig | None = None,
+        progress: bool = True,
+    ) -> Personalization:
+        """Run the method's learning step (for ImPoster: the LoRA fine-tune on both pairs)."""
+        method = get_method(method) if isinstance(method, str) else method
+        config = method.finetune_config(finetune or FinetuneConfig())
+        start = time.perf_counter()
+        learned = method.personalize(self, pair, config, progress=progress)
+        learned.info.setdefault("finetune", config.__dict__ | {"target_modules": list(config.target_modules)})
+        learned.info["seconds"] = round(time.perf_counter() - start, 3)
+        return learned
+
+    def load_personalization(
+        self, directory: str | Path, method: str | Method = "imposter"
+    ) -> Personalization:
+        """Read a personalization saved by ``Personalization.save`` (or a diffusers LoRA folder)."""
+        method = get_method(method) if isinstance(method, str) else method
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise ModelLoadError(
+                f"--adapter {directory} is not a folder (give the adapter/ folder of an earlier run)"
+            )
+        meta_file = directory / METADATA_FILE
+        metadata = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+        if not metadata:
+            if (directory / LORA_FILE).exists():
+                metadata = {"kind": "lora", "method": method.name, "info": {}}
+            elif (directory / UNET_FILE).exists():
+                metadata = {"kind": "unet", "method": method.name, "info": {}}
+            else:
+                raise ModelLoadError(
+                    f"--adapter {directory} holds neither {METADATA_FILE}, {LORA_FILE} nor {UNET_FILE}; "
+                    "give the adapter/ folder written by imposter generate"
+                )
+        return method.load_personalization(directory, metadata)
+
+    def initial_noise(self, seeds: Sequence[int], pair: PreparedPair) -> torch.Tensor:
+        """One noise tensor per seed, drawn on the CPU so that a seed gives the same noise on every device."""
+        channels = self.pipe.unet.config.in_channels
+        width, height = pair.size
+        factor = vae_scale_factor(self.pipe)
+        shape = (1, channels, height // factor, width // factor)
+        noise = [torch.randn(shape, generator=torch.Generator().manual_seed(int(seed))) for seed in seeds]
+        return torch.cat(noise).to(self.device)
+
+    def generate_batches(
+        self,
+        pair: PreparedPair,
+        personalization: Personalization,
+        seeds: Sequence[int],
+        sampling: SamplingConfig | None = None,
+        method: str | Method | None = None,
+        progress: bool = True,
+    ) -> Iterator[list[tuple[int, Image.Image]]]:
+        """Yield (seed, image) lists, one per batch of ``sampling.batch_size`` seeds (all at once by default)."""
+        method = get_method(method or personalization.method) if not isinstance(method, Method) else method
+        config = method.sampling_config(sampling or SamplingConfig())
+        seeds = [int(s) for s in seeds]
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"--seeds has duplicates: {seeds}")
+        size = config.batch_size or max(1, len(seeds))
+        with personalization.active(self):
+            for start in range(0, len(seeds), size):
+                chunk = seeds[start : start + size]
+                latents = method.sample(
+                    self, pair, personalization, self.initial_noise(chunk, pair), config, progress
+                )
+                yield list(zip(chunk, self.decode(latents), strict=True))
+
+    def generate(
+        self,
+        pair: PreparedPair,
+        personalization: Personalization,
+        seeds: Sequence[int] = (0,),
+        sampling: SamplingConfig | None = None,
+        method: str | Method | None = None,
+        progress: bool = True,
+    ) -> list[Image.Image]:
+        """Images for ``seeds`` (in order) with ``method`` (default: the one that personalized)."""
+        batches = self.generate_batches(pair, personalization, seeds, sampling, method, progress)
+        return [image for batch in batches for _, image in batch]
+
+
+def _as_image(image: str | Path | Image.Image, role: str) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return to_rgb(image, f"{role} image")
+    return load_image(image, role)

@@ -1,0 +1,78 @@
+"""The small interface every method implements, and what a method learns for one pair.
+
+A method has two halves, so that one training run can serve many samplings:
+
+- ``personalize(engine, pair, finetune)`` learns something from the pair (LoRA weights, a full UNet,
+  text embeddings) and returns a :class:`Personalization`;
+- ``sample(engine, pair, personalization, noise, sampling)`` denoises a batch of noise into latents.
+
+Methods whose ``personalization_key`` is equal share one personalization (ImPoster, Baseline++ and the
+ablations all sample from the same LoRA). ``fixed_sampling`` lists the settings that define a method
+(Baseline++ is K = 0 with no guidance); the CLI refuses flags that contradict them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..config import FinetuneConfig, SamplingConfig, override
+from ..errors import ConfigError
+from ..personalizations import Personalization
+
+if TYPE_CHECKING:
+    from ..engine import ImPoster, PreparedPair
+
+
+class Method(ABC):
+    """A way to make the source subject perform the driving action."""
+
+    name: str
+    description: str
+    personalization_key: str
+    fixed_sampling: Mapping[str, Any] = {}
+    fixed_finetune: Mapping[str, Any] = {}
+
+    def finetune_config(self, config: FinetuneConfig) -> FinetuneConfig:
+        """The fine-tuning settings this method trains with, given the user's."""
+        return override(config, **self.fixed_finetune).validate()
+
+    def sampling_config(self, config: SamplingConfig) -> SamplingConfig:
+        """The sampling settings this method samples with, given the user's."""
+        return override(config, **self.fixed_sampling).validate()
+
+    def check_flags(self, explicit: Mapping[str, Any]) -> None:
+        """ConfigError if a setting the user gave explicitly contradicts what defines this method."""
+        fixed = {**self.fixed_sampling, **self.fixed_finetune}
+        for name, value in explicit.items():
+            if name in fixed and value is not None and value != fixed[name]:
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} {value} contradicts --method {self.name}, which uses "
+                    f"{name} = {fixed[name]}; drop the flag or choose --method imposter"
+                )
+
+    @abstractmethod
+    def personalize(
+        self, engine: ImPoster, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
+    ) -> Personalization:
+        """Learn from the pair."""
+
+    @abstractmethod
+    def load_personalization(self, directory: Path, metadata: dict[str, Any]) -> Personalization:
+        """Read back what ``Personalization.save`` wrote."""
+
+    @abstractmethod
+    def sample(
+        self,
+        engine: ImPoster,
+        pair: PreparedPair,
+        personalization: Personalization,
+        noise: torch.Tensor,
+        sampling: SamplingConfig,
+        progress: bool = True,
+    ) -> torch.Tensor:
+        """Denoise ``noise`` (B, C, h, w) into clean latents; the personalization is already active."""

@@ -1,0 +1,86 @@
+"""The interface every metric implements, and the item it scores.
+
+A metric scores a batch of generated images, each with the inputs that produced it. It returns one
+dict per item (``{"clip": 0.31}``, or several keys for the toy world's ground truth). A metric whose
+weights cannot be loaded raises :class:`imposter.errors.MetricUnavailable` when it is built, so that a
+runner can skip it with that message; it is never scored as 0.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..errors import MetricUnavailable
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One generated image and what it is judged against."""
+
+    generated: Image.Image
+    source: Image.Image
+    driving: Image.Image
+    target_prompt: str
+    target: Image.Image | None = None  # ground truth, known only in the toy world
+
+
+class Metric(ABC):
+    """Scores generated images; ``keys`` are the names of the numbers it returns."""
+
+    keys: tuple[str, ...] = ()
+    needs_target: bool = False  # True: items without ground truth get no score
+
+    @abstractmethod
+    def score(self, items: Sequence[EvalItem]) -> list[dict[str, float]]:
+        """Return one ``{key: value}`` dict per item, in order."""
+
+    def score_available(self, items: Sequence[EvalItem]) -> list[dict[str, float]]:
+        """Score the items this metric can judge; the others get an empty dict (absent, not 0)."""
+        usable = [i for i, item in enumerate(items) if not self.needs_target or item.target is not None]
+        results: list[dict[str, float]] = [{} for _ in items]
+        if usable:
+            for i, scores in zip(usable, self.score([items[i] for i in usable]), strict=True):
+                results[i] = scores
+        return results
+
+
+def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of ``items`` of at most ``size`` elements."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def load_error(kind: str, model: str, error: BaseException) -> MetricUnavailable:
+    """The one-line MetricUnavailable for a metric model that failed to load."""
+    reason = str(error).partition("\n")[0]
+    return MetricUnavailable(
+        f"cannot load {kind} model {model!r} ({reason}); pass a hub id reachable from here "
+        "or a local folder saved with save_pretrained (safetensors weights)."
+    )
+
+
+class SourceSimilarity(Metric):
+    """Cosine similarity between features of the generated image and of the source image (DINO, SSCD)."""
+
+    batch_size: int = 16
+
+    @abstractmethod
+    def embed(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """One feature row per image."""
+
+    def score(self, items: Sequence[EvalItem]) -> list[dict[str, float]]:
+        scores: list[float] = []
+        for batch in batches(items, self.batch_size):
+            generated = self.embed([item.generated for item in batch])
+            source = self.embed([item.source for item in batch])
+            scores += F.cosine_similarity(generated, source, dim=-1).cpu().tolist()
+        return [{self.keys[0]: value} for value in scores]

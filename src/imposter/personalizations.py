@@ -1,0 +1,108 @@
+"""What a method learns for one pair: the base class, a LoRA adapter, or a whole fine-tuned UNet."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:
+    from .engine import ImPoster
+
+METADATA_FILE = "personalization.json"
+LORA_FILE = "pytorch_lora_weights.safetensors"  # the name diffusers' load_lora_weights looks for
+UNET_FILE = "diffusion_pytorch_model.safetensors"
+ACTIVE_ADAPTER = "imposter"
+
+
+@dataclass
+class Personalization(ABC):
+    """What a method learned for one pair; ``active`` puts it into the pipeline for sampling."""
+
+    method: str
+    info: dict[str, Any] = field(default_factory=dict)  # settings, losses, timings: written with it
+
+    kind: ClassVar[str] = ""
+
+    @contextlib.contextmanager
+    def active(self, engine: ImPoster) -> Iterator[None]:
+        """Apply to ``engine``'s pipeline inside the block, and undo afterwards (default: nothing to apply)."""
+        yield
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the weights and ``personalization.json`` into ``directory``; return it."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._save_weights(directory)
+        metadata = {"kind": self.kind, "method": self.method, "info": self.info}
+        (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+        return directory
+
+    @abstractmethod
+    def _save_weights(self, directory: Path) -> None: ...
+
+
+@dataclass
+class LoraPersonalization(Personalization):
+    """LoRA weights in diffusers' format (``unet.``-prefixed keys), loadable by ``pipe.load_lora_weights``."""
+
+    state: dict[str, torch.Tensor] = field(default_factory=dict)
+    kind: ClassVar[str] = "lora"
+
+    @contextlib.contextmanager
+    def active(self, engine: ImPoster) -> Iterator[None]:
+        # the UNet-level half of pipe.load_lora_weights (which would also look for text-encoder keys)
+        engine.unet.load_lora_adapter(dict(self.state), prefix="unet", adapter_name=ACTIVE_ADAPTER)
+        try:
+            yield
+        finally:
+            engine.unet.unload_lora()  # back to the plain model, peft's wrappers removed too
+
+    def _save_weights(self, directory: Path) -> None:
+        from diffusers import StableDiffusionPipeline
+
+        unet_layers = {k.removeprefix("unet."): v.contiguous() for k, v in self.state.items()}
+        StableDiffusionPipeline.save_lora_weights(
+            directory, unet_lora_layers=unet_layers, safe_serialization=True
+        )
+
+    @classmethod
+    def load(cls, directory: Path, method: str, info: dict | None = None) -> LoraPersonalization:
+        """Read a LoRA folder (ours, or any diffusers SD LoRA saved as ``pytorch_lora_weights.safetensors``)."""
+        return cls(method=method, info=info or {}, state=load_file(directory / LORA_FILE))
+
+
+@dataclass
+class UnetPersonalization(Personalization):
+    """A whole fine-tuned UNet (the authors' full fine-tune): weights plus the UNet's config."""
+
+    state: dict[str, torch.Tensor] = field(default_factory=dict)
+    unet_config: dict = field(default_factory=dict)
+    kind: ClassVar[str] = "unet"
+
+    @contextlib.contextmanager
+    def active(self, engine: ImPoster) -> Iterator[None]:
+        unet = engine.pipe.unet
+        original = {k: v.detach().to("cpu", copy=True) for k, v in unet.state_dict().items()}
+        unet.load_state_dict(self.state)
+        try:
+            yield
+        finally:
+            unet.load_state_dict(original)
+
+    def _save_weights(self, directory: Path) -> None:
+        save_file({k: v.contiguous() for k, v in self.state.items()}, str(directory / UNET_FILE))
+        (directory / "config.json").write_text(json.dumps(self.unet_config, indent=2, default=str))
+
+    @classmethod
+    def load(cls, directory: Path, method: str, info: dict | None = None) -> UnetPersonalization:
+        """Read a UNet folder written by ``save`` (or by ``UNet2DConditionModel.save_pretrained``)."""
+        config = json.loads((directory / "config.json").read_text())
+        return cls(method=method, info=info or {}, state=load_file(directory / UNET_FILE), unet_config=config)

@@ -1,0 +1,62 @@
+"""Captions: validation, the composed target prompt, and the tokenizer-length check."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+from .errors import PromptError
+
+# Words that start the action part of a caption ("a woman *playing* violin", "a cat *with* a hat").
+_LINKS = {
+    "is", "are", "was", "with", "in", "on", "at", "under", "over", "near", "by", "while", "and",
+    "holding", "wearing", "next", "inside", "beside", "behind",
+}  # fmt: skip
+# Nouns ending in -ing that are not the action's verb.
+_ING_NOUNS = {
+    "king", "ring", "wing", "thing", "string", "sibling", "ceiling", "building", "painting",
+    "duckling", "darling", "pudding", "viking", "spring", "sling", "earring", "offspring", "morning",
+    "evening", "clothing", "ping", "ding", "bling", "swing", "sing",
+}  # fmt: skip
+
+
+def check_caption(caption: str, name: str) -> str:
+    """Return the caption stripped; an empty one is a PromptError naming the flag."""
+    if caption is None or not caption.strip():
+        raise PromptError(f"{name} is empty; describe the image in a few words, e.g. 'a dog'")
+    return " ".join(caption.split())
+
+
+def split_subject(caption: str) -> tuple[str, str]:
+    """Split "a cat drinking water" into ("a cat", "drinking water"); PromptError if no action is found."""
+    words = caption.split()
+    for i, word in enumerate(words[1:], start=1):
+        bare = re.sub(r"[^a-z-]", "", word.lower())
+        if bare in _LINKS or (bare.endswith("ing") and len(bare) > 4 and bare not in _ING_NOUNS):
+            return " ".join(words[:i]), " ".join(words[i:])
+    raise PromptError(
+        f"cannot find the action in the driving caption {caption!r} (expected e.g. 'a woman playing violin');"
+        " give the target prompt yourself with --target-prompt"
+    )
+
+
+def compose_target_prompt(source_prompt: str, driving_prompt: str) -> str:
+    """Replace the driving caption's subject by the source caption: "a dog" + "a cat drinking" -> "a dog drinking"."""
+    source = check_caption(source_prompt, "--source-prompt")
+    driving = check_caption(driving_prompt, "--driving-prompt")
+    _, action = split_subject(driving)
+    return f"{source.rstrip('.')} {action}"
+
+
+def check_token_length(tokenizer, prompt: str, name: str) -> None:
+    """Warn when ``prompt`` is longer than the tokenizer's limit, saying it will be truncated."""
+    limit = tokenizer.model_max_length
+    count = len(tokenizer(prompt, truncation=False).input_ids)
+    if count > limit:
+        kept = tokenizer.decode(
+            tokenizer(prompt, truncation=True, max_length=limit).input_ids, skip_special_tokens=True
+        )
+        warnings.warn(
+            f"{name} has {count} tokens, more than this model's limit of {limit}; it is truncated to {kept!r}",
+            stacklevel=2,
+        )

@@ -1,0 +1,195 @@
+"""The ``generate`` job: personalize once, generate every seed, write a resumable run folder.
+
+    OUT/seed_0.png ...   one image per seed
+    OUT/grid.png         source | driving | results
+    OUT/config.json      every setting, the package versions, timings
+    OUT/adapter/         what the method learned (LoRA: loadable by pipe.load_lora_weights)
+
+Run again with the same settings, it reuses the adapter and skips the seeds already written; with
+other settings it refuses (so nothing is overwritten) unless ``overwrite`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from . import __version__
+from .config import RunConfig
+from .engine import ImPoster
+from .errors import ConfigError
+from .fileio import atomic_directory, save_image, write_json
+from .images import image_grid, load_image
+from .methods import get_method
+
+CONFIG_FILE = "config.json"
+ADAPTER_DIR = "adapter"
+
+
+def environment() -> dict[str, str]:
+    """Versions that decide the numbers: ours, Python, torch, diffusers, transformers, peft."""
+    import diffusers
+    import peft
+    import torch
+    import transformers
+
+    return {
+        "imposter": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+    }
+
+
+def seed_image_name(seed: int) -> str:
+    """File name of a seed's image in a run folder."""
+    return f"seed_{seed}.png"
+
+
+@dataclass
+class RunResult:
+    """Where a run's outputs are, and what it did."""
+
+    out: Path
+    images: dict[int, Path]
+    grid: Path
+    target_prompt: str
+    reused_adapter: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _comparable(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that must match for a folder to be resumed (all but the seeds), as JSON sees them."""
+    return json.loads(json.dumps({k: v for k, v in run.items() if k != "seeds"}, default=str))
+
+
+def _previous_run(out: Path, run: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+    config_file = out / CONFIG_FILE
+    if not config_file.exists():
+        return None
+    previous = json.loads(config_file.read_text())
+    if _comparable(previous.get("run", {})) == _comparable(run):
+        return previous
+    if overwrite:
+        return None
+    raise ConfigError(
+        f"{out} holds a run with other settings; choose another --out, or pass --overwrite to replace it"
+    )
+
+
+def run_generate(
+    config: RunConfig,
+    out: str | Path,
+    engine: ImPoster | None = None,
+    explicit: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> RunResult:
+    """Run ``config`` into ``out``: fine-tune (or load/reuse the adapter), generate, write everything."""
+    out = Path(out)
+    method = get_method(config.method)
+    method.check_flags(explicit or {})
+    config = replace(
+        config,
+        finetune=method.finetune_config(config.finetune),
+        sampling=method.sampling_config(config.sampling),
+    )
+    source = load_image(config.source, "source")
+    driving = load_image(config.driving, "driving")
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    engine = engine or ImPoster.from_pretrained(config.model, config.device, config.dtype)
+    timings["load_model"] = time.perf_counter() - start
+    pair = engine.prepare(
+        source,
+        config.source_prompt,
+        driving,
+        config.driving_prompt,
+        config.target_prompt or None,
+        fit=config.fit,
+        height=config.height,
+        width=config.width,
+    )
+    if not config.target_prompt:
+        log(
+            f"target prompt: {pair.target_prompt!r} (composed from the captions; set it with --target-prompt)"
+        )
+    config = replace(
+        config,
+        target_prompt=pair.target_prompt,
+        height=pair.size[1],
+        width=pair.size[0],
+        device=str(engine.device),
+        dtype=str(engine.dtype).removeprefix("torch."),
+    )
+    run = config.to_dict()
+    previous = _previous_run(out, run, overwrite)
+    if previous is None and out.exists() and overwrite:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / CONFIG_FILE, {"run": run, "environment": environment(), "status": "running"})
+
+    adapter_dir = out / ADAPTER_DIR
+    reused = False
+    start = time.perf_counter()
+    if config.adapter:
+        learned = engine.load_personalization(config.adapter, method)
+        log(f"loaded adapter from {config.adapter}; skipping fine-tuning")
+    elif previous is not None and adapter_dir.is_dir():
+        learned = engine.load_personalization(adapter_dir, method)
+        reused = True
+        log(f"resuming: reusing the adapter in {adapter_dir}")
+    else:
+        learned = engine.personalize(pair, method, config.finetune, progress=progress)
+        with atomic_directory(adapter_dir) as temporary:
+            learned.save(temporary)
+    timings["personalize"] = time.perf_counter() - start
+
+    images: dict[int, Path] = {}
+    todo = []
+    for seed in config.seeds:
+        path = out / seed_image_name(seed)
+        if previous is not None and path.exists():
+            images[seed] = path
+        else:
+            todo.append(seed)
+    if len(todo) < len(config.seeds):
+        log(f"resuming: {len(config.seeds) - len(todo)} of {len(config.seeds)} seeds already written")
+    start = time.perf_counter()
+    for batch in engine.generate_batches(pair, learned, todo, config.sampling, method, progress=progress):
+        for seed, image in batch:
+            images[seed] = save_image(image, out / seed_image_name(seed))
+    timings["generate"] = time.perf_counter() - start
+    timings["generate_per_image"] = timings["generate"] / len(todo) if todo else 0.0
+
+    results = [Image.open(images[seed]).convert("RGB") for seed in config.seeds]
+    grid = save_image(
+        image_grid(
+            [[pair.source_image, pair.driving_image, *results]],
+            ["source", "driving", *map(str, config.seeds)],
+        ),
+        out / "grid.png",
+    )
+    timings = {k: round(v, 3) for k, v in timings.items()}
+    write_json(
+        out / CONFIG_FILE,
+        {
+            "run": run,
+            "environment": environment(),
+            "status": "done",
+            "timings": timings,
+            "personalization": learned.info,
+        },
+    )
+    return RunResult(out, {s: images[s] for s in config.seeds}, grid, pair.target_prompt, reused, timings)

@@ -1,0 +1,289 @@
+"""Draw a subject in a pose: a 64x64 RGB image, drawn at 4x with flat colors and box-downsampled.
+
+Geometry works in complex numbers (x + iy, y down), so turning a vector by an angle is one product.
+Lengths are in output pixels at scale 1; a standing figure is about 36 px tall with its
+accessories (56% of the image).
+"""
+
+from __future__ import annotations
+
+import cmath
+import math
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw
+
+from imposter.toyworld.world import BACKGROUND, RGB, Pose, Subject, get_subject
+
+SIZE = 64
+SUPERSAMPLE = 4  # draw at 256x256 and average 4x4 blocks: exact-coverage anti-aliasing
+GROUND_Y = 54.0  # the lowest point of the figure rests here (plus pose.dy)
+
+# Body proportions (pixels at scale 1). Limbs are thick so that a tiny model can learn them.
+HIP_HALF = 2.2
+TORSO_LOW, TORSO_HIGH, TORSO_R = 2.4, 8.3, 4.2  # torso: capsule along the spine, from hip center up
+SHOULDER = complex(3.6, -9.3)
+HEAD_R = 4.3
+HEAD_CENTER = complex(0.0, -(TORSO_HIGH + TORSO_R + HEAD_R - 1.2))
+UPPER_ARM, FOREARM, ARM_R, HAND_R = 5.0, 4.6, 1.9, 2.2
+THIGH, SHIN, LEG_R, FOOT_R = 5.6, 5.3, 2.1, 2.3
+TAIL = (complex(2.8, -1.5), 4.5, 3.5, 1.3)  # root, two segment lengths, radius
+EYE_R = 1.05
+
+SIDES = {"left": -1, "right": 1}
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """Joint positions in output pixels, plus what the parts need to be drawn."""
+
+    points: dict[str, complex]
+    upper_turn: complex  # unit rotation of torso, arms and head (tilt + spine)
+    unit: float  # pixels per body unit (pose.scale)
+
+
+def _turn(degrees: float) -> complex:
+    """Unit complex number that turns a vector clockwise on screen by ``degrees``."""
+    return cmath.exp(1j * math.radians(degrees))
+
+
+def _limb_direction(angle: float, side: int) -> complex:
+    """Direction of a limb at ``angle`` degrees from hanging down, outward positive on ``side``."""
+    a = math.radians(angle)
+    return complex(side * math.sin(a), math.cos(a))
+
+
+def skeleton(pose: Pose) -> Skeleton:
+    """Place every joint of ``pose`` in image pixels, resting the lowest point on the ground line."""
+    upper = _turn(pose.spine)
+    pts: dict[str, complex] = {
+        "hip": 0j,
+        "torso_low": upper * complex(0, -TORSO_LOW),
+        "torso_high": upper * complex(0, -TORSO_HIGH),
+        "head": upper * HEAD_CENTER,
+    }
+    for name, side in SIDES.items():
+        shoulder_angle, elbow_angle = getattr(pose, f"{name}_shoulder"), getattr(pose, f"{name}_elbow")
+        hip_angle, knee_angle = getattr(pose, f"{name}_hip"), getattr(pose, f"{name}_knee")
+        shoulder = upper * complex(side * SHOULDER.real, SHOULDER.imag)
+        elbow = shoulder + UPPER_ARM * upper * _limb_direction(shoulder_angle, side)
+        hand = elbow + FOREARM * upper * _limb_direction(shoulder_angle + elbow_angle, side)
+        hip = complex(side * HIP_HALF, 0)
+        knee = hip + THIGH * _limb_direction(hip_angle, side)
+        foot = knee + SHIN * _limb_direction(hip_angle + knee_angle, side)
+        pts.update(
+            {
+                f"{name}_shoulder": shoulder,
+                f"{name}_elbow": elbow,
+                f"{name}_hand": hand,
+                f"{name}_hip": hip,
+                f"{name}_knee": knee,
+                f"{name}_foot": foot,
+            }
+        )
+    root, first, second, _ = TAIL
+    pts["tail_root"] = root
+    pts["tail_mid"] = root + first * _limb_direction(105, 1)
+    pts["tail_tip"] = pts["tail_mid"] + second * _limb_direction(160, 1)
+
+    tilt = _turn(pose.tilt)
+    scaled = {k: v * tilt * pose.scale for k, v in pts.items()}
+    lowest = max(_extent(k, v, pose.scale) for k, v in scaled.items())
+    offset = complex(SIZE / 2 + pose.dx, GROUND_Y + pose.dy - lowest)
+    return Skeleton({k: v + offset for k, v in scaled.items()}, tilt * upper, pose.scale)
+
+
+_RADIUS = {
+    "head": HEAD_R,
+    "low": TORSO_R,
+    "high": TORSO_R,
+    "hand": HAND_R,
+    "foot": FOOT_R,
+    "knee": LEG_R,
+    "elbow": ARM_R,
+    "mid": TAIL[3],
+    "tip": TAIL[3],
+}
+
+
+def _extent(name: str, point: complex, unit: float) -> float:
+    """How low the part around joint ``name`` reaches: its y plus its radius."""
+    return point.imag + _RADIUS.get(name.rsplit("_", 1)[-1], 0.0) * unit
+
+
+def limb_color(subject: Subject) -> RGB:
+    """Arms and legs: a darker shade of the main color (lighter for dark subjects), so limbs read over the torso."""
+    r, g, b = subject.main
+    if _is_dark(subject.main):
+        return (r + 60, g + 60, b + 60)
+    return (int(r * 0.7), int(g * 0.7), int(b * 0.7))
+
+
+def _is_dark(color: RGB) -> bool:
+    """True for near-black colors, whose shades and eyes must be light instead of dark."""
+    return max(color) < 100
+
+
+class _Painter:
+    """Draws flat shapes given in output pixels onto the supersampled canvas."""
+
+    def __init__(self, image: Image.Image) -> None:
+        self.draw = ImageDraw.Draw(image)
+
+    def polygon(self, points: list[complex], color: RGB) -> None:
+        self.draw.polygon([(p.real * SUPERSAMPLE, p.imag * SUPERSAMPLE) for p in points], fill=color)
+
+    def disc(self, center: complex, radius: float, color: RGB) -> None:
+        x, y, r = center.real * SUPERSAMPLE, center.imag * SUPERSAMPLE, radius * SUPERSAMPLE
+        self.draw.ellipse((x - r, y - r, x + r, y + r), fill=color)
+
+    def capsule(self, start: complex, end: complex, radius: float, color: RGB) -> None:
+        self.polygon(_band(start, end, radius), color)
+        self.disc(start, radius, color)
+        self.disc(end, radius, color)
+
+
+def _band(start: complex, end: complex, radius: float) -> list[complex]:
+    """The rectangle of half-width ``radius`` around the segment start-end."""
+    along = end - start
+    across = (along / abs(along) * 1j if abs(along) > 1e-9 else 1j) * radius
+    return [start + across, end + across, end - across, start - across]
+
+
+def _stripe(
+    paint: _Painter, start: complex, end: complex, radius: float, t: float, width: float, color: RGB
+) -> None:
+    """A band across the segment start-end, centered a fraction ``t`` along it."""
+    along = end - start
+    half = along / abs(along) * width / 2 if abs(along) > 1e-9 else 0j
+    center = start + t * along
+    paint.polygon(_band(center - half, center + half, radius), color)
+
+
+def _ellipse(rx: float, ry: float, center: complex = 0j, n: int = 24) -> list[complex]:
+    """Polygon of an axis-aligned ellipse (a polygon, so that it can be turned with the body)."""
+    return [
+        center + complex(rx * math.cos(t), ry * math.sin(t)) for t in (2 * math.pi * k / n for k in range(n))
+    ]
+
+
+def _head_outline(shape: str) -> list[complex]:
+    """The head's outline around its center for a head of radius 1, y down."""
+    if shape == "square":
+        return [complex(-0.9, -0.9), complex(0.9, -0.9), complex(0.9, 0.9), complex(-0.9, 0.9)]
+    if shape == "triangle":  # point down, like a cat's face
+        return [complex(-1.15, -0.75), complex(1.15, -0.75), complex(0, 1.15)]
+    if shape == "diamond":
+        return [complex(0, -1.2), complex(1.1, 0), complex(0, 1.2), complex(-1.1, 0)]
+    if shape == "hexagon":
+        return [1.05 * cmath.exp(1j * math.pi * k / 3) for k in range(6)]
+    if shape == "oval":
+        return _ellipse(1.25, 0.85)
+    return _ellipse(1.0, 1.0)
+
+
+def _draw_tail(paint: _Painter, sk: Skeleton, subject: Subject) -> None:
+    p, radius = sk.points, TAIL[3] * sk.unit
+    paint.capsule(p["tail_root"], p["tail_mid"], radius, limb_color(subject))
+    paint.capsule(p["tail_mid"], p["tail_tip"], radius, limb_color(subject))
+    if subject.pattern == "stripes":
+        _stripe(paint, p["tail_mid"], p["tail_tip"], radius, 0.5, 1.4 * sk.unit, subject.accent)
+
+
+def _draw_limb(
+    paint: _Painter,
+    sk: Skeleton,
+    subject: Subject,
+    joints: tuple[str, str, str],
+    radius: float,
+    end_radius: float,
+) -> None:
+    upper, middle, end = (sk.points[j] for j in joints)
+    color = limb_color(subject)
+    paint.capsule(upper, middle, radius * sk.unit, color)
+    paint.capsule(middle, end, radius * sk.unit, color)
+    if subject.pattern == "stripes":
+        for a, b in ((upper, middle), (middle, end)):
+            _stripe(paint, a, b, radius * sk.unit, 0.55, 1.5 * sk.unit, subject.accent)
+    paint.disc(end, end_radius * sk.unit, subject.accent)
+
+
+def _draw_torso(paint: _Painter, sk: Skeleton, subject: Subject) -> None:
+    low, high, unit = sk.points["torso_low"], sk.points["torso_high"], sk.unit
+    paint.capsule(low, high, TORSO_R * unit, subject.main)
+    if subject.pattern == "stripes":
+        for t in (0.1, 0.5, 0.9):
+            _stripe(paint, low, high, TORSO_R * unit, t, 1.7 * unit, subject.accent)
+    elif subject.pattern == "spots":
+        for x, y, r in ((-1.8, -3.0, 1.5), (1.9, -5.8, 1.4), (-1.2, -8.8, 1.3), (1.7, -1.5, 1.2)):
+            paint.disc(sk.points["hip"] + sk.upper_turn * complex(x, y) * unit, r * unit, subject.accent)
+    elif subject.pattern == "belly":
+        center = (low + high) / 2
+        paint.polygon([center + sk.upper_turn * q * unit for q in _ellipse(2.3, 3.6)], subject.accent)
+
+
+def _draw_head(paint: _Painter, sk: Skeleton, subject: Subject) -> None:
+    center, unit, turn = sk.points["head"], sk.unit, sk.upper_turn
+
+    def at(q: complex) -> complex:
+        return center + turn * q * unit
+
+    accessories = set(subject.accessories)
+    r = HEAD_R
+    if "ears" in accessories:  # pointed ears, behind the head
+        for s in (-1, 1):
+            paint.polygon(
+                [at(complex(s * 1.3, -3.5)), at(complex(s * 4.6, -2.2)), at(complex(s * 4.4, -6.6))],
+                subject.main,
+            )
+            paint.polygon(
+                [at(complex(s * 2.6, -3.9)), at(complex(s * 4.0, -3.3)), at(complex(s * 3.9, -5.3))],
+                subject.accent,
+            )
+    if "floppy_ears" in accessories:
+        for s in (-1, 1):
+            paint.capsule(at(complex(s * 3.6, -2.6)), at(complex(s * 5.0, 1.2)), 1.6 * unit, subject.accent)
+    if "horns" in accessories:
+        for s in (-1, 1):
+            paint.polygon(
+                [at(complex(s * 1.0, -3.6)), at(complex(s * 3.0, -3.2)), at(complex(s * 3.3, -7.6))],
+                subject.accent,
+            )
+    if "antenna" in accessories:
+        paint.capsule(at(complex(0, -r)), at(complex(0, -r - 3.0)), 0.75 * unit, subject.accent)
+        paint.disc(at(complex(0, -r - 3.4)), 1.5 * unit, subject.accent)
+    if "antennae" in accessories:
+        for s in (-1, 1):
+            paint.capsule(
+                at(complex(s * 1.0, -r)), at(complex(s * 2.8, -r - 3.0)), 0.75 * unit, subject.accent
+            )
+            paint.disc(at(complex(s * 2.9, -r - 3.3)), 1.4 * unit, subject.accent)
+    if "eyes_up" in accessories:
+        for s in (-1, 1):
+            paint.disc(at(complex(s * 2.8, -2.6)), 2.2 * unit, subject.main)
+    paint.polygon([at(q * r) for q in _head_outline(subject.head)], subject.main)
+    eye_color = subject.accent if _is_dark(subject.main) else (20, 20, 20)
+    eye_y = -2.8 if "eyes_up" in accessories else -0.9
+    for s in (-1, 1):
+        paint.disc(at(complex(s * 1.8, eye_y)), EYE_R * unit, eye_color)
+    if "beak" in accessories:
+        paint.polygon([at(complex(-1.8, 0.6)), at(complex(1.8, 0.6)), at(complex(0, 3.6))], subject.accent)
+    if "snout" in accessories:
+        paint.polygon([at(q) for q in _ellipse(2.1, 1.5, center=1.5j, n=16)], subject.accent)
+
+
+def render(subject: Subject | str, pose: Pose) -> Image.Image:
+    """Draw ``subject`` in ``pose`` on the plain background: a 64x64 RGB image (pure, deterministic)."""
+    subject = get_subject(subject)
+    sk = skeleton(pose)
+    canvas = Image.new("RGB", (SIZE * SUPERSAMPLE, SIZE * SUPERSAMPLE), BACKGROUND)
+    paint = _Painter(canvas)
+    if "tail" in subject.accessories:
+        _draw_tail(paint, sk, subject)
+    for side in SIDES:
+        _draw_limb(paint, sk, subject, (f"{side}_hip", f"{side}_knee", f"{side}_foot"), LEG_R, FOOT_R)
+    _draw_torso(paint, sk, subject)
+    for side in SIDES:
+        _draw_limb(paint, sk, subject, (f"{side}_shoulder", f"{side}_elbow", f"{side}_hand"), ARM_R, HAND_R)
+    _draw_head(paint, sk, subject)
+    return canvas.reduce(SUPERSAMPLE)

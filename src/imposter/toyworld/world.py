@@ -1,0 +1,226 @@
+"""The toy world's cast: subjects (appearance), actions (families of poses), captions and the held-out split.
+
+A pose is a set of joint angles in degrees. Every limb angle is 0 when the limb hangs straight down and
+grows *outward* (away from the body's midline), so 90 is horizontal and outward, 180 straight up, and a
+negative angle crosses toward the other side. Upper limbs (shoulder, hip) are measured in the torso's
+frame; lower limbs (elbow, knee) relative to their upper limb. "left" and "right" mean the image's left
+and right (the figure faces the viewer). ``spine`` leans the upper body about the hips (positive: toward
+the image's right); ``tilt`` turns the whole figure (positive: clockwise on screen).
+
+Held-out design: subjects and actions are both numbered 0..9 in the order listed below; subject ``i``
+never performs actions ``i`` and ``(i + 3) % 10`` in pretraining. So every subject has 2 held-out
+actions, every action is held out for exactly 2 subjects and seen with the other 8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+
+from imposter.errors import ConfigError
+
+RGB = tuple[int, int, int]
+
+BACKGROUND: RGB = (235, 235, 235)  # far from every subject color, so the figure mask is exact
+
+HEAD_SHAPES = ("circle", "square", "oval", "triangle", "diamond", "hexagon")
+PATTERNS = ("plain", "stripes", "spots", "belly")
+ACCESSORIES = ("antenna", "antennae", "beak", "tail", "ears", "floppy_ears", "snout", "horns", "eyes_up")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """How a figure looks: colors, head shape, body pattern and accessories (never its pose)."""
+
+    name: str  # two words, e.g. "red robot"
+    main: RGB  # head and torso (the limbs are a shade of it)
+    accent: RGB  # hands, feet, pattern and accessories
+    head: str  # one of HEAD_SHAPES
+    pattern: str = "plain"  # one of PATTERNS
+    accessories: tuple[str, ...] = ()  # some of ACCESSORIES
+
+    def __post_init__(self) -> None:
+        if len(self.name.split()) != 2:
+            raise ConfigError(f"subject name {self.name!r} must be two words, like 'red robot'")
+        unknown = (
+            ({self.head} - set(HEAD_SHAPES))
+            | ({self.pattern} - set(PATTERNS))
+            | (set(self.accessories) - set(ACCESSORIES))
+        )
+        if unknown:
+            raise ConfigError(
+                f"subject {self.name!r} has unknown parts {sorted(unknown)}; see HEAD_SHAPES, "
+                "PATTERNS and ACCESSORIES in imposter.toyworld.world"
+            )
+
+
+# Main colors are ten well-separated hues. The dog is lime, not brown, because a blurred striped tiger
+# (orange and black) turns brown; color statistics of generated images must still tell them apart.
+SUBJECTS: tuple[Subject, ...] = (
+    Subject("red robot", (215, 35, 35), (60, 60, 75), "square", "belly", ("antenna",)),
+    Subject("blue bird", (40, 95, 215), (250, 175, 30), "circle", "plain", ("beak", "tail")),
+    Subject("green frog", (60, 170, 60), (20, 80, 30), "oval", "spots", ("eyes_up",)),
+    Subject("striped tiger", (245, 135, 20), (30, 30, 30), "circle", "stripes", ("ears", "tail")),
+    Subject("spotted dog", (160, 215, 50), (90, 50, 20), "square", "spots", ("floppy_ears", "tail")),
+    Subject("pink pig", (240, 120, 175), (170, 40, 100), "circle", "plain", ("ears", "snout")),
+    Subject("purple alien", (135, 55, 195), (70, 230, 210), "diamond", "spots", ("antennae",)),
+    Subject("yellow duck", (240, 220, 40), (240, 110, 20), "circle", "plain", ("beak",)),
+    Subject("black cat", (45, 45, 55), (245, 200, 40), "triangle", "plain", ("ears", "tail")),
+    Subject("teal dragon", (20, 165, 165), (20, 50, 110), "hexagon", "belly", ("horns", "tail")),
+)
+SUBJECT_NAMES: tuple[str, ...] = tuple(s.name for s in SUBJECTS)
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Joint angles (degrees, see the module docstring) plus placement: shift, scale and tilt."""
+
+    spine: float = 0.0
+    left_shoulder: float = 0.0
+    left_elbow: float = 0.0
+    right_shoulder: float = 0.0
+    right_elbow: float = 0.0
+    left_hip: float = 0.0
+    left_knee: float = 0.0
+    right_hip: float = 0.0
+    right_knee: float = 0.0
+    dx: float = 0.0  # pixels right of the image center (64x64 image)
+    dy: float = 0.0  # pixels below the ground line
+    scale: float = 1.0
+    tilt: float = 0.0  # degrees, the whole figure, clockwise on screen
+
+
+JOINTS: tuple[str, ...] = tuple(f.name for f in fields(Pose))[:9]
+
+
+def _limbs(
+    shoulders: tuple[float, float],
+    elbows: tuple[float, float],
+    hips: tuple[float, float],
+    knees: tuple[float, float],
+    spine: float = 0.0,
+    tilt: float = 0.0,
+) -> Pose:
+    """Build a mean pose from (left, right) angle pairs."""
+    return Pose(
+        spine=spine,
+        left_shoulder=shoulders[0],
+        right_shoulder=shoulders[1],
+        left_elbow=elbows[0],
+        right_elbow=elbows[1],
+        left_hip=hips[0],
+        right_hip=hips[1],
+        left_knee=knees[0],
+        right_knee=knees[1],
+        tilt=tilt,
+    )
+
+
+STANDING = _limbs((14, 14), (6, 6), (5, 5), (-2, -2))
+
+# Each action's mean pose; chosen so that every silhouette differs from the others and from standing.
+ACTION_POSES: dict[str, Pose] = {
+    "raising both arms": _limbs((152, 152), (5, 5), (5, 5), (0, 0)),
+    "waving": _limbs((14, 105), (6, 65), (5, 5), (-2, -2)),
+    "kicking": _limbs((50, 50), (10, 10), (-5, 80), (0, 5), spine=-10),
+    "doing jumping jacks": _limbs((130, 130), (10, 10), (30, 30), (0, 0)),
+    "meditating": _limbs((35, 35), (15, 15), (72, 72), (-150, -150)),
+    "dancing": _limbs((150, 70), (25, -75), (10, 45), (0, -95), spine=8),
+    "stretching sideways": _limbs((125, 205), (20, 20), (12, 12), (0, 0), spine=-25),
+    "flexing muscles": _limbs((90, 90), (95, 95), (12, 12), (0, 0)),
+    "doing a handstand": _limbs((170, 170), (0, 0), (12, 12), (0, 0), tilt=180),
+    "squatting": _limbs((85, 85), (0, 0), (55, 55), (-105, -105)),
+}
+ACTIONS: tuple[str, ...] = tuple(ACTION_POSES)
+
+ANGLE_JITTER_STD = 5.0  # degrees per joint; clipped so the action stays recognisable
+ANGLE_JITTER_MAX = 12.0
+SHIFT_JITTER = (3.0, 2.0)  # pixels, uniform in +-(dx, dy)
+SCALE_JITTER = 0.08  # uniform in 1 +- this
+TILT_JITTER_MAX = 6.0  # degrees, normal with std half of this, clipped
+
+
+def _heldout_combos() -> tuple[tuple[str, str], ...]:
+    """Subject i holds out actions i and i + 3 (mod 10): a Latin design, see the module docstring."""
+    n = len(ACTIONS)
+    return tuple((s, ACTIONS[j]) for i, s in enumerate(SUBJECT_NAMES) for j in sorted({i % n, (i + 3) % n}))
+
+
+HELDOUT_COMBOS: tuple[tuple[str, str], ...] = _heldout_combos()
+_HELDOUT = frozenset(HELDOUT_COMBOS)
+TRAIN_COMBOS: tuple[tuple[str, str], ...] = tuple(
+    (s, a) for s in SUBJECT_NAMES for a in ACTIONS if (s, a) not in _HELDOUT
+)
+
+
+def get_subject(name: str | Subject) -> Subject:
+    """The subject called ``name`` (a Subject passes through)."""
+    if isinstance(name, Subject):
+        return name
+    for subject in SUBJECTS:
+        if subject.name == name:
+            return subject
+    raise ConfigError(f"unknown toy subject {name!r}; choose one of {', '.join(SUBJECT_NAMES)}")
+
+
+def check_action(action: str | None) -> str | None:
+    """Return ``action`` with "standing" mapped to None; raise if it is not a toy action."""
+    if action is None or action == "standing":
+        return None
+    if action not in ACTION_POSES:
+        raise ConfigError(f"unknown toy action {action!r}; choose one of standing, {', '.join(ACTIONS)}")
+    return action
+
+
+def is_heldout(subject: str, action: str | None) -> bool:
+    """True when (subject, action) is never shown in pretraining; standing is always shown."""
+    action = check_action(action)
+    return action is not None and (get_subject(subject).name, action) in _HELDOUT
+
+
+def caption(subject: str | Subject, action: str | None = None) -> str:
+    """The caption of a subject standing ("a red robot") or doing an action ("a red robot waving")."""
+    name = get_subject(subject).name
+    action = check_action(action)
+    return f"a {name}" if action is None else f"a {name} {action}"
+
+
+VOCABULARY: list[str] = sorted({"a"} | {w for text in SUBJECT_NAMES + ACTIONS for w in text.split()})
+
+
+def mean_pose(action: str | None) -> Pose:
+    """The un-jittered pose of an action (None or "standing": the standing pose)."""
+    action = check_action(action)
+    return STANDING if action is None else ACTION_POSES[action]
+
+
+def sample_pose(action: str | None, rng: np.random.Generator) -> Pose:
+    """A jittered pose of ``action`` (None or "standing": standing); every draw is a unique exact pose."""
+    mean = mean_pose(action)
+    jitter = np.clip(rng.normal(0.0, ANGLE_JITTER_STD, len(JOINTS)), -ANGLE_JITTER_MAX, ANGLE_JITTER_MAX)
+    angles = {j: getattr(mean, j) + float(d) for j, d in zip(JOINTS, jitter, strict=True)}
+    dx, dy = (float(rng.uniform(-m, m)) for m in SHIFT_JITTER)
+    scale = 1.0 + float(rng.uniform(-SCALE_JITTER, SCALE_JITTER))
+    tilt = mean.tilt + float(np.clip(rng.normal(0.0, TILT_JITTER_MAX / 2), -TILT_JITTER_MAX, TILT_JITTER_MAX))
+    return replace(mean, **angles, dx=dx, dy=dy, scale=scale, tilt=tilt)
+
+
+def interpolate_pose(start: Pose, end: Pose, weight: float) -> Pose:
+    """The pose a fraction ``weight`` of the way from ``start`` to ``end`` (every field linearly)."""
+    return Pose(
+        **{
+            f.name: (1 - weight) * getattr(start, f.name) + weight * getattr(end, f.name)
+            for f in fields(Pose)
+        }
+    )
+
+
+def sequence_poses(action: str, n_frames: int, rng: np.random.Generator) -> list[Pose]:
+    """Poses of an animation that moves smoothly from a standing pose to a jittered ``action`` pose."""
+    if n_frames < 1:
+        raise ConfigError(f"n_frames must be at least 1, got {n_frames}")
+    start = sample_pose(None, rng)
+    end = replace(sample_pose(action, rng), dx=start.dx, dy=start.dy, scale=start.scale)
+    steps = np.linspace(0.0, 1.0, n_frames) if n_frames > 1 else np.ones(1)
+    return [interpolate_pose(start, end, float(0.5 - 0.5 * np.cos(np.pi * t))) for t in steps]

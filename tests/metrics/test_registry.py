@@ -1,0 +1,72 @@
+import importlib
+import sys
+
+import pytest
+from tiny_models import save_tiny_clip, save_tiny_dino_vit, save_tiny_dinov2, save_tiny_sscd
+
+from imposter.errors import ConfigError
+from imposter.metrics.clip import ClipScore
+from imposter.metrics.dino import DinoScore
+from imposter.metrics.phase import PhaseScore
+from imposter.metrics.registry import METRIC_NAMES, build_metrics
+from imposter.metrics.sscd import SscdScore
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    return {
+        "clip_model": str(save_tiny_clip(folder / "clip")),
+        "dino_model": str(save_tiny_dinov2(folder / "dinov2")),
+        "sscd_model": save_tiny_sscd(folder / "sscd.torchscript.pt"),
+    }
+
+
+def test_metric_names():
+    assert METRIC_NAMES == ("clip", "dino", "sscd", "phase", "toy")
+
+
+def test_unknown_name_lists_the_valid_ones_before_loading_anything():
+    with pytest.raises(ConfigError, match=r"'clipp'.*clip, dino, sscd, phase, toy"):
+        build_metrics(["clipp", "clip"], clip_model="/nonexistent/would-fail-if-loaded")
+
+
+def test_builds_the_named_metrics_in_order(tiny):
+    log = []
+    metrics = build_metrics(["phase", "sscd", "clip", "dino", "phase"], batch_size=2, log=log.append, **tiny)
+    assert [type(metric) for metric in metrics] == [PhaseScore, SscdScore, ClipScore, DinoScore]
+    assert all(metric.batch_size == 2 for metric in metrics)
+    assert log == []
+
+
+def test_unavailable_metrics_are_skipped_with_one_line_each(tmp_path):
+    log = []
+    metrics = build_metrics(
+        ["clip", "sscd", "phase"], clip_model=str(tmp_path / "missing-clip"), log=log.append
+    )
+    assert [type(metric) for metric in metrics] == [PhaseScore]
+    assert len(log) == 2
+    assert log[0].startswith("skipping metric 'clip': ") and "missing-clip" in log[0]
+    assert log[1].startswith("skipping metric 'sscd': ") and "--sscd-model PATH" in log[1]
+    assert all("\n" not in line for line in log)
+
+
+def test_dino_variant_reaches_the_metric(tmp_path):
+    folder = save_tiny_dino_vit(tmp_path / "dino-vit")
+    (metric,) = build_metrics(["dino"], dino_model=str(folder), dino_variant="dreambooth")
+    assert metric.features == "cls"
+    with pytest.raises(ConfigError, match="unknown DINO variant"):  # a mistake, not a missing model
+        build_metrics(["dino"], dino_variant="best")
+
+
+def test_toy_ground_truth_is_built_by_name():
+    (metric,) = build_metrics(["toy", "toy"])
+    assert type(metric).__name__ == "ToyGroundTruth" and "pose_iou" in metric.keys
+
+
+def test_importing_the_registry_imports_no_metric_module(monkeypatch):
+    lazy = [f"imposter.metrics.{name}" for name in ("clip", "dino", "sscd", "phase", "toy", "registry")]
+    for module in lazy:
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    importlib.import_module("imposter.metrics.registry")
+    assert [module for module in lazy if module in sys.modules] == ["imposter.metrics.registry"]

@@ -1,0 +1,113 @@
+"""The toy world's ground-truth metric."""
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from imposter.errors import DataError
+from imposter.metrics.base import EvalItem
+from imposter.metrics.toy import PSNR_CAP, ToyGroundTruth, psnr
+from imposter.toyworld.render import render
+from imposter.toyworld.world import BACKGROUND, sample_pose
+
+RNG_SEED = 11
+
+
+def _poses():
+    rng = np.random.default_rng(RNG_SEED)
+    return sample_pose(None, rng), sample_pose("doing jumping jacks", rng), sample_pose("meditating", rng)
+
+
+def _item(generated, source_subject="red robot", driving_subject="blue bird"):
+    standing, theta, _ = _poses()
+    return EvalItem(
+        generated=generated,
+        source=render(source_subject, standing),
+        driving=render(driving_subject, theta),
+        target_prompt="a red robot doing jumping jacks",
+        target=render(source_subject, theta),
+    )
+
+
+def test_keys_and_perfect_answer():
+    metric = ToyGroundTruth()
+    assert metric.keys == ("pose_iou", "identity", "leakage", "psnr") and metric.needs_target
+    _, theta, _ = _poses()
+    (scores,) = metric.score([_item(render("red robot", theta))])
+    assert set(scores) == set(metric.keys)
+    assert scores["pose_iou"] == 1.0 and scores["psnr"] == PSNR_CAP
+    assert scores["identity"] > 0.9 and scores["leakage"] < 0.4
+
+
+def test_copying_the_driving_image_is_all_leakage():
+    _, theta, _ = _poses()
+    (scores,) = ToyGroundTruth().score([_item(render("blue bird", theta))])
+    assert scores["pose_iou"] > 0.8  # same pose, other accessories
+    assert scores["leakage"] > 0.9 and scores["identity"] < 0.4
+
+
+def test_identity_and_leakage_are_symmetric_under_swapping_source_and_driving():
+    standing, theta, _ = _poses()
+    robot, bird, target = (
+        render("red robot", standing),
+        render("blue bird", theta),
+        render("red robot", theta),
+    )
+    generated = render("red robot", _poses()[2])
+    forward, swapped = ToyGroundTruth().score(
+        [
+            EvalItem(generated=generated, source=robot, driving=bird, target_prompt="", target=target),
+            EvalItem(generated=generated, source=bird, driving=robot, target_prompt="", target=target),
+        ]
+    )
+    assert forward["identity"] == swapped["leakage"] and forward["leakage"] == swapped["identity"]
+    assert forward["pose_iou"] == swapped["pose_iou"]
+
+
+def test_wrong_pose_scores_lower_pose_iou_but_keeps_identity():
+    standing, theta, other = _poses()
+    right, wrong, unmoved = ToyGroundTruth().score(
+        [
+            _item(render("red robot", theta)),
+            _item(render("red robot", other)),
+            _item(render("red robot", standing)),
+        ]
+    )
+    assert wrong["pose_iou"] < 0.5 * right["pose_iou"] and unmoved["pose_iou"] < 0.7
+    assert wrong["identity"] > 0.9 and unmoved["identity"] > 0.9
+    assert wrong["psnr"] < right["psnr"]
+
+
+def test_blurred_correct_answer_still_beats_another_subject():
+    _, theta, _ = _poses()
+    blurred = render("red robot", theta).filter(ImageFilter.GaussianBlur(1))
+    good, bad = ToyGroundTruth().score([_item(blurred), _item(render("green frog", theta))])
+    assert good["identity"] > 0.6 > 0.3 > bad["identity"]
+    assert good["pose_iou"] > 0.75
+
+
+def test_psnr_values_and_resizing():
+    black, gray = Image.new("RGB", (64, 64), (0, 0, 0)), Image.new("RGB", (64, 64), (255, 255, 255))
+    assert psnr(black, gray) == 0.0
+    half = Image.new("RGB", (64, 64), (0, 0, 0))
+    half.paste((255, 255, 255), (0, 0, 64, 32))
+    assert psnr(half, black) == pytest.approx(10 * math.log10(2))
+    assert psnr(black, black) == PSNR_CAP
+    _, theta, _ = _poses()
+    big = render("red robot", theta).resize((128, 128), Image.NEAREST)
+    (scores,) = ToyGroundTruth().score([_item(big)])
+    assert scores["pose_iou"] > 0.9
+
+
+def test_missing_target_is_a_data_error_and_skipped_by_score_available():
+    item = EvalItem(
+        generated=Image.new("RGB", (64, 64), BACKGROUND),
+        source=Image.new("RGB", (64, 64)),
+        driving=Image.new("RGB", (64, 64)),
+        target_prompt="a red robot",
+    )
+    with pytest.raises(DataError):
+        ToyGroundTruth().score([item])
+    assert ToyGroundTruth().score_available([item]) == [{}]

@@ -1,0 +1,75 @@
+"""Evaluation pairs, the pairs.csv they are written to, and pretraining examples."""
+
+import csv
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from imposter.errors import ConfigError
+from imposter.toyworld.pairs import PAIRS_COLUMNS, make_pairs, sample_training_example, write_pairs
+from imposter.toyworld.render import render
+from imposter.toyworld.world import HELDOUT_COMBOS, SUBJECT_NAMES, VOCABULARY, caption, is_heldout
+
+
+def test_pairs_transfer_a_heldout_action_from_a_subject_that_was_seen_doing_it():
+    pairs = make_pairs(len(HELDOUT_COMBOS), seed=0)
+    assert {(p.source_subject, p.action) for p in pairs} == set(HELDOUT_COMBOS)  # one full round
+    for pair in pairs:
+        assert is_heldout(pair.source_subject, pair.action)
+        assert pair.driving_subject != pair.source_subject
+        assert not is_heldout(pair.driving_subject, pair.action)
+        assert np.array_equal(
+            np.asarray(pair.target_image), np.asarray(render(pair.source_subject, pair.driving_pose))
+        )
+        assert pair.source_prompt == caption(pair.source_subject)
+        assert pair.driving_prompt == caption(pair.driving_subject, pair.action)
+        assert pair.target_prompt == caption(pair.source_subject, pair.action)
+
+
+def test_pairs_are_deterministic_in_the_seed():
+    first, again, other = make_pairs(4, 7), make_pairs(4, 7), make_pairs(4, 8)
+    assert [p.driving_pose for p in first] == [p.driving_pose for p in again]
+    assert [p.driving_pose for p in first] != [p.driving_pose for p in other]
+    assert [p.pair_id for p in first] == ["toy-000", "toy-001", "toy-002", "toy-003"]
+    with pytest.raises(ConfigError):
+        make_pairs(-1, 0)
+
+
+def test_write_pairs_writes_csv_and_images(tmp_path):
+    csv_path = write_pairs(3, seed=1, out_dir=tmp_path / "toy")
+    assert csv_path == tmp_path / "toy" / "pairs.csv"
+    with open(csv_path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames) == PAIRS_COLUMNS
+        rows = list(reader)
+    assert [r["pair_id"] for r in rows] == ["toy-000", "toy-001", "toy-002"]
+    for row in rows:
+        for column in ("source_image", "driving_image", "target_image"):
+            assert (csv_path.parent / row[column]).is_file()
+    assert not list((tmp_path / "toy").rglob("*.tmp"))
+    again = write_pairs(3, seed=1, out_dir=tmp_path / "again")
+    assert again.read_bytes() == csv_path.read_bytes()
+    assert (again.parent / "target/toy-002.png").read_bytes() == (
+        csv_path.parent / "target/toy-002.png"
+    ).read_bytes()
+
+
+def test_pairs_csv_starts_with_the_real_datasets_columns():
+    real = ["pair_id", "source_image", "source_prompt", "driving_image", "driving_prompt", "target_prompt"]
+    assert list(PAIRS_COLUMNS[:6]) == real
+
+
+def test_training_examples_avoid_heldout_combinations():
+    rng = np.random.default_rng(0)
+    captions = [sample_training_example(rng)[1] for _ in range(400)]
+    standing = {caption(s) for s in SUBJECT_NAMES}
+    assert 0.15 < sum(c in standing for c in captions) / len(captions) < 0.3
+    for text in captions:
+        assert set(text.split()) <= set(VOCABULARY)
+        words = text.split()
+        subject, action = " ".join(words[1:3]), " ".join(words[3:]) or None
+        assert subject in SUBJECT_NAMES and not is_heldout(subject, action)
+    assert len(Counter(captions)) > 50
+    image, _ = sample_training_example(np.random.default_rng(1))
+    assert image.size == (64, 64)

@@ -1,0 +1,111 @@
+"""The toy world's cast, captions, held-out split and pose sampling."""
+
+from collections import Counter
+from dataclasses import fields
+
+import numpy as np
+import pytest
+
+from imposter.errors import ConfigError
+from imposter.toyworld.world import (
+    ACTIONS,
+    ANGLE_JITTER_MAX,
+    BACKGROUND,
+    HELDOUT_COMBOS,
+    JOINTS,
+    SUBJECT_NAMES,
+    SUBJECTS,
+    TRAIN_COMBOS,
+    VOCABULARY,
+    Pose,
+    Subject,
+    caption,
+    is_heldout,
+    mean_pose,
+    sample_pose,
+    sequence_poses,
+)
+
+
+def test_cast_sizes_and_names():
+    assert len(SUBJECTS) >= 8 and len(ACTIONS) >= 8
+    assert all(len(name.split()) == 2 for name in SUBJECT_NAMES)
+    assert len(set(SUBJECT_NAMES)) == len(SUBJECT_NAMES)
+
+
+def test_colors_far_from_background_and_main_colors_distinct():
+    background = np.array(BACKGROUND)
+    for subject in SUBJECTS:
+        for color in (subject.main, subject.accent):
+            assert np.abs(np.array(color) - background).max() > 60, subject.name
+    mains = np.array([s.main for s in SUBJECTS], dtype=float)
+    distances = np.linalg.norm(mains[:, None] - mains[None], axis=-1) + np.eye(len(mains)) * 1e9
+    assert distances.min() > 70
+
+
+def test_captions_split_into_vocabulary():
+    assert caption("red robot") == "a red robot"
+    assert caption("red robot", "raising both arms") == "a red robot raising both arms"
+    assert caption("red robot", "standing") == "a red robot"
+    for name in SUBJECT_NAMES:
+        for action in (None, *ACTIONS):
+            assert set(caption(name, action).split()) <= set(VOCABULARY)
+    assert VOCABULARY == sorted(set(VOCABULARY))
+
+
+def test_unknown_names_raise_config_error():
+    with pytest.raises(ConfigError, match="unknown toy subject"):
+        caption("green robot")
+    with pytest.raises(ConfigError, match="unknown toy action"):
+        sample_pose("flying", np.random.default_rng(0))
+
+
+def test_heldout_design_is_balanced():
+    assert set(HELDOUT_COMBOS).isdisjoint(TRAIN_COMBOS)
+    assert len(HELDOUT_COMBOS) + len(TRAIN_COMBOS) == len(SUBJECTS) * len(ACTIONS)
+    per_subject = Counter(s for s, _ in HELDOUT_COMBOS)
+    per_action = Counter(a for _, a in HELDOUT_COMBOS)
+    assert set(per_subject.values()) == {2} and len(per_subject) == len(SUBJECTS)
+    assert set(per_action) == set(ACTIONS)  # every action is held out for someone ...
+    assert all(len(SUBJECTS) - count >= 2 for count in per_action.values())  # ... and seen with others
+    assert all(is_heldout(s, a) for s, a in HELDOUT_COMBOS)
+    assert not any(is_heldout(s, a) for s, a in TRAIN_COMBOS)
+    assert not is_heldout("red robot", None)
+
+
+def test_sample_pose_is_seeded_jittered_and_bounded():
+    first = sample_pose("kicking", np.random.default_rng(5))
+    assert first == sample_pose("kicking", np.random.default_rng(5))
+    assert first != sample_pose("kicking", np.random.default_rng(6))
+    rng = np.random.default_rng(0)
+    for action in (None, *ACTIONS):
+        mean = mean_pose(action)
+        for _ in range(20):
+            pose = sample_pose(action, rng)
+            deltas = [abs(getattr(pose, j) - getattr(mean, j)) for j in JOINTS]
+            assert max(deltas) <= ANGLE_JITTER_MAX
+            assert 0.9 <= pose.scale <= 1.1 and abs(pose.dx) <= 3 and abs(pose.dy) <= 2
+    assert sample_pose("standing", np.random.default_rng(1)) == sample_pose(None, np.random.default_rng(1))
+
+
+def test_sequence_poses_move_smoothly_from_standing_to_the_action():
+    poses = sequence_poses("raising both arms", 9, np.random.default_rng(0))
+    assert len(poses) == 9
+    shoulders = [p.left_shoulder for p in poses]
+    assert shoulders[0] < 40 and shoulders[-1] > 120
+    assert all(b >= a for a, b in zip(shoulders, shoulders[1:], strict=False))
+    steps = [
+        max(abs(getattr(a, f.name) - getattr(b, f.name)) for f in fields(Pose))
+        for a, b in zip(poses, poses[1:], strict=False)
+    ]
+    assert max(steps) < 30
+    assert len(sequence_poses("waving", 1, np.random.default_rng(0))) == 1
+    with pytest.raises(ConfigError):
+        sequence_poses("waving", 0, np.random.default_rng(0))
+
+
+def test_subject_rejects_unknown_parts():
+    with pytest.raises(ConfigError, match="unknown parts"):
+        Subject("odd thing", (0, 0, 0), (0, 0, 0), "star")
+    with pytest.raises(ConfigError, match="two words"):
+        Subject("thing", (0, 0, 0), (0, 0, 0), "circle")
