@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import FITS, GUIDANCE_SPACES, FinetuneConfig, RunConfig, SamplingConfig, override
+from .config import FITS, GUIDANCE_SPACES, FinetuneConfig, RunConfig, SamplingConfig
 from .errors import ImposterError
 from .guidance import NORMALIZATIONS, PHASE_DISTANCES
 
@@ -93,18 +93,34 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
     sp.add_argument("--batch-size", type=int, default=None, help="seeds denoised together (default: all)")
 
 
-def configs_from_args(args: argparse.Namespace) -> tuple[FinetuneConfig, SamplingConfig, dict]:
-    """Fine-tuning and sampling configs from the flags, and the flags the user set explicitly."""
-    sampling = {field: getattr(args, dest) for dest, field in SAMPLING_FLAGS.items()}
-    finetune = {field: getattr(args, dest) for dest, field in FINETUNE_FLAGS.items()}
-    explicit = {k: v for k, v in {**sampling, **finetune}.items() if v is not None}
-    return override(FinetuneConfig(), **finetune), override(SamplingConfig(), **sampling), explicit
+def configs_from_args(
+    args: argparse.Namespace, method_name: str
+) -> tuple[FinetuneConfig, SamplingConfig, dict]:
+    """Fine-tuning and sampling configs for ``method_name`` from the flags, and the flags set explicitly.
+
+    Flags left unset take the method's defaults (the paper's, unless the method has its own).
+    """
+    from .methods import get_method
+
+    method = get_method(method_name)
+    sampling = {
+        field: getattr(args, dest)
+        for dest, field in SAMPLING_FLAGS.items()
+        if getattr(args, dest) is not None
+    }
+    finetune = {
+        field: getattr(args, dest)
+        for dest, field in FINETUNE_FLAGS.items()
+        if getattr(args, dest) is not None
+    }
+    method.check_flags({**sampling, **finetune})
+    return method.default_finetune(**finetune), method.default_sampling(**sampling), {**sampling, **finetune}
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
     from .run import run_generate
 
-    finetune, sampling, explicit = configs_from_args(args)
+    finetune, sampling, explicit = configs_from_args(args, args.method)
     finetune.validate()
     sampling.validate()
     config = RunConfig(

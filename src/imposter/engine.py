@@ -168,7 +168,7 @@ class ImPoster:
     ) -> Personalization:
         """Run the method's learning step (for ImPoster: the LoRA fine-tune on both pairs)."""
         method = get_method(method) if isinstance(method, str) else method
-        config = method.finetune_config(finetune or FinetuneConfig())
+        config = method.finetune_config(finetune)
         start = time.perf_counter()
         learned = method.personalize(self, pair, config, progress=progress)
         learned.info.setdefault("finetune", config.__dict__ | {"target_modules": list(config.target_modules)})
@@ -219,7 +219,7 @@ class ImPoster:
     ) -> Iterator[list[tuple[int, Image.Image]]]:
         """Yield (seed, image) lists, one per batch of ``sampling.batch_size`` seeds (all at once by default)."""
         method = get_method(method or personalization.method) if not isinstance(method, Method) else method
-        config = method.sampling_config(sampling or SamplingConfig())
+        config = method.sampling_config(sampling)
         seeds = [int(s) for s in seeds]
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"--seeds has duplicates: {seeds}")

@@ -34,16 +34,26 @@ class Method(ABC):
     name: str
     description: str
     personalization_key: str
-    fixed_sampling: Mapping[str, Any] = {}
+    fixed_sampling: Mapping[str, Any] = {}  # what defines the method; a contradicting flag is an error
     fixed_finetune: Mapping[str, Any] = {}
+    finetune_defaults: Mapping[str, Any] = {}  # the method's own defaults; the user's flags win
+    sampling_defaults: Mapping[str, Any] = {}
 
-    def finetune_config(self, config: FinetuneConfig) -> FinetuneConfig:
-        """The fine-tuning settings this method trains with, given the user's."""
-        return override(config, **self.fixed_finetune).validate()
+    def default_finetune(self, **explicit: Any) -> FinetuneConfig:
+        """The paper's fine-tuning defaults, then this method's, then the user's explicit settings."""
+        return override(override(FinetuneConfig(), **self.finetune_defaults), **explicit)
 
-    def sampling_config(self, config: SamplingConfig) -> SamplingConfig:
-        """The sampling settings this method samples with, given the user's."""
-        return override(config, **self.fixed_sampling).validate()
+    def default_sampling(self, **explicit: Any) -> SamplingConfig:
+        """The paper's sampling defaults, then this method's, then the user's explicit settings."""
+        return override(override(SamplingConfig(), **self.sampling_defaults), **explicit)
+
+    def finetune_config(self, config: FinetuneConfig | None = None) -> FinetuneConfig:
+        """The fine-tuning settings this method trains with, given the user's (None: the method's defaults)."""
+        return override(config or self.default_finetune(), **self.fixed_finetune).validate()
+
+    def sampling_config(self, config: SamplingConfig | None = None) -> SamplingConfig:
+        """The sampling settings this method samples with, given the user's (None: the method's defaults)."""
+        return override(config or self.default_sampling(), **self.fixed_sampling).validate()
 
     def check_flags(self, explicit: Mapping[str, Any]) -> None:
         """ConfigError if a setting the user gave explicitly contradicts what defines this method."""
