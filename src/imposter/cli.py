@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import FITS, GUIDANCE_SPACES, FinetuneConfig, RunConfig, SamplingConfig
+from .config import FINETUNE_FLAGS, FITS, GUIDANCE_SPACES, FinetuneConfig, RunConfig, SamplingConfig
 from .errors import ImposterError
 from .guidance import NORMALIZATIONS, PHASE_DISTANCES
 
@@ -31,7 +31,6 @@ SAMPLING_FLAGS = {
     "eta": "eta",
     "batch_size": "batch_size",
 }
-FINETUNE_FLAGS = {"train_steps": "steps", "lr": "learning_rate", "rank": "rank", "train_seed": "seed"}
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -46,11 +45,17 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_generation_flags(parser: argparse.ArgumentParser) -> None:
+def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool = False) -> None:
     """The method, fine-tuning and sampling flags shared by generate, bench and animate."""
     from .methods import METHOD_NAMES
 
-    parser.add_argument("--method", default="imposter", help=f"one of: {', '.join(METHOD_NAMES)}")
+    if multiple_methods:
+        parser.add_argument(
+            "--methods", "--method", dest="methods", nargs="+", default=["imposter", "baseline++"],
+            help=f"any of: {', '.join(METHOD_NAMES)} (default: imposter baseline++)",
+        )  # fmt: skip
+    else:
+        parser.add_argument("--method", default="imposter", help=f"one of: {', '.join(METHOD_NAMES)}")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one image per seed (default: 0)")
     parser.add_argument(
         "--fit",
@@ -113,8 +118,9 @@ def configs_from_args(
         for dest, field in FINETUNE_FLAGS.items()
         if getattr(args, dest) is not None
     }
-    method.check_flags({**sampling, **finetune})
-    return method.default_finetune(**finetune), method.default_sampling(**sampling), {**sampling, **finetune}
+    explicit = {"sampling": sampling, "finetune": finetune}
+    method.check_flags(explicit)
+    return method.default_finetune(**finetune), method.default_sampling(**sampling), explicit
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -194,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``imposter`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _one_line_warnings
-    _quiet_libraries()
+    quiet_libraries()
     try:
         args.func(args)
     except ImposterError as err:
@@ -206,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Library chatter (loading bars, deprecation notes) off: our own progress bars and messages stay."""
     import os
 

@@ -16,7 +16,8 @@ from .guidance import NORMALIZATIONS, PHASE_DISTANCES
 Fit = Literal["pad", "crop"]
 FITS: tuple[str, ...] = ("pad", "crop")
 GUIDANCE_SPACES: tuple[str, ...] = ("denoised", "noisy")
-FINETUNE_KINDS: tuple[str, ...] = ("lora", "full-authors")
+# what is trained: a LoRA (ImPoster), the whole UNet (the authors' release), text-side tensors (peers)
+FINETUNE_KINDS: tuple[str, ...] = ("lora", "full-authors", "text-embedding", "identifier", "identifier+lora")
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class FinetuneConfig:
     max_grad_norm: float = 1.0
     # paper Sec. 4: LoRA on the UNet attention projections (self- and cross-attention)
     target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
-    kind: str = "lora"  # "full-authors": the released code's full-UNet Adam, two updates per iteration
+    kind: str = "lora"  # set by the method: "full-authors" (the released code), peers' text-side kinds
     seed: int = 0
 
     def validate(self) -> FinetuneConfig:
@@ -124,6 +125,18 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
         return asdict(self)
+
+
+# command-line flag (argparse dest) -> FinetuneConfig field; sampling flags are named after their fields
+FINETUNE_FLAGS = {"train_steps": "steps", "lr": "learning_rate", "rank": "rank", "train_seed": "seed"}
+
+
+def flag_for(section: str, field_name: str) -> str:
+    """The command-line flag that sets ``field_name`` of the "sampling" or "finetune" config."""
+    if section == "finetune":
+        dest = {f: d for d, f in FINETUNE_FLAGS.items()}.get(field_name, field_name)
+        return "--" + dest.replace("_", "-")
+    return "--" + field_name.replace("_", "-")
 
 
 def override(config: Any, **changes: Any) -> Any:

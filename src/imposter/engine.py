@@ -24,7 +24,7 @@ from .images import check_size, fit_image, load_image, to_pil, to_rgb, to_tensor
 from .methods import get_method
 from .methods.base import Method
 from .models import load_pipeline, native_size, resolve_device, resolve_dtype, vae_scale_factor
-from .personalizations import LORA_FILE, METADATA_FILE, UNET_FILE, Personalization
+from .personalizations import EMBEDDINGS_FILE, LORA_FILE, METADATA_FILE, UNET_FILE, Personalization
 from .prompts import check_caption, check_token_length, compose_target_prompt
 
 
@@ -192,9 +192,11 @@ class ImPoster:
                 metadata = {"kind": "lora", "method": method.name, "info": {}}
             elif (directory / UNET_FILE).exists():
                 metadata = {"kind": "unet", "method": method.name, "info": {}}
+            elif (directory / EMBEDDINGS_FILE).exists():
+                metadata = {"kind": "embedding", "method": method.name, "info": {}}
             else:
                 raise ModelLoadError(
-                    f"--adapter {directory} holds neither {METADATA_FILE}, {LORA_FILE} nor {UNET_FILE}; "
+                    f"--adapter {directory} holds none of {METADATA_FILE}, {LORA_FILE}, {UNET_FILE}, {EMBEDDINGS_FILE}; "
                     "give the adapter/ folder written by imposter generate"
                 )
         return method.load_personalization(directory, metadata)

@@ -55,14 +55,14 @@ def denoising_loss(
     return F.mse_loss(prediction.float(), target.float())
 
 
-def _draw(generator: torch.Generator, latents: torch.Tensor, num_train_timesteps: int, count: int):
+def draw_noise(generator: torch.Generator, latents: torch.Tensor, num_train_timesteps: int, count: int):
     """Noise like ``latents`` and ``count`` uniform timesteps, drawn on the CPU so every device agrees."""
     noise = torch.randn(latents.shape, generator=generator).to(latents.device)
     timesteps = torch.randint(0, num_train_timesteps, (count,), generator=generator).to(latents.device)
     return noise, timesteps
 
 
-def _check_loss(loss: torch.Tensor, step: int) -> None:
+def check_loss(loss: torch.Tensor, step: int) -> None:
     if not torch.isfinite(loss):
         raise NumericalError(
             f"the fine-tuning loss became NaN or infinite at step {step}; lower the learning rate or use --dtype float32"
@@ -124,10 +124,12 @@ def finetune_lora(
     unet.train()
     try:
         for step in tqdm(range(config.steps), desc="fine-tuning (LoRA)", disable=not progress, leave=False):
-            noise, timesteps = _draw(generator, latents, noise_scheduler.config.num_train_timesteps, count)
+            noise, timesteps = draw_noise(
+                generator, latents, noise_scheduler.config.num_train_timesteps, count
+            )
             with _autocast(latents.device, unet.dtype):
                 loss = denoising_loss(unet, noise_scheduler, latents, embeds, noise, timesteps)
-            _check_loss(loss, step)
+            check_loss(loss, step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
@@ -168,12 +170,14 @@ def finetune_full_authors(
         for step in tqdm(
             range(config.steps), desc="fine-tuning (full UNet)", disable=not progress, leave=False
         ):
-            noise, timesteps = _draw(generator, latents[:1], noise_scheduler.config.num_train_timesteps, 1)
+            noise, timesteps = draw_noise(
+                generator, latents[:1], noise_scheduler.config.num_train_timesteps, 1
+            )
             for i in range(latents.shape[0]):
                 loss = denoising_loss(
                     unet, noise_scheduler, latents[i : i + 1], embeds[i : i + 1], noise, timesteps
                 )
-                _check_loss(loss, step)
+                check_loss(loss, step)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -58,7 +58,7 @@ def load_pipeline(model: str, device: torch.device | str | None = None, dtype: t
 
     device = resolve_device(str(device) if device is not None else None)
     dtype = dtype or resolve_dtype(None, device)
-    kwargs = dict(torch_dtype=dtype, use_safetensors=True, safety_checker=None, requires_safety_checker=False)
+    kwargs = dict(dtype=dtype, use_safetensors=True, safety_checker=None, requires_safety_checker=False)
     source = toy_checkpoint() if model == TOY else Path(model).expanduser()
     if model == TOY and not (source / "model_index.json").exists():
         raise ModelLoadError(f"the bundled toy model is missing at {source}; reinstall imposter-diffusion")

@@ -1,4 +1,4 @@
-"""What a method learns for one pair: the base class, a LoRA adapter, or a whole fine-tuned UNet."""
+"""What a method learns for one pair: the base class, a LoRA adapter, a whole fine-tuned UNet, or text tensors."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from safetensors.torch import load_file, save_file
 
+from .errors import ModelLoadError
+
 if TYPE_CHECKING:
     from .engine import ImPoster
 
 METADATA_FILE = "personalization.json"
 LORA_FILE = "pytorch_lora_weights.safetensors"  # the name diffusers' load_lora_weights looks for
 UNET_FILE = "diffusion_pytorch_model.safetensors"
+EMBEDDINGS_FILE = "embeddings.safetensors"
 ACTIVE_ADAPTER = "imposter"
 
 
@@ -106,3 +109,43 @@ class UnetPersonalization(Personalization):
         """Read a UNet folder written by ``save`` (or by ``UNet2DConditionModel.save_pretrained``)."""
         config = json.loads((directory / "config.json").read_text())
         return cls(method=method, info=info or {}, state=load_file(directory / UNET_FILE), unet_config=config)
+
+
+@dataclass
+class EmbeddingPersonalization(Personalization):
+    """Learned text-side tensors (HiPer's embedding tail, ADI's identifier), with an optional LoRA (adi+lora).
+
+    The method reads ``tensors`` when it samples; ``active`` loads the LoRA, if any, into the UNet.
+    Saved as ``embeddings.safetensors`` (and ``pytorch_lora_weights.safetensors`` for the LoRA).
+    """
+
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    lora: dict[str, torch.Tensor] = field(default_factory=dict)  # diffusers format, ``unet.``-prefixed
+    kind: ClassVar[str] = "embeddings"
+
+    @contextlib.contextmanager
+    def active(self, engine: ImPoster) -> Iterator[None]:
+        if not self.lora:
+            yield
+            return
+        with LoraPersonalization(method=self.method, state=self.lora).active(engine):
+            yield
+
+    def _save_weights(self, directory: Path) -> None:
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in self.tensors.items()},
+            str(directory / EMBEDDINGS_FILE),
+        )
+        if self.lora:
+            LoraPersonalization(method=self.method, state=self.lora)._save_weights(directory)
+
+    @classmethod
+    def load(cls, directory: Path, method: str, info: dict | None = None) -> EmbeddingPersonalization:
+        """Read a folder written by ``save``; ModelLoadError if it holds no embeddings."""
+        if not (directory / EMBEDDINGS_FILE).exists():
+            raise ModelLoadError(
+                f"--adapter {directory} holds no {EMBEDDINGS_FILE}; give the adapter/ folder of a run "
+                f"of --method {method}"
+            )
+        lora = load_file(directory / LORA_FILE) if (directory / LORA_FILE).exists() else {}
+        return cls(method=method, info=info or {}, tensors=load_file(directory / EMBEDDINGS_FILE), lora=lora)

@@ -91,7 +91,7 @@ def run_generate(
     config: RunConfig,
     out: str | Path,
     engine: ImPoster | None = None,
-    explicit: Mapping[str, Any] | None = None,
+    explicit: Mapping[str, Mapping[str, Any]] | None = None,
     overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,

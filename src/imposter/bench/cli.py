@@ -1,7 +1,139 @@
-"""Subcommands of this package (none yet)."""
+"""``imposter bench`` (methods x pairs x seeds, scored) and ``imposter report`` (tables and plots again).
+
+    imposter bench --pairs data/imposter120/pairs.csv --methods imposter baseline++ \\
+        --seeds 0 1 2 3 4 --model stabilityai/stable-diffusion-2-1-base --out runs/table1
+    imposter report runs/table1
+"""
+
+from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from ..cli import (
+    FINETUNE_FLAGS,
+    SAMPLING_FLAGS,
+    add_generation_flags,
+    add_model_flags,
+    configs_from_args,
+    quiet_libraries,
+)
+from ..errors import ConfigError
+from ..methods import get_method
+from ..metrics.registry import METRIC_NAMES
+from .runner import DEFAULT_METRICS, MethodSetup
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this package's subcommands to the ``imposter`` parser."""
+    """Add ``bench`` and ``report`` to the ``imposter`` parser."""
+    bench = subparsers.add_parser(
+        "bench", help="run methods on every pair and seed of a pairs CSV, score and report"
+    )
+    bench.add_argument(
+        "--pairs", required=True, type=Path, help="pairs CSV (columns of imposter120/pairs.csv)"
+    )
+    bench.add_argument("--out", required=True, type=Path, help="output folder; rerun the command to resume")
+    add_model_flags(bench)
+    add_generation_flags(bench, multiple_methods=True)
+    scoring = bench.add_argument_group("metrics (a metric whose model cannot be loaded is skipped, never 0)")
+    scoring.add_argument(
+        "--metrics",
+        nargs="+",
+        choices=METRIC_NAMES,
+        default=None,
+        help=f"default: {' '.join(DEFAULT_METRICS)}, plus toy when the CSV has a target_image column",
+    )
+    scoring.add_argument("--clip-model", default=None, help="default: openai/clip-vit-base-patch32")
+    scoring.add_argument("--dino-model", default=None, help="default: the variant's model")
+    scoring.add_argument("--dino-variant", choices=["authors", "dreambooth"], default="authors")
+    scoring.add_argument(
+        "--sscd-model", type=Path, default=None, help="SSCD TorchScript file (none: no SSCD)"
+    )
+    scale = bench.add_argument_group("scale-out (or: accelerate launch -m imposter bench ...)")
+    scale.add_argument(
+        "--num-processes", type=int, default=1, help="split the pairs over this many processes (one per GPU)"
+    )
+    scale.add_argument(
+        "--process-index",
+        type=int,
+        default=None,
+        help="run only share I of --num-processes (pairs I, I+N, ...) and do not report; "
+        "then run the command without it to merge",
+    )
+    bench.add_argument(
+        "--overwrite", action="store_true", help="replace a bench with other settings in --out"
+    )
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.set_defaults(func=cmd_bench)
+
+    report = subparsers.add_parser("report", help="rebuild a bench's report from its results.jsonl")
+    report.add_argument("out", type=Path, help="the --out folder of imposter bench")
+    report.set_defaults(func=cmd_report)
+
+
+def method_setup(args: argparse.Namespace, name: str) -> MethodSetup:
+    """``name`` with the flags applied, except those its definition fixes (Baseline++ keeps K = 0)."""
+    method = get_method(name)
+    flags = dict(vars(args))
+    for names, fixed in ((SAMPLING_FLAGS, method.fixed_sampling), (FINETUNE_FLAGS, method.fixed_finetune)):
+        for dest, setting in names.items():
+            if setting in fixed and flags[dest] is not None and flags[dest] != fixed[setting]:
+                print(
+                    f"{name} keeps {setting} = {fixed[setting]} (it defines the method); "
+                    f"--{dest.replace('_', '-')} {flags[dest]} applies to the other methods"
+                )
+                flags[dest] = None
+    finetune, sampling, _ = configs_from_args(argparse.Namespace(**flags), name)
+    return MethodSetup.of(name, finetune, sampling)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from .launch import bench
+    from .runner import BenchConfig, run_bench
+
+    config = BenchConfig(
+        pairs=str(args.pairs),
+        methods=tuple(method_setup(args, name) for name in dict.fromkeys(args.methods)),
+        seeds=tuple(args.seeds),
+        model=args.model,
+        device=args.device,
+        dtype=args.dtype,
+        fit=args.fit,
+        height=args.height,
+        width=args.width,
+        metrics=tuple(args.metrics) if args.metrics else None,
+        clip_model=args.clip_model,
+        dino_model=args.dino_model,
+        dino_variant=args.dino_variant,
+        sscd_model=str(args.sscd_model) if args.sscd_model else None,
+    )
+    progress = not args.quiet
+    if args.process_index is not None:
+        if not 0 <= args.process_index < args.num_processes:
+            raise ConfigError(
+                f"--process-index {args.process_index} must be between 0 and --num-processes - 1 "
+                f"({args.num_processes - 1})"
+            )
+        shard = (args.process_index, args.num_processes)
+        run_bench(config, args.out, shard=shard, merge=False, overwrite=args.overwrite, progress=progress)
+        print(f"share {shard[0]} of {shard[1]} done; run the command without --process-index to merge")
+        return
+    records = bench(
+        config,
+        args.out,
+        num_processes=args.num_processes,
+        overwrite=args.overwrite,
+        progress=progress,
+        worker_init=quiet_libraries,
+    )
+    if records:
+        print(
+            f"{len(records)} images scored: {args.out / 'results.jsonl'}, report in {args.out / 'report.md'}"
+        )
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report import write_report
+
+    written = write_report(args.out)
+    print(f"wrote {len(written)} files: {args.out / 'report.md'}, per_pair.csv, tradeoff.png, grids/")

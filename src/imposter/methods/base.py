@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..config import FinetuneConfig, SamplingConfig, override
+from ..config import FinetuneConfig, SamplingConfig, flag_for, override
 from ..errors import ConfigError
 from ..personalizations import Personalization
 
@@ -40,12 +40,14 @@ class Method(ABC):
     sampling_defaults: Mapping[str, Any] = {}
 
     def default_finetune(self, **explicit: Any) -> FinetuneConfig:
-        """The paper's fine-tuning defaults, then this method's, then the user's explicit settings."""
-        return override(override(FinetuneConfig(), **self.finetune_defaults), **explicit)
+        """The paper's fine-tuning defaults, then this method's, the user's explicit settings, the fixed ones."""
+        config = override(override(FinetuneConfig(), **self.finetune_defaults), **explicit)
+        return override(config, **self.fixed_finetune)
 
     def default_sampling(self, **explicit: Any) -> SamplingConfig:
-        """The paper's sampling defaults, then this method's, then the user's explicit settings."""
-        return override(override(SamplingConfig(), **self.sampling_defaults), **explicit)
+        """The paper's sampling defaults, then this method's, the user's explicit settings, the fixed ones."""
+        config = override(override(SamplingConfig(), **self.sampling_defaults), **explicit)
+        return override(config, **self.fixed_sampling)
 
     def finetune_config(self, config: FinetuneConfig | None = None) -> FinetuneConfig:
         """The fine-tuning settings this method trains with, given the user's (None: the method's defaults)."""
@@ -55,15 +57,18 @@ class Method(ABC):
         """The sampling settings this method samples with, given the user's (None: the method's defaults)."""
         return override(config or self.default_sampling(), **self.fixed_sampling).validate()
 
-    def check_flags(self, explicit: Mapping[str, Any]) -> None:
-        """ConfigError if a setting the user gave explicitly contradicts what defines this method."""
-        fixed = {**self.fixed_sampling, **self.fixed_finetune}
-        for name, value in explicit.items():
-            if name in fixed and value is not None and value != fixed[name]:
-                raise ConfigError(
-                    f"--{name.replace('_', '-')} {value} contradicts --method {self.name}, which uses "
-                    f"{name} = {fixed[name]}; drop the flag or choose --method imposter"
-                )
+    def check_flags(self, explicit: Mapping[str, Mapping[str, Any]]) -> None:
+        """ConfigError if a setting the user gave explicitly contradicts what defines this method.
+
+        ``explicit`` is ``{"sampling": {field: value}, "finetune": {field: value}}``.
+        """
+        for section, fixed in (("sampling", self.fixed_sampling), ("finetune", self.fixed_finetune)):
+            for name, value in explicit.get(section, {}).items():
+                if name in fixed and value is not None and value != fixed[name]:
+                    raise ConfigError(
+                        f"{flag_for(section, name)} {value} contradicts --method {self.name}, which uses "
+                        f"{name} = {fixed[name]}; drop the flag or choose --method imposter"
+                    )
 
     @abstractmethod
     def personalize(

@@ -1,7 +1,86 @@
-"""Subcommands of this package (none yet)."""
+"""Subcommands of the toy world: ``imposter toy pairs|train|eval``."""
+
+from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+
+def cmd_pairs(args: argparse.Namespace) -> None:
+    from .pairs import write_pairs
+
+    path = write_pairs(args.n, args.seed, args.out)
+    print(f"wrote {args.n} pairs with ground truth to {path}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .train import ToyTrainConfig, train_toy_model
+
+    overrides = {
+        k: getattr(args, k)
+        for k in ("seed", "examples", "vae_steps", "unet_steps")
+        if getattr(args, k) is not None
+    }
+    config = ToyTrainConfig(**overrides)
+    log_path = Path(str(args.out).rstrip("/") + ".log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log_file:
+
+        def log(line: str) -> None:
+            print(line, flush=True)
+            log_file.write(line + "\n")
+            log_file.flush()
+
+        summary = train_toy_model(args.out, config, log=log, progress=not args.quiet)
+    print(
+        f"saved the toy pipeline to {args.out} (log: {log_path}); total {sum(summary['timings_s'].values()):.0f} s"
+    )
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from ..models import load_pipeline
+    from .sanity import sanity_check
+
+    pipe = load_pipeline(args.model, "cpu")
+    print(
+        json.dumps(
+            sanity_check(pipe, samples=args.samples, seed=args.seed, progress=not args.quiet), indent=2
+        )
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this package's subcommands to the ``imposter`` parser."""
+    """Add ``toy`` (pairs, train, eval) to the ``imposter`` parser."""
+    toy = subparsers.add_parser(
+        "toy", help="the toy world: ground-truth pairs, and the bundled model's training"
+    )
+    sub = toy.add_subparsers(dest="toy_command", required=True)
+
+    pairs = sub.add_parser(
+        "pairs", help="render evaluation pairs (held-out subject/action) with ground truth"
+    )
+    pairs.add_argument("--n", type=int, default=24, help="number of pairs (default 24)")
+    pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument("--out", type=Path, required=True, help="folder for pairs.csv and the images")
+    pairs.set_defaults(func=cmd_pairs)
+
+    train = sub.add_parser("train", help="train the toy pipeline from scratch (about an hour on 2 CPU cores)")
+    train.add_argument(
+        "--out", type=Path, required=True, help="folder for the pipeline (log beside it: OUT.log)"
+    )
+    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--examples", type=int, default=None, help="pretraining images rendered")
+    train.add_argument("--vae-steps", type=int, default=None)
+    train.add_argument("--unet-steps", type=int, default=None)
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser(
+        "eval", help="text-to-image sanity: subject and action accuracy of a toy pipeline"
+    )
+    evaluate.add_argument("--model", default="toy", help="a toy pipeline folder (default: the bundled one)")
+    evaluate.add_argument("--samples", type=int, default=4, help="generations per (subject, action)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.set_defaults(func=cmd_eval)

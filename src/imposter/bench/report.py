@@ -1,0 +1,238 @@
+"""The report of a bench, rebuilt from its records alone (``OUT/results.jsonl``, or a list of records):
+
+    OUT/report.md        the paper's Table 1 layout: methods as rows, metrics as columns, mean ± 95%
+    OUT/per_pair.csv     the mean over seeds of every (pair, method)
+    OUT/tradeoff.png     one point per method on two metrics that pull apart (the paper's Figure 4)
+    OUT/grids/<pair>.png source | driving | [target] | one column per method, one row per seed
+
+Each table cell is a mean over pairs of per-pair means, with a t-interval (:mod:`imposter.bench.stats`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..fileio import save_image, write_text
+from ..images import fit_image, image_grid
+from .stats import mean_interval
+from .store import read_results
+
+# metric -> (label, higher is better, decimals), in the order of the paper's Table 1, then the toy world
+METRIC_COLUMNS: dict[str, tuple[str, bool, int]] = {
+    "clip": ("CLIP", True, 4),
+    "phase": ("Phase", True, 4),
+    "dino": ("DINO", True, 4),
+    "sscd": ("SSCD", True, 4),
+    "pose_iou": ("pose IoU", True, 3),
+    "identity": ("identity", True, 3),
+    "leakage": ("leakage", False, 3),
+    "psnr": ("PSNR (dB)", True, 2),
+}
+# (x, y) panels of the trade-off plot: subject kept against action or text followed
+TRADEOFFS = (("dino", "clip"), ("sscd", "clip"), ("identity", "pose_iou"))
+GRID_TILE = 192  # pixels per image in the grids: 120 pairs of 5 seeds x 6 columns stay a few hundred MB
+CONFIDENCE = 0.95
+
+
+@dataclass
+class Summary:
+    """Records averaged per (pair, method), with pairs, methods and metrics in report order."""
+
+    pairs: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    images: dict[tuple[str, str], int] = field(default_factory=dict)
+    pair_means: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+
+    def method_stats(self, method: str, metric: str) -> tuple[float, float | None, int] | None:
+        """Mean over pairs, half-width of its t-interval, and the number of pairs; None if never scored."""
+        values = [
+            self.pair_means[(pair, method)][metric]
+            for pair in self.pairs
+            if metric in self.pair_means.get((pair, method), {})
+        ]
+        if not values:
+            return None
+        mean, half_width = mean_interval(values, CONFIDENCE)
+        return mean, half_width, len(values)
+
+
+def summarize(records: Sequence[Mapping[str, Any]]) -> Summary:
+    """Average each (pair, method)'s images, metric by metric (an absent metric is not averaged in)."""
+    summary = Summary(
+        pairs=list(dict.fromkeys(record["pair_id"] for record in records)),
+        methods=list(dict.fromkeys(record["method"] for record in records)),
+    )
+    values: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for record in records:
+        pair, method = record["pair_id"], record["method"]
+        summary.images[(pair, method)] = summary.images.get((pair, method), 0) + 1
+        for metric, value in record["metrics"].items():
+            values.setdefault((pair, method), {}).setdefault(metric, []).append(float(value))
+    found = {metric for scores in values.values() for metric in scores}
+    summary.metrics = [m for m in METRIC_COLUMNS if m in found] + sorted(found - set(METRIC_COLUMNS))
+    summary.pair_means = {
+        key: {metric: math.fsum(scores) / len(scores) for metric, scores in per_metric.items()}
+        for key, per_metric in values.items()
+    }
+    return summary
+
+
+def write_report(
+    out: str | Path,
+    records: Sequence[Mapping[str, Any]] | None = None,
+    log: Callable[[str], object] = print,
+) -> list[Path]:
+    """Write report.md, per_pair.csv, tradeoff.png and grids/ (records default to results.jsonl)."""
+    out = Path(out)
+    records = read_results(out) if records is None else records
+    if not records:
+        return []
+    summary = summarize(records)
+    written = [
+        write_text(out / "report.md", markdown_report(summary, records)),
+        write_text(out / "per_pair.csv", per_pair_csv(summary)),
+    ]
+    plot = tradeoff_figure(summary)
+    if plot is None:
+        log("no trade-off plot: it needs two metrics scored for some method")
+    else:
+        written.append(save_image(plot, out / "tradeoff.png"))
+    for pair in summary.pairs:
+        grid = pair_grid(out, [record for record in records if record["pair_id"] == pair], summary.methods)
+        written.append(save_image(grid, out / "grids" / f"{pair}.png"))
+    return written
+
+
+def _cell(stats: tuple[float, float | None, int] | None, decimals: int) -> str:
+    if stats is None:
+        return "–"
+    mean, half_width, _ = stats
+    return f"{mean:.{decimals}f}" + (f" ± {half_width:.{decimals}f}" if half_width is not None else "")
+
+
+def markdown_report(summary: Summary, records: Sequence[Mapping[str, Any]]) -> str:
+    """The results table (methods as rows) and each method's settings, as markdown."""
+    seeds = sorted({record["seed"] for record in records})
+    model = records[0].get("settings", {}).get("model", "?")
+    header = ["method", "images"]
+    for metric in summary.metrics:
+        label, higher, _ = METRIC_COLUMNS.get(metric, (metric, True, 4))
+        header.append(f"{label} {'↑' if higher else '↓'}")
+    lines = [
+        "# Benchmark results",
+        "",
+        f"{len(summary.pairs)} pairs x {len(seeds)} seeds ({' '.join(map(str, seeds))}), model `{model}`.",
+        "Each cell: the mean over pairs of each pair's mean over seeds, ± the half-width of its 95% "
+        "Student-t interval over pairs (a pair's seeds share its inputs and fine-tune, so pairs are the "
+        "independent samples); ↑/↓: higher/lower is better; –: not computed.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|---|---:|" + "---:|" * len(summary.metrics),
+    ]
+    for method in summary.methods:
+        count = sum(n for (_, m), n in summary.images.items() if m == method)
+        cells = [
+            _cell(summary.method_stats(method, metric), METRIC_COLUMNS.get(metric, ("", True, 4))[2])
+            for metric in summary.metrics
+        ]
+        lines.append(f"| {method} | {count} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Settings",
+        "",
+        "| method | fine-tune | train steps | lr | K | s_a | s_p | DDIM steps | CFG |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for method in summary.methods:
+        settings = next(r for r in records if r["method"] == method).get("settings", {})
+        ft, sp = settings.get("finetune", {}), settings.get("sampling", {})
+        row = [ft.get("kind"), ft.get("steps"), ft.get("learning_rate"), sp.get("k")]
+        row += [sp.get("amp_scale"), sp.get("phase_scale"), sp.get("steps"), sp.get("guidance_scale")]
+        lines.append(f"| {method} | " + " | ".join("–" if v is None else str(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def per_pair_csv(summary: Summary) -> str:
+    """One row per (pair, method): the number of images and the mean of each metric over them."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["pair_id", "method", "images", *summary.metrics])
+    for pair in summary.pairs:
+        for method in summary.methods:
+            if (pair, method) not in summary.images:
+                continue
+            means = summary.pair_means.get((pair, method), {})
+            row = [f"{means[m]:.6g}" if m in means else "" for m in summary.metrics]
+            writer.writerow([pair, method, summary.images[(pair, method)], *row])
+    return buffer.getvalue()
+
+
+def tradeoff_figure(summary: Summary) -> Image.Image | None:
+    """Scatter of the methods on each available metric pair, with 95% intervals; None if none has two."""
+    panels = [(x, y) for x, y in TRADEOFFS if {x, y} <= set(summary.metrics)]
+    if not panels and len(summary.metrics) >= 2:
+        panels = [(summary.metrics[0], summary.metrics[1])]
+    points = {
+        (x, y): [
+            (method, sx, sy)
+            for method in summary.methods
+            if (sx := summary.method_stats(method, x)) and (sy := summary.method_stats(method, y))
+        ]
+        for x, y in panels
+    }
+    panels = [panel for panel in panels if points[panel]]
+    if not panels:
+        return None
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+
+    figure = Figure(figsize=(4.5 * len(panels), 4), layout="constrained")
+    for axes, (x, y) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
+        for method, (mx, hx, _), (my, hy, _) in points[(x, y)]:
+            axes.errorbar(mx, my, xerr=hx, yerr=hy, fmt="o", capsize=3, label=method)
+        for set_label, metric in ((axes.set_xlabel, x), (axes.set_ylabel, y)):
+            label, higher, _ = METRIC_COLUMNS.get(metric, (metric, True, 4))
+            set_label(f"{label} ({'higher' if higher else 'lower'} is better)")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return Image.open(buffer)
+
+
+def pair_grid(out: Path, records: Sequence[Mapping[str, Any]], methods: Sequence[str]) -> Image.Image:
+    """source | driving | [target] | each method, one row per seed (inputs on the first row only)."""
+    first = records[0]
+    settings, pair = first.get("settings", {}), first.get("pair", {})
+    width, height = settings.get("width", GRID_TILE), settings.get("height", GRID_TILE)
+    tile = (GRID_TILE, max(1, round(GRID_TILE * height / width)))
+    roles = [role for role in ("source", "driving", "target") if pair.get(f"{role}_image")]
+    inputs = [_tile(pair[f"{role}_image"], tile, settings.get("fit", "pad")) for role in roles]
+    blank = Image.new("RGB", tile, (255, 255, 255))
+    by_key = {(record["method"], record["seed"]): record for record in records}
+    seeds = list(dict.fromkeys(record["seed"] for record in records))
+    rows = []
+    for row, seed in enumerate(seeds):
+        generated = [
+            _tile(out / by_key[(method, seed)]["image"], tile) if (method, seed) in by_key else blank
+            for method in methods
+        ]
+        rows.append([*(inputs if row == 0 else [blank] * len(inputs)), *generated])
+    return image_grid(rows, [*roles, *methods])
+
+
+def _tile(path: str | Path, size: tuple[int, int], fit: str = "pad") -> Image.Image:
+    """An image fitted to a grid tile; a grey tile if the file is gone (a moved dataset, say)."""
+    try:
+        with Image.open(path) as image:
+            return fit_image(image.convert("RGB"), *size, fit)
+    except OSError:
+        return Image.new("RGB", size, (128, 128, 128))

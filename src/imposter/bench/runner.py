@@ -1,0 +1,367 @@
+"""The ``bench`` job: several methods on every pair and seed of a pairs CSV, scored and reported.
+
+For each pair, the requested methods are grouped by what they learn: methods with the same
+``personalization_key`` and the same resolved fine-tune settings (ImPoster, Baseline++ and the
+ablations) share one fine-tune, which then samples every method of the group and every seed. Each
+image is scored as soon as it exists and gets a record file (see :mod:`imposter.bench.store`); a
+record that exists is never redone, so the same command, run again after a kill, carries on.
+
+``run_bench(shard=(i, n))`` does only pairs ``i::n`` (in CSV order); :mod:`imposter.bench.launch`
+runs the shares in several processes and merges them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..config import FITS, FinetuneConfig, SamplingConfig
+from ..engine import ImPoster, PreparedPair
+from ..errors import ConfigError
+from ..fileio import atomic_directory, save_image
+from ..images import load_image
+from ..methods import get_method
+from ..metrics.base import EvalItem, Metric
+from ..metrics.registry import build_metrics
+from ..models import resolve_device, resolve_dtype
+from ..personalizations import Personalization
+from .pairs import BenchPair, read_pairs
+from .report import write_report
+from .store import adapter_path, image_path, prepare_output, read_record, write_record, write_results
+
+# the metrics of the paper's Table 1; "toy" (ground truth) joins them when the pairs have targets
+DEFAULT_METRICS = ("clip", "dino", "sscd", "phase")
+
+Key = tuple[str, str, int]  # (pair id, method, seed): one image
+
+
+@dataclass(frozen=True)
+class MethodSetup:
+    """A method with the settings it runs with (its fixed settings applied)."""
+
+    name: str
+    finetune: FinetuneConfig
+    sampling: SamplingConfig
+
+    @classmethod
+    def of(
+        cls, name: str, finetune: FinetuneConfig | None = None, sampling: SamplingConfig | None = None
+    ) -> MethodSetup:
+        """``name`` run with the given settings (None: the method's defaults)."""
+        method = get_method(name)
+        return cls(name, method.finetune_config(finetune), method.sampling_config(sampling))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings."""
+        return {"finetune": asdict(self.finetune), "sampling": asdict(self.sampling)}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Everything a bench run needs; ``settings`` is what must match for a folder to be resumed."""
+
+    pairs: str
+    methods: tuple[MethodSetup, ...]
+    seeds: tuple[int, ...] = (0,)
+    model: str = "toy"
+    device: str | None = None  # None: cuda if available
+    dtype: str | None = None  # None: bf16/fp16 on GPU, fp32 on CPU
+    fit: str = "pad"
+    height: int | None = None  # None: the model's native size
+    width: int | None = None
+    metrics: tuple[str, ...] | None = None  # None: DEFAULT_METRICS, plus "toy" when pairs have targets
+    clip_model: str | None = None
+    dino_model: str | None = None
+    dino_variant: str = "authors"
+    sscd_model: str | None = None
+
+    def validate(self) -> BenchConfig:
+        """ConfigError on an empty or repeated method or seed list, or an unknown --fit; return self."""
+        names = [setup.name for setup in self.methods]
+        if not names or len(set(names)) != len(names):
+            raise ConfigError(f"--methods needs one or more distinct methods, got {names}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"--seeds needs one or more distinct seeds, got {list(self.seeds)}")
+        if self.fit not in FITS:
+            raise ConfigError(f"--fit must be one of {FITS}, got {self.fit!r}")
+        return self
+
+    def metric_names(self, pairs: Sequence[BenchPair]) -> tuple[str, ...]:
+        """The metrics to score with: those asked for, or the paper's plus ground truth where it exists."""
+        if self.metrics is not None:
+            return tuple(self.metrics)
+        return DEFAULT_METRICS + (("toy",) if any(pair.target_image for pair in pairs) else ())
+
+    def settings(self, pairs: Sequence[BenchPair]) -> dict[str, Any]:
+        """The settings records depend on (not the device, the seeds or the process count)."""
+        return {
+            "pairs": str(Path(self.pairs).expanduser().resolve()),
+            "model": self.model,
+            "dtype": str(resolve_dtype(self.dtype, resolve_device(self.device))).removeprefix("torch."),
+            "fit": self.fit,
+            "height": self.height,
+            "width": self.width,
+            "metrics": {
+                "names": list(self.metric_names(pairs)),
+                "clip_model": self.clip_model,
+                "dino_model": self.dino_model,
+                "dino_variant": self.dino_variant,
+                "sscd_model": self.sscd_model,
+            },
+            "methods": {setup.name: setup.to_dict() for setup in self.methods},
+            "seeds": list(self.seeds),
+        }
+
+
+@dataclass(frozen=True)
+class Group:
+    """Methods that sample from one fine-tune; ``folder`` names it under ``adapters/<pair>/``."""
+
+    folder: str
+    finetune: FinetuneConfig
+    methods: tuple[MethodSetup, ...]
+
+
+def personalization_groups(setups: Sequence[MethodSetup]) -> list[Group]:
+    """Group methods by personalization key and fine-tune settings, in the order given."""
+    members: dict[str, list[MethodSetup]] = {}
+    for setup in setups:
+        key = get_method(setup.name).personalization_key
+        digest = hashlib.sha1(json.dumps(asdict(setup.finetune), sort_keys=True).encode()).hexdigest()[:8]
+        members.setdefault(f"{key}-{digest}", []).append(setup)
+    return [Group(folder, group[0].finetune, tuple(group)) for folder, group in members.items()]
+
+
+def seed_batches(seeds: Sequence[int], batch_size: int | None) -> list[tuple[int, ...]]:
+    """The seeds in the batches they are denoised in (None: all in one batch).
+
+    A batch is redone whole when any of its seeds is missing, so that every image is made in the same
+    company whether or not the run was interrupted (batched kernels may round differently).
+    """
+    size = batch_size or len(seeds)
+    return [tuple(seeds[start : start + size]) for start in range(0, len(seeds), size)]
+
+
+def expected_keys(pairs: Sequence[BenchPair], config: BenchConfig) -> list[Key]:
+    """Every image of the bench, in report order: pairs as in the CSV, methods and seeds as given."""
+    return [(p.pair_id, m.name, seed) for p in pairs for m in config.methods for seed in config.seeds]
+
+
+def run_bench(
+    config: BenchConfig,
+    out: str | Path,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    merge: bool = True,
+    engine: ImPoster | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Callable[[str], object] = tqdm.write,
+) -> list[dict[str, Any]]:
+    """Make and score the images of this process's pairs (``pairs[index::count]``) that are not done.
+
+    With ``merge`` it then writes ``results.jsonl`` and the report from every record of the bench, and
+    returns the records in report order.
+    """
+    out = Path(out)
+    config.validate()
+    pairs = read_pairs(config.pairs)  # a malformed CSV fails here, before any model loads
+    prepare_output(out, config.settings(pairs), overwrite)
+    keys = expected_keys(pairs, config)
+    records = {key: read_record(out, *key) for key in keys}
+    index, count = shard
+    mine = pairs[index::count]
+    todo = {key for key in expected_keys(mine, config) if records[key] is None}
+    done = len(mine) * len(config.methods) * len(config.seeds) - len(todo)
+    if done and todo:
+        log(f"resuming: {done} of {done + len(todo)} images already done")
+    if todo:
+        session = _Session(config, out, records, todo, log)
+        session.start(engine, config.metric_names(pairs))
+        label = f"bench {index + 1}/{count}" if count > 1 else "bench"
+        with tqdm(total=len(todo), desc=label, unit="image", position=index, disable=not progress) as bar:
+            session.bar = bar
+            for pair in mine:
+                if any(key[0] == pair.pair_id for key in todo):
+                    session.run_pair(pair)
+                    if merge:  # keep results.jsonl current, so a long run can be looked at midway
+                        write_results(out, [records[key] for key in keys if records[key] is not None])
+    if not merge:
+        return []
+    ordered = [records[key] for key in keys if records[key] is not None]
+    write_results(out, ordered)
+    write_report(out, ordered, log=log)
+    return ordered
+
+
+@dataclass
+class _LoadedPair:
+    """A pair ready to run: its CSV row, its model inputs, and the original images metrics compare with."""
+
+    row: BenchPair
+    prepared: PreparedPair
+    source: Image.Image
+    driving: Image.Image
+    target: Image.Image | None
+
+    def eval_items(self, images: Sequence[Image.Image]) -> list[EvalItem]:
+        """What the metrics judge: each generated image against the original source, driving, target."""
+        return [
+            EvalItem(image, self.source, self.driving, self.prepared.target_prompt, self.target)
+            for image in images
+        ]
+
+
+@dataclass
+class _Session:
+    """One process's work on its pairs: the model, the metrics, and the records it fills in."""
+
+    config: BenchConfig
+    out: Path
+    records: dict[Key, dict[str, Any] | None]
+    todo: set[Key]
+    log: Callable[[str], object]
+    engine: ImPoster | None = None
+    metrics: Sequence[Metric] = ()
+    bar: tqdm | None = None
+
+    def start(self, engine: ImPoster | None, metric_names: Sequence[str]) -> None:
+        """Load the model (unless given) and the metrics (one that cannot load is logged and left out)."""
+        config = self.config
+        self.engine = engine or ImPoster.from_pretrained(config.model, config.device, config.dtype)
+        self.metrics = build_metrics(
+            metric_names,
+            self.engine.device,
+            clip_model=config.clip_model,
+            dino_model=config.dino_model,
+            dino_variant=config.dino_variant,
+            sscd_model=config.sscd_model,
+            log=self.log,
+        )
+
+    def run_pair(self, row: BenchPair) -> None:
+        """Every missing image of one pair: one fine-tune per group, then each method's missing batches."""
+        config = self.config
+        source, driving = load_image(row.source_image, "source"), load_image(row.driving_image, "driving")
+        prepared = self.engine.prepare(
+            source,
+            row.source_prompt,
+            driving,
+            row.driving_prompt,
+            row.target_prompt,
+            fit=config.fit,
+            height=config.height,
+            width=config.width,
+        )
+        target = load_image(row.target_image, "target") if row.target_image else None
+        pair = _LoadedPair(row, prepared, source, driving, target)
+        for group in personalization_groups(config.methods):
+            missing = {setup: self.missing_seeds(row, setup) for setup in group.methods}
+            if any(missing.values()):
+                folder = adapter_path(self.out, row.pair_id, group.folder)
+                learned = self.personalization(prepared, group, folder)
+                for setup, seeds in missing.items():
+                    if seeds:
+                        self.sample(pair, learned, folder, setup, seeds)
+
+    def missing_seeds(self, row: BenchPair, setup: MethodSetup) -> list[int]:
+        """The seeds of every batch that lacks an image: whole batches, as an uninterrupted run makes them."""
+        return [
+            seed
+            for batch in seed_batches(self.config.seeds, setup.sampling.batch_size)
+            if any((row.pair_id, setup.name, seed) in self.todo for seed in batch)
+            for seed in batch
+        ]
+
+    def personalization(self, prepared: PreparedPair, group: Group, folder: Path) -> Personalization:
+        """The group's fine-tune for this pair: read back from ``folder``, or learned and saved there."""
+        method = get_method(group.methods[0].name)
+        if folder.is_dir():
+            self.log(f"reusing the fine-tune in {folder}")
+            return self.engine.load_personalization(folder, method)
+        learned = self.engine.personalize(prepared, method, group.finetune, progress=False)
+        with atomic_directory(folder) as temporary:
+            learned.save(temporary)
+        return learned
+
+    def sample(
+        self,
+        pair: _LoadedPair,
+        learned: Personalization,
+        folder: Path,
+        setup: MethodSetup,
+        seeds: Sequence[int],
+    ) -> None:
+        """Generate and score ``seeds`` with one method; write each new image, then its record."""
+        start = time.perf_counter()
+        # whole batches, so that generate_batches cuts them exactly as an uninterrupted run does
+        for batch in self.engine.generate_batches(
+            pair.prepared, learned, seeds, setup.sampling, get_method(setup.name), progress=False
+        ):
+            generated = time.perf_counter()
+            scores = _score(self.metrics, pair.eval_items([image for _, image in batch]))
+            timings = {
+                "personalize": learned.info.get("seconds"),
+                "generate_per_image": round((generated - start) / len(batch), 4),
+                "score_per_image": round((time.perf_counter() - generated) / len(batch), 4),
+            }
+            for (seed, image), scored in zip(batch, scores, strict=True):
+                key = (pair.row.pair_id, setup.name, seed)
+                if self.records[key] is not None:
+                    continue  # made before an interruption; its batch was redone for the others' sake
+                save_image(image, image_path(self.out, *key))
+                self.records[key] = self.record(pair, setup, seed, folder, timings, scored)
+                write_record(self.out, self.records[key])
+                self.todo.discard(key)
+                self.bar.update(1)
+            start = time.perf_counter()
+
+    def record(
+        self,
+        pair: _LoadedPair,
+        setup: MethodSetup,
+        seed: int,
+        folder: Path,
+        timings: dict[str, Any],
+        metrics: dict[str, float],
+    ) -> dict[str, Any]:
+        """One image's line of results.jsonl: what it is, how it was made, how long it took, its scores."""
+        width, height = pair.prepared.size
+        return {
+            "pair_id": pair.row.pair_id,
+            "method": setup.name,
+            "seed": seed,
+            "image": image_path(self.out, pair.row.pair_id, setup.name, seed)
+            .relative_to(self.out)
+            .as_posix(),
+            "pair": pair.row.to_dict(),
+            "settings": {
+                "model": self.config.model,
+                "dtype": str(self.engine.dtype).removeprefix("torch."),
+                "fit": self.config.fit,
+                "width": width,
+                "height": height,
+                "target_prompt": pair.prepared.target_prompt,
+                "adapter": folder.relative_to(self.out).as_posix(),
+                **setup.to_dict(),
+            },
+            "timings": timings,
+            "metrics": metrics,
+        }
+
+
+def _score(metrics: Sequence[Metric], items: Sequence[EvalItem]) -> list[dict[str, float]]:
+    """Every metric's numbers for each item; a metric that cannot judge an item leaves it out."""
+    scores: list[dict[str, float]] = [{} for _ in items]
+    for metric in metrics:
+        for scored, values in zip(scores, metric.score_available(items), strict=True):
+            scored.update(values)
+    return scores

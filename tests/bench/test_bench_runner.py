@@ -1,0 +1,166 @@
+"""``imposter bench`` end to end on the tiny pipeline: 2 pairs x 2 seeds x 2 methods."""
+
+import json
+
+import pytest
+from bench_settings import FAST
+
+from imposter.bench import runner
+from imposter.bench.launch import bench
+from imposter.bench.pairs import read_pairs
+from imposter.bench.runner import BenchConfig, MethodSetup
+from imposter.bench.store import prepare_output, read_results
+from imposter.cli import main
+from imposter.config import FinetuneConfig, SamplingConfig
+from imposter.engine import ImPoster
+
+REPORT = ("report.md", "per_pair.csv", "tradeoff.png", "grids/toy-000.png", "grids/toy-001.png")
+
+
+def without_timings(records):
+    return [{k: v for k, v in record.items() if k != "timings"} for record in records]
+
+
+def same_bench(first, second):
+    """Equal records (timings aside), images and report text."""
+    assert without_timings(read_results(first)) == without_timings(read_results(second))
+    for name in ("report.md", "per_pair.csv"):
+        assert (first / name).read_text() == (second / name).read_text()
+    images = sorted(p.relative_to(first) for p in (first / "images").rglob("*.png"))
+    assert images == sorted(p.relative_to(second) for p in (second / "images").rglob("*.png"))
+    assert all((first / p).read_bytes() == (second / p).read_bytes() for p in images)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model, toy_pairs, tmp_path_factory):
+    """An uninterrupted single-process run, made once and compared with by the other tests."""
+    out = tmp_path_factory.mktemp("reference") / "bench"
+    argv = ["bench", "--pairs", str(toy_pairs), "--model", str(tiny_model), "--device", "cpu"]
+    argv += ["--methods", "imposter", "baseline++", "--seeds", "0", "1", *FAST, "--out", str(out)]
+    calls = []
+    original = ImPoster.personalize
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ImPoster, "personalize", lambda *a, **k: calls.append(a) or original(*a, **k))
+        assert main(argv) == 0
+    return {"out": out, "personalize_calls": len(calls)}
+
+
+def test_end_to_end(reference):
+    out = reference["out"]
+    records = read_results(out)
+    assert [(r["pair_id"], r["method"], r["seed"]) for r in records] == [
+        (pair, method, seed)
+        for pair in ("toy-000", "toy-001")
+        for method in ("imposter", "baseline++")
+        for seed in (0, 1)
+    ]
+    for record in records:
+        assert {"pair_id", "method", "seed", "settings", "timings", "metrics", "image"} <= set(record)
+        assert set(record["metrics"]) == {"pose_iou", "identity", "leakage", "psnr"}  # no sscd
+        assert (out / record["image"]).is_file()
+        assert record["settings"]["finetune"]["steps"] == 3 and record["settings"]["sampling"]["steps"] == 4
+    k = {r["method"]: r["settings"]["sampling"]["k"] for r in records}
+    assert k == {"imposter": 2, "baseline++": 0}  # --k applies where it does not contradict the method
+    # one fine-tune per pair serves both methods and both seeds
+    assert reference["personalize_calls"] == 2
+    assert [len(list(p.iterdir())) for p in sorted((out / "adapters").iterdir())] == [1, 1]
+    assert {r["settings"]["adapter"] for r in records if r["pair_id"] == "toy-000"} == {
+        f"adapters/toy-000/{next((out / 'adapters' / 'toy-000').iterdir()).name}"
+    }
+    assert all((out / name).is_file() for name in REPORT)
+    table = (out / "report.md").read_text()
+    assert "| imposter | 4 |" in table and "| baseline++ | 4 |" in table and "SSCD" not in table
+    assert (out / "per_pair.csv").read_text().splitlines()[0] == (
+        "pair_id,method,images,pose_iou,identity,leakage,psnr"
+    )
+    config = json.loads((out / "bench_config.json").read_text())
+    assert (
+        set(config["settings"]["methods"]) == {"imposter", "baseline++"} and "torch" in config["environment"]
+    )
+
+
+def test_report_is_rebuilt_from_the_json_lines_alone(reference, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "results.jsonl").write_text((reference["out"] / "results.jsonl").read_text())
+    (copy / "images").symlink_to(reference["out"] / "images")
+    assert main(["report", str(copy)]) == 0
+    for name in REPORT:
+        assert (copy / name).is_file()
+    for name in ("report.md", "per_pair.csv"):
+        assert (copy / name).read_text() == (reference["out"] / name).read_text()
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "results.jsonl not found" in capsys.readouterr().err
+
+
+def test_killed_and_resumed_equals_uninterrupted(reference, bench_args, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "bench"
+    written = []
+    original = runner.write_record
+
+    def killed_on_the_sixth_record(out, record):
+        if len(written) == 5:  # pair 2, imposter, seed 1: seed 0 of the same batch is done
+            raise KeyboardInterrupt
+        written.append(record)
+        return original(out, record)
+
+    monkeypatch.setattr(runner, "write_record", killed_on_the_sixth_record)
+    assert main(bench_args(out)) == 130
+    assert (out / "images" / "toy-001" / "imposter" / "seed_1.png").exists()  # the image, not its record
+    assert not list(out.rglob("*.tmp*"))  # no half-written file
+    monkeypatch.setattr(runner, "write_record", original)
+    capsys.readouterr()
+    assert main(bench_args(out)) == 0
+    said = capsys.readouterr().out
+    assert "resuming: 5 of 8 images already done" in said and "reusing the fine-tune" in said
+    same_bench(reference["out"], out)
+    assert main(bench_args(out)) == 0  # all done: nothing to redo
+    same_bench(reference["out"], out)
+
+
+def test_other_settings_are_refused_and_methods_can_be_added(reference, bench_args, tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = bench_args(out)
+    argv[argv.index("--methods") + 1 : argv.index("--seeds")] = ["baseline++"]
+    assert main(argv) == 0
+    assert main([*bench_args(out), "--lr", "1e-3"]) == 2
+    assert "other settings (methods.baseline++.finetune.learning_rate: 0.0005 there, 0.001 now)" in (
+        capsys.readouterr().err
+    )
+    assert main(bench_args(out)) == 0  # imposter joins and samples from baseline++'s fine-tunes
+    assert capsys.readouterr().out.count("reusing the fine-tune") == 2
+    same_bench(reference["out"], out)
+
+
+def test_launched_ranks_split_the_pairs_and_rank_0_merges(
+    reference, engine, toy_pairs, tiny_model, tmp_path, monkeypatch
+):
+    """What each process does under ``accelerate launch`` / ``torchrun`` (here one after the other)."""
+    finetune, sampling = FinetuneConfig(steps=3), SamplingConfig(steps=4, k=2)
+    config = BenchConfig(
+        pairs=str(toy_pairs),
+        methods=(
+            MethodSetup.of("imposter", finetune, sampling),
+            MethodSetup.of("baseline++", finetune, sampling),
+        ),
+        seeds=(0, 1),
+        model=str(tiny_model),
+        device="cpu",
+        metrics=("toy", "sscd"),
+    )
+    out = tmp_path / "bench"
+    prepare_output(out, config.settings(read_pairs(toy_pairs)), overwrite=False)  # rank 0's first step
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert bench(config, out, engine=engine, progress=False) == []
+    assert (out / "records" / "toy-001").is_dir() and not (out / "records" / "toy-000").exists()
+    assert not (out / "results.jsonl").exists()
+    monkeypatch.setenv("RANK", "0")
+    assert len(bench(config, out, engine=engine, progress=False)) == 8
+    same_bench(reference["out"], out)
+
+
+def test_two_processes_equal_one(reference, bench_args, tmp_path):
+    out = tmp_path / "bench"
+    assert main([*bench_args(out), "--num-processes", "2"]) == 0
+    same_bench(reference["out"], out)
