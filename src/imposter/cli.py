@@ -98,6 +98,46 @@ def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool
     sp.add_argument("--batch-size", type=int, default=None, help="seeds denoised together (default: all)")
 
 
+def add_pair_flags(parser: argparse.ArgumentParser, driving_help: str, default_out: str) -> None:
+    """The inputs and run-folder flags of a job: --source/--driving and captions, --out, --adapter, ..."""
+    parser.add_argument("--source", required=True, type=Path, help="image of the subject")
+    parser.add_argument("--source-prompt", required=True, help='caption of the source, e.g. "a dog"')
+    parser.add_argument("--driving", required=True, type=Path, help=driving_help)
+    parser.add_argument(
+        "--driving-prompt", required=True, help='caption of the driving image, e.g. "a woman dancing"'
+    )
+    parser.add_argument(
+        "--target-prompt", default=None, help="default: the driving caption with the source as subject"
+    )
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default {default_out})")
+    parser.add_argument(
+        "--adapter", type=Path, default=None, help="adapter/ folder of an earlier run: skip fine-tuning"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an output folder that holds other settings"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run_fields(args: argparse.Namespace) -> dict:
+    """The settings every job's config shares, from the flags of ``add_pair_flags`` and the model flags."""
+    return dict(
+        model=args.model,
+        method=args.method,
+        source=str(args.source),
+        driving=str(args.driving),
+        source_prompt=args.source_prompt,
+        driving_prompt=args.driving_prompt,
+        target_prompt=args.target_prompt or "",
+        fit=args.fit,
+        height=args.height,
+        width=args.width,
+        adapter=str(args.adapter) if args.adapter else None,
+        device=args.device or "",
+        dtype=args.dtype or "",
+    )
+
+
 def configs_from_args(
     args: argparse.Namespace, method_name: str
 ) -> tuple[FinetuneConfig, SamplingConfig, dict]:
@@ -129,24 +169,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     finetune, sampling, explicit = configs_from_args(args, args.method)
     finetune.validate()
     sampling.validate()
-    config = RunConfig(
-        model=args.model,
-        method=args.method,
-        source=str(args.source),
-        driving=str(args.driving),
-        source_prompt=args.source_prompt,
-        driving_prompt=args.driving_prompt,
-        target_prompt=args.target_prompt or "",
-        seeds=tuple(args.seeds),
-        fit=args.fit,
-        height=args.height,
-        width=args.width,
-        finetune=finetune,
-        sampling=sampling,
-        adapter=str(args.adapter) if args.adapter else None,
-        device=args.device or "",
-        dtype=args.dtype or "",
-    )
+    config = RunConfig(**run_fields(args), seeds=tuple(args.seeds), finetune=finetune, sampling=sampling)
     out = args.out or Path("runs") / f"{args.method}-{Path(args.source).stem}-{Path(args.driving).stem}"
     result = run_generate(config, out, explicit=explicit, overwrite=args.overwrite, progress=not args.quiet)
     print(f"wrote {len(result.images)} image(s) and the grid {result.grid}")
@@ -165,25 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="make the source subject perform the driving action")
-    gen.add_argument("--source", required=True, type=Path, help="image of the subject")
-    gen.add_argument("--source-prompt", required=True, help='caption of the source, e.g. "a dog"')
-    gen.add_argument("--driving", required=True, type=Path, help="image of the action")
-    gen.add_argument(
-        "--driving-prompt", required=True, help='caption of the driving image, e.g. "a cat drinking water"'
-    )
-    gen.add_argument(
-        "--target-prompt", default=None, help="default: the driving caption with the source as subject"
-    )
-    gen.add_argument(
-        "--out", type=Path, default=None, help="output folder (default runs/METHOD-SOURCE-DRIVING)"
-    )
-    gen.add_argument(
-        "--adapter", type=Path, default=None, help="adapter/ folder of an earlier run: skip fine-tuning"
-    )
-    gen.add_argument(
-        "--overwrite", action="store_true", help="replace an output folder that holds other settings"
-    )
-    gen.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_pair_flags(gen, "image of the action", "runs/METHOD-SOURCE-DRIVING")
     add_model_flags(gen)
     add_generation_flags(gen)
     gen.set_defaults(func=cmd_generate)

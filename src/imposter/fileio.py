@@ -14,14 +14,26 @@ from typing import Any
 from PIL import Image
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 @contextmanager
-def _temporary_beside(path: Path, suffix: str = "") -> Iterator[Path]:
+def temporary_beside(path: Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary file name next to ``path``; on success the file is renamed onto ``path``.
+
+    The file gets the permissions a plain ``open`` would give it (mkstemp's are owner-only).
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     temporary = Path(name)
     try:
         yield temporary
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
@@ -30,7 +42,7 @@ def _temporary_beside(path: Path, suffix: str = "") -> Iterator[Path]:
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (temp file in the same folder, then rename)."""
     path = Path(path)
-    with _temporary_beside(path) as temporary:
+    with temporary_beside(path) as temporary:
         temporary.write_text(text)
     return path
 
@@ -43,7 +55,7 @@ def write_json(path: str | Path, data: Any) -> Path:
 def save_image(image: Image.Image, path: str | Path) -> Path:
     """Save ``image`` atomically; the format follows the suffix of ``path``."""
     path = Path(path)
-    with _temporary_beside(path, path.suffix) as temporary:
+    with temporary_beside(path, path.suffix) as temporary:
         image.save(temporary)
     return path
 
@@ -54,6 +66,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(temporary, 0o777 & ~_umask())
     try:
         yield temporary
         if path.exists():

@@ -18,17 +18,21 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 
 from . import __version__
 from .config import RunConfig
-from .engine import ImPoster
+from .engine import ImPoster, PreparedPair
 from .errors import ConfigError
 from .fileio import atomic_directory, save_image, write_json
 from .images import image_grid, load_image
 from .methods import get_method
+from .methods.base import Method
+from .personalizations import Personalization
+
+C = TypeVar("C")  # a run configuration (RunConfig, AnimateConfig): a dataclass with the fields settled() sets
 
 CONFIG_FILE = "config.json"
 ADAPTER_DIR = "adapter"
@@ -73,7 +77,8 @@ def _comparable(run: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps({k: v for k, v in run.items() if k != "seeds"}, default=str))
 
 
-def _previous_run(out: Path, run: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+def previous_run(out: Path, run: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+    """The earlier run in ``out`` with the same settings (but the seeds), or None; ConfigError if it differs."""
     config_file = out / CONFIG_FILE
     if not config_file.exists():
         return None
@@ -84,6 +89,64 @@ def _previous_run(out: Path, run: dict[str, Any], overwrite: bool) -> dict[str, 
         return None
     raise ConfigError(
         f"{out} holds a run with other settings; choose another --out, or pass --overwrite to replace it"
+    )
+
+
+def open_run_folder(out: Path, run: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+    """The earlier run in ``out`` to resume (None: start afresh, clearing ``out`` if ``overwrite``); marks it running."""
+    previous = previous_run(out, run, overwrite)
+    if previous is None and out.exists() and overwrite:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / CONFIG_FILE, {"run": run, "environment": environment(), "status": "running"})
+    return previous
+
+
+def load_or_personalize(
+    engine: ImPoster,
+    pair: PreparedPair,
+    method: Method,
+    config: RunConfig | Any,
+    out: Path,
+    resuming: bool,
+    progress: bool,
+    log: Callable[[str], None],
+) -> tuple[Personalization, bool]:
+    """``config.adapter`` if given, the run folder's own (when resuming), or a fresh fine-tune with
+    ``config.finetune`` saved to ``out/adapter``.
+
+    Returns the personalization and whether the run folder's adapter was reused.
+    """
+    adapter, adapter_dir = config.adapter, out / ADAPTER_DIR
+    if adapter:
+        log(f"loaded adapter from {adapter}; skipping fine-tuning")
+        return engine.load_personalization(adapter, method), False
+    if resuming and adapter_dir.is_dir():
+        log(f"resuming: reusing the adapter in {adapter_dir}")
+        return engine.load_personalization(adapter_dir, method), True
+    learned = engine.personalize(pair, method, config.finetune, progress=progress)
+    with atomic_directory(adapter_dir) as temporary:
+        learned.save(temporary)
+    return learned, False
+
+
+def settled(config: C, pair: PreparedPair, engine: ImPoster, log: Callable[[str], None], **more: Any) -> C:
+    """``config`` with what the run settled on (target prompt, image size, device, dtype), for config.json.
+
+    Says so when the target prompt was composed from the captions rather than given.
+    """
+    if not config.target_prompt:
+        log(
+            f"target prompt: {pair.target_prompt!r} (composed from the captions; set it with --target-prompt)"
+        )
+    return replace(
+        config,
+        target_prompt=pair.target_prompt,
+        height=pair.size[1],
+        width=pair.size[0],
+        device=str(engine.device),
+        dtype=str(engine.dtype).removeprefix("torch."),
+        **more,
     )
 
 
@@ -121,39 +184,13 @@ def run_generate(
         height=config.height,
         width=config.width,
     )
-    if not config.target_prompt:
-        log(
-            f"target prompt: {pair.target_prompt!r} (composed from the captions; set it with --target-prompt)"
-        )
-    config = replace(
-        config,
-        target_prompt=pair.target_prompt,
-        height=pair.size[1],
-        width=pair.size[0],
-        device=str(engine.device),
-        dtype=str(engine.dtype).removeprefix("torch."),
-    )
+    config = settled(config, pair, engine, log)
     run = config.to_dict()
-    previous = _previous_run(out, run, overwrite)
-    if previous is None and out.exists() and overwrite:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / CONFIG_FILE, {"run": run, "environment": environment(), "status": "running"})
-
-    adapter_dir = out / ADAPTER_DIR
-    reused = False
+    previous = open_run_folder(out, run, overwrite)
     start = time.perf_counter()
-    if config.adapter:
-        learned = engine.load_personalization(config.adapter, method)
-        log(f"loaded adapter from {config.adapter}; skipping fine-tuning")
-    elif previous is not None and adapter_dir.is_dir():
-        learned = engine.load_personalization(adapter_dir, method)
-        reused = True
-        log(f"resuming: reusing the adapter in {adapter_dir}")
-    else:
-        learned = engine.personalize(pair, method, config.finetune, progress=progress)
-        with atomic_directory(adapter_dir) as temporary:
-            learned.save(temporary)
+    learned, reused = load_or_personalize(
+        engine, pair, method, config, out, previous is not None, progress, log
+    )
     timings["personalize"] = time.perf_counter() - start
 
     images: dict[int, Path] = {}

@@ -30,9 +30,19 @@ def loss_summary(losses: list[float]) -> dict[str, Any]:
 
 
 def training_batch(engine: ImPoster, pair: PreparedPair) -> tuple[torch.Tensor, torch.Tensor]:
-    """Latents and caption embeddings of (source, driving), stacked: the fine-tuning data of Sec. 3.1."""
-    latents = torch.cat([pair.source_latents, pair.driving_latents])
-    embeds = torch.cat([engine.embed(pair, pair.source_prompt), engine.embed(pair, pair.driving_prompt)])
+    """Latents and caption embeddings of (source, driving), stacked: the fine-tuning data of Sec. 3.1.
+
+    With M driving frames (``pair.driving_latents`` of M rows, as ``animate`` makes) the source is
+    repeated M times, keeping the paper's balance: half the loss on the subject, half on the action.
+    """
+    count = pair.driving_latents.shape[0]
+    latents = torch.cat([pair.source_latents.expand(count, -1, -1, -1), pair.driving_latents])
+    embeds = torch.cat(
+        [
+            engine.embed(pair, pair.source_prompt).expand(count, -1, -1),
+            engine.embed(pair, pair.driving_prompt).expand(count, -1, -1),
+        ]
+    )
     return latents, embeds
 
 

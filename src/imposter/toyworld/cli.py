@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import shutil
+import sys
 from pathlib import Path
 
 
@@ -32,9 +35,11 @@ def cmd_train(args: argparse.Namespace) -> None:
             log_file.write(line + "\n")
             log_file.flush()
 
-        summary = train_toy_model(args.out, config, log=log, progress=not args.quiet)
+        command = shlex.join(["imposter", *sys.argv[1:]])
+        summary = train_toy_model(args.out, config, log=log, progress=not args.quiet, command=command)
+    shutil.move(log_path, Path(args.out) / "train.log")  # the checkpoint carries its own log
     print(
-        f"saved the toy pipeline to {args.out} (log: {log_path}); total {sum(summary['timings_s'].values()):.0f} s"
+        f"saved the toy pipeline to {args.out} (with train.log); total {sum(summary['timings_s'].values()):.0f} s"
     )
 
 
@@ -50,8 +55,26 @@ def cmd_eval(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    run_demo(
+        args.out, pair_seed=args.pair_seed, seeds=args.seeds, device=args.device, progress=not args.quiet
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``toy`` (pairs, train, eval) to the ``imposter`` parser."""
+    """Add ``demo`` and ``toy`` (pairs, train, eval) to the ``imposter`` parser."""
+    demo = subparsers.add_parser(
+        "demo", help="ImPoster vs Baseline++ on a toy-world pair with ground truth (CPU, minutes)"
+    )
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
+    demo.add_argument("--pair-seed", type=int, default=0, help="which toy pair to render")
+    demo.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    demo.add_argument("--device", default=None)
+    demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
     toy = subparsers.add_parser(
         "toy", help="the toy world: ground-truth pairs, and the bundled model's training"
     )

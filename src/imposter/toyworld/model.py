@@ -27,6 +27,11 @@ class ToyModelConfig:
     latent_channels: int = 4
     unet_channels: tuple[int, ...] = (32, 64, 128)  # 16x16, 8x8, 4x4
     unet_head_dim: int = 16
+    # GroupNorm needs several channels per group: with one it is instance norm, which rescales every
+    # channel to unit variance per image, so a channel cannot be "off" and the VAE loses colour.
+    # SD has 4 to 10 channels per group; so do we.
+    vae_norm_groups: int = 4
+    unet_norm_groups: int = 8
     image_size: int = 64
 
 
@@ -80,7 +85,7 @@ def build_components(config: ToyModelConfig = ToyModelConfig()) -> dict:
         up_block_types=("UpDecoderBlock2D",) * levels,
         latent_channels=config.latent_channels,
         layers_per_block=1,
-        norm_num_groups=16,
+        norm_num_groups=config.vae_norm_groups,
         sample_size=config.image_size,
         mid_block_add_attention=False,
     )
@@ -94,7 +99,7 @@ def build_components(config: ToyModelConfig = ToyModelConfig()) -> dict:
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=config.text_hidden,
         attention_head_dim=config.unet_head_dim,
-        norm_num_groups=16,
+        norm_num_groups=config.unet_norm_groups,
     )
     scheduler = DDIMScheduler(
         num_train_timesteps=1000,

@@ -1,8 +1,9 @@
 """Train the toy pipeline from scratch, reproducibly: ``imposter toy train --out DIR``.
 
 1. Render a fixed, seeded set of pretraining examples (held-out subject/action pairs never appear).
-2. Train the VAE to reconstruct them (L1 + a small KL term), then set its scaling factor to 1/std of
-   the latents, as SD's 0.18215 was chosen.
+2. Train the VAE to reconstruct them (L1 weighted 5x on the figure, whose few pixels carry the subject's
+   colours and the pose, + a small KL term), then set its scaling factor to 1/std of the latents, as
+   SD's 0.18215 was chosen.
 3. Encode every example once, then train the UNet and the text encoder together on the denoising
    loss (epsilon, min-SNR-5 weighting), with 10% empty captions for classifier-free guidance and an
    exponential moving average of the weights, which is what is saved.
@@ -24,8 +25,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..fileio import atomic_directory, write_json
+from .classify import MASK_THRESHOLD
 from .model import ToyModelConfig, assemble_pipeline, build_components
 from .pairs import sample_training_example
+from .world import BACKGROUND
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,12 @@ class ToyTrainConfig:
 
     seed: int = 0
     examples: int = 40_000  # pre-rendered (image, caption) pairs, ~0.5 GB as uint8
-    vae_steps: int = 1_500
+    vae_steps: int = 1_000
     vae_batch: int = 32
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6  # as SD's VAE: the KL only keeps the latents bounded
-    unet_steps: int = 4_000
+    figure_weight: float = 5.0  # L1 weight of figure pixels relative to background pixels
+    unet_steps: int = 3_500
     unet_batch: int = 64
     unet_lr: float = 5e-4
     warmup_steps: int = 200
@@ -71,6 +75,12 @@ def _pixels(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
+def _figure(pixels: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) 1.0 where a pixel differs from the background colour, as ``classify.figure_mask``."""
+    background = torch.tensor(BACKGROUND, dtype=pixels.dtype).view(1, 3, 1, 1) / 127.5 - 1.0
+    return ((pixels - background).abs().amax(dim=1, keepdim=True) > MASK_THRESHOLD / 127.5).to(pixels.dtype)
+
+
 def train_vae(
     vae, images: np.ndarray, config: ToyTrainConfig, log: Callable[[str], None], progress: bool = True
 ) -> list[float]:
@@ -85,7 +95,9 @@ def train_vae(
         posterior = vae.encode(batch).latent_dist
         latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
         reconstruction = vae.decode(latents).sample
-        loss = F.l1_loss(reconstruction, batch) + config.kl_weight * posterior.kl().mean()
+        weight = 1.0 + (config.figure_weight - 1.0) * _figure(batch)
+        l1 = (weight * (reconstruction - batch).abs()).sum() / (weight.sum() * batch.shape[1])
+        loss = l1 + config.kl_weight * posterior.kl().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -198,6 +210,7 @@ def train_toy_model(
     model: ToyModelConfig | None = None,
     log: Callable[[str], None] = print,
     progress: bool = True,
+    command: str | None = None,
 ) -> dict:
     """Train the toy pipeline into ``out`` (replaced atomically); returns the training summary."""
     from .sanity import sanity_check
@@ -241,6 +254,7 @@ def train_toy_model(
         )
     )
     summary = {
+        "command": command,
         "train": asdict(train),
         "model": asdict(model),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},

@@ -1,7 +1,67 @@
-"""Subcommands of this package (none yet)."""
+"""Subcommands of this package: ``imposter animate``.
+
+    imposter animate --source dog.png --source-prompt "a dog" --driving dance.mp4 \\
+        --driving-prompt "a woman dancing" --max-frames 24 --out runs/dog-dances
+"""
+
+from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from ..cli import add_generation_flags, add_model_flags, add_pair_flags, configs_from_args, run_fields
+from ..errors import ConfigError
+from .animate import DEFAULT_FRAME_BATCH, DEFAULT_TRAIN_FRAMES, AnimateConfig, run_animate
+
+
+def cmd_animate(args: argparse.Namespace) -> None:
+    if len(args.seeds) != 1:
+        raise ConfigError(
+            f"--seeds takes one value for animate (every frame starts from that seed's noise); got {args.seeds}"
+        )
+    finetune, sampling, explicit = configs_from_args(args, args.method)
+    config = AnimateConfig(
+        **run_fields(args),
+        seed=args.seeds[0],
+        every=args.every,
+        max_frames=args.max_frames,
+        train_frames=args.train_frames,
+        fps=args.fps,
+        finetune=finetune,
+        sampling=sampling,
+    )
+    out = args.out or Path("runs") / f"animate-{Path(args.source).stem}-{Path(args.driving).stem}"
+    result = run_animate(config, out, explicit=explicit, overwrite=args.overwrite, progress=not args.quiet)
+    wrote = ", ".join(str(p) for p in (result.gif, result.mp4, result.strip) if p is not None)
+    print(f"wrote {len(result.frames)} frame(s) to {out / 'frames'}, and {wrote}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this package's subcommands to the ``imposter`` parser."""
+    """Add ``animate`` to the ``imposter`` parser."""
+    animate = subparsers.add_parser(
+        "animate",
+        help="make the source subject perform a driving video or frame sequence",
+        epilog=f"--seeds takes one seed: every frame starts from its noise. --batch-size is the number of "
+        f"frames denoised together (default {DEFAULT_FRAME_BATCH}).",
+    )
+    add_pair_flags(
+        animate, "the action: a video (MP4, MOV, GIF...) or a folder of frames", "runs/animate-SOURCE-DRIVING"
+    )
+    frames = animate.add_argument_group("driving frames")
+    frames.add_argument("--every", type=int, default=1, help="keep one frame in N (default 1: all)")
+    frames.add_argument("--max-frames", type=int, default=None, help="stop after this many kept frames")
+    frames.add_argument(
+        "--train-frames",
+        type=int,
+        default=DEFAULT_TRAIN_FRAMES,
+        help=f"driving frames in the fine-tune, evenly spaced (default {DEFAULT_TRAIN_FRAMES})",
+    )
+    frames.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="rate of the GIF/MP4 (default: the video's, or 8 for a folder)",
+    )
+    add_model_flags(animate)
+    add_generation_flags(animate)
+    animate.set_defaults(func=cmd_animate)

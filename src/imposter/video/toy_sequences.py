@@ -1,0 +1,82 @@
+"""Toy-world driving sequences with per-frame ground truth, and how an animation of one scores.
+
+A sequence is cast like a toy pair (:func:`imposter.toyworld.pairs.make_pairs`): a source subject S
+standing, a driving subject D != S who was seen doing action A in pretraining, (S, A) held out. The
+driving frames show D moving from standing into A (:func:`imposter.toyworld.world.sequence_poses`);
+frame t's ground truth is S in frame t's pose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..fileio import atomic_directory, save_image
+from ..metrics.base import EvalItem
+from ..metrics.toy import ToyGroundTruth
+from ..toyworld.classify import color_similarity
+from ..toyworld.pairs import ToyPair, make_pairs
+from ..toyworld.render import render
+from ..toyworld.world import Pose, sequence_poses
+from .writers import frame_name
+
+
+@dataclass(frozen=True)
+class ToySequence(ToyPair):
+    """A toy pair whose action unfolds over frames; the pair's own driving and target images are the last frame's."""
+
+    poses: tuple[Pose, ...]  # of the driving frames, in order
+    driving_frames: tuple[Image.Image, ...]
+    target_frames: tuple[Image.Image, ...]  # render(source_subject, poses[t])
+
+
+def make_sequences(n: int, n_frames: int, seed: int) -> list[ToySequence]:
+    """``n`` sequences of ``n_frames`` frames, deterministic in ``seed``, cast like the toy pairs."""
+    rng = np.random.default_rng([seed, 1])  # apart from the casting's stream
+    sequences = []
+    for pair in make_pairs(n, seed):
+        poses = tuple(sequence_poses(pair.action, n_frames, rng))
+        driving = tuple(render(pair.driving_subject, pose) for pose in poses)
+        targets = tuple(render(pair.source_subject, pose) for pose in poses)
+        cast = {f.name: getattr(pair, f.name) for f in fields(ToyPair)}
+        cast.update(
+            pair_id=pair.pair_id.replace("toy-", "toyseq-"),
+            driving_pose=poses[-1],
+            driving_image=driving[-1],
+            target_image=targets[-1],
+        )
+        sequences.append(ToySequence(**cast, poses=poses, driving_frames=driving, target_frames=targets))
+    return sequences
+
+
+def write_sequence(sequence: ToySequence, folder: str | Path) -> tuple[Path, Path]:
+    """Write ``source.png`` and ``driving/frame_0000.png`` ... into ``folder`` (replacing an older driving/)."""
+    folder = Path(folder)
+    with atomic_directory(folder / "driving") as driving:
+        for index, frame in enumerate(sequence.driving_frames):
+            frame.save(driving / frame_name(index))
+    return save_image(sequence.source_image, folder / "source.png"), folder / "driving"
+
+
+def score_sequence(generated: Sequence[Image.Image], sequence: ToySequence) -> list[dict[str, float]]:
+    """Per frame: the toy ground-truth scores (pose IoU, identity, leakage, PSNR) and ``consistency``.
+
+    ``consistency`` is the color similarity of the frame with the previous generated frame: the subject
+    keeping its look from frame to frame. The first frame has none.
+    """
+    if len(generated) != len(sequence.target_frames):
+        raise ValueError(f"{len(generated)} generated frames for a sequence of {len(sequence.target_frames)}")
+    items = [
+        EvalItem(image, sequence.source_image, driving, sequence.target_prompt, target)
+        for image, driving, target in zip(
+            generated, sequence.driving_frames, sequence.target_frames, strict=True
+        )
+    ]
+    scores = ToyGroundTruth().score(items)
+    for t in range(1, len(scores)):
+        scores[t]["consistency"] = color_similarity(generated[t], generated[t - 1])
+    return scores
