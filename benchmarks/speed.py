@@ -153,7 +153,7 @@ def main() -> None:
         learned = engine.personalize(pair, "imposter", FinetuneConfig(steps=1), progress=False)
         method = get_method("imposter")
         seeds = list(range(args.seeds))
-        on = SamplingConfig(steps=args.sample_steps, amp_scale=0.1, phase_scale=0.1)
+        on = SamplingConfig(steps=args.sample_steps)  # the defaults: guidance on
         off = SamplingConfig(steps=args.sample_steps, amp_scale=0.0, phase_scale=0.0)
         uncond, target = engine.embed(pair, ""), engine.embed(pair, pair.target_prompt)
 

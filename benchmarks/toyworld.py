@@ -74,7 +74,7 @@ def sweep(args: argparse.Namespace) -> None:
 
     from imposter import FinetuneConfig, ImPoster, SamplingConfig
     from imposter.bench.stats import mean_interval
-    from imposter.fileio import write_text
+    from imposter.fileio import atomic_directory, write_text
     from imposter.metrics.base import EvalItem
     from imposter.metrics.phase import PhaseScore
     from imposter.metrics.toy import ToyGroundTruth
@@ -99,7 +99,13 @@ def sweep(args: argparse.Namespace) -> None:
         if not todo:
             continue
         pair = engine.prepare(toy.source_image, toy.source_prompt, toy.driving_image, toy.driving_prompt)
-        learned = engine.personalize(pair, "imposter", finetune, progress=False)
+        cached = out / "adapters" / f"{toy.pair_id}-{finetune.steps}-{finetune.learning_rate:g}"
+        if cached.is_dir():  # staged sweeps share the fine-tune of each pair
+            learned = engine.load_personalization(cached, "imposter")
+        else:
+            learned = engine.personalize(pair, "imposter", finetune, progress=False)
+            with atomic_directory(cached) as temporary:
+                learned.save(temporary)
         for setting in todo:
             sampling = replace(SamplingConfig(steps=args.steps), **setting)
             images = engine.generate(pair, learned, args.seeds, sampling, method="imposter", progress=False)
