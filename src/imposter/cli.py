@@ -186,7 +186,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 # Packages that add their own subcommands with ``register(subparsers)``; each lives beside its library code.
-COMMAND_MODULES = ("imposter.toyworld.cli", "imposter.bench.cli", "imposter.video.cli")
+COMMAND_MODULES = ("imposter.toyworld.cli", "imposter.bench.cli", "imposter.video.cli", "imposter.app.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
