@@ -37,7 +37,12 @@ def test_scores_do_not_depend_on_batch_size(clip_folder, metric):
     assert [s["clip"] for s in one_by_one] == pytest.approx(
         [s["clip"] for s in metric.score(items)], abs=1e-5
     )
-    assert metric.score(items) == metric.score(items)
+
+
+def test_the_prompt_changes_the_score(metric):
+    item = random_items(1)[0]
+    other = dataclasses.replace(item, target_prompt="zzzz qqqq")
+    assert metric.score([item])[0]["clip"] != pytest.approx(metric.score([other])[0]["clip"], abs=1e-6)
 
 
 def test_prompts_past_the_token_limit_are_cut(metric):

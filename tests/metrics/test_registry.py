@@ -22,8 +22,14 @@ def tiny(tmp_path_factory):
     }
 
 
-def test_metric_names():
-    assert METRIC_NAMES == ("clip", "dino", "sscd", "phase", "toy")
+def test_every_registered_name_names_a_metric_class():
+    from imposter.metrics.base import Metric
+    from imposter.metrics.registry import METRIC_CLASSES
+
+    for name in METRIC_NAMES:
+        module, class_name = METRIC_CLASSES[name]
+        metric_class = getattr(importlib.import_module(module), class_name)
+        assert issubclass(metric_class, Metric) and metric_class.keys, name
 
 
 def test_unknown_name_lists_the_valid_ones_before_loading_anything():
