@@ -121,3 +121,44 @@ def test_missing_image_is_a_one_line_error(tiny_model, tmp_path, capsys):
         capsys.readouterr().err.strip()
         == f"error: source image not found: {tmp_path / 'no.png'} (check the path)"
     )
+
+
+def test_out_of_gpu_memory_is_one_line_saying_what_to_lower(base_args, tmp_path, capsys, monkeypatch):
+    import torch
+
+    import imposter.run
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(imposter.run, "run_generate", out_of_memory)
+    assert main([*base_args, "--out", str(tmp_path / "x"), *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: out of GPU memory")
+    assert "--batch-size" in err and "--dtype" in err
+
+
+def test_the_toy_model_says_what_it_knows_when_a_caption_is_outside_it(pair_files, tmp_path):
+    import warnings
+
+    from imposter.toyworld import world
+
+    def toy_notices(argv):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert main(argv) == 0
+        return [str(w.message) for w in caught if "toy model" in str(w.message)]
+
+    args = [
+        "generate", "--source", str(pair_files["source"]), "--source-prompt", "a monkey",
+        "--driving", str(pair_files["driving"]), "--driving-prompt", "a woman playing violin",
+        "--out", str(tmp_path / "toy"), "--train-steps", "1", "--steps", "2", "--k", "1", "--quiet",
+    ]  # fmt: skip
+    said = toy_notices(args)
+    assert len(said) == 1 and "\n" not in said[0]
+    assert "'monkey'" in said[0] and "'violin'" in said[0] and world.SUBJECT_NAMES[-1] in said[0]
+    assert world.ACTIONS[-1] in said[0] and "--model stable-diffusion-v1-5/stable-diffusion-v1-5" in said[0]
+    subject, action = world.SUBJECT_NAMES[0], world.ACTIONS[0]
+    args[4], args[8] = f"a {subject}", f"a {world.SUBJECT_NAMES[1]} {action}"
+    args[10] = str(tmp_path / "toy2")
+    assert toy_notices(args) == []

@@ -1,5 +1,7 @@
 """End to end on a tiny pipeline: fine-tune -> generate -> save -> reload, and what each method trains."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -70,6 +72,17 @@ def test_seed_images_do_not_depend_on_batching(engine, pair, learned):
         )
     )
     assert np.abs(together - one_by_one).max() <= 1
+
+
+def test_eta_above_zero_is_reproducible_alone_or_in_a_batch(engine, pair, learned):
+    noisy = dataclasses.replace(FAST, eta=1.0)
+    first = pixels(engine.generate(pair, learned, seeds=[3, 4], sampling=noisy, progress=False))
+    again = pixels(engine.generate(pair, learned, seeds=[3, 4], sampling=noisy, progress=False))
+    alone = pixels(engine.generate(pair, learned, seeds=[4], sampling=noisy, progress=False))
+    assert np.array_equal(first, again)
+    assert np.abs(alone[0] - first[1]).max() <= 1
+    plain = pixels(engine.generate(pair, learned, seeds=[3, 4], sampling=FAST, progress=False))
+    assert np.abs(plain - first).max() > 1  # eta's noise is there
 
 
 def test_finetuning_is_reproducible_from_its_seed(engine, pair, learned):

@@ -31,14 +31,20 @@ def tiny_tokenizer(directory: Path, pad_token: str | None = None, max_length: in
     )
 
 
-def tiny_components(tmp: Path, seed: int = 0, prediction_type: str = "epsilon", pad_token: str | None = None):
+def tiny_components(
+    tmp: Path,
+    seed: int = 0,
+    prediction_type: str = "epsilon",
+    pad_token: str | None = None,
+    unet_channels: tuple[int, int] = (16, 32),
+):
     """UNet, VAE, text encoder, tokenizer and DDIM scheduler, a few thousand parameters each."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        block_out_channels=(16, 32),
+        block_out_channels=unet_channels,
         layers_per_block=1,
         sample_size=8,
         in_channels=4,

@@ -14,174 +14,31 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import FINETUNE_FLAGS, FITS, GUIDANCE_SPACES, FinetuneConfig, RunConfig, SamplingConfig
 from .errors import ImposterError
-from .guidance import NORMALIZATIONS, PHASE_DISTANCES
-
-# flag dest -> (config section, field): flags left unset (None) keep the method's/paper's default
-SAMPLING_FLAGS = {
-    "steps": "steps",
-    "k": "k",
-    "amp_scale": "amp_scale",
-    "phase_scale": "phase_scale",
-    "guidance_scale": "guidance_scale",
-    "phase_distance": "phase_distance",
-    "guidance_space": "guidance_space",
-    "guidance_normalization": "guidance_normalization",
-    "eta": "eta",
-    "batch_size": "batch_size",
-}
-
-
-def add_model_flags(parser: argparse.ArgumentParser) -> None:
-    """--model, --device, --dtype."""
-    parser.add_argument("--model", default="toy", help="hub id, local diffusers folder, or 'toy' (default)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available)")
-    parser.add_argument(
-        "--dtype",
-        default=None,
-        choices=["float32", "float16", "bfloat16"],
-        help="default: bf16/fp16 on GPU, fp32 on CPU",
-    )
-
-
-def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool = False) -> None:
-    """The method, fine-tuning and sampling flags shared by generate, bench and animate."""
-    from .methods import METHOD_NAMES
-
-    if multiple_methods:
-        parser.add_argument(
-            "--methods", "--method", dest="methods", nargs="+", default=["imposter", "baseline++"],
-            help=f"any of: {', '.join(METHOD_NAMES)} (default: imposter baseline++)",
-        )  # fmt: skip
-    else:
-        parser.add_argument("--method", default="imposter", help=f"one of: {', '.join(METHOD_NAMES)}")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one image per seed (default: 0)")
-    parser.add_argument(
-        "--fit",
-        choices=FITS,
-        default="pad",
-        help="non-square inputs: pad with black (authors) or center-crop",
-    )
-    parser.add_argument(
-        "--height", type=int, default=None, help="default: the model's native size (512 for SD 2.1-base)"
-    )
-    parser.add_argument("--width", type=int, default=None)
-    ft = parser.add_argument_group("fine-tuning (paper Sec. 4 defaults)")
-    ft.add_argument("--train-steps", type=int, default=None, help="fine-tuning iterations (default 500)")
-    ft.add_argument("--lr", type=float, default=None, help="learning rate (default 5e-4, DreamBooth-LoRA)")
-    ft.add_argument("--rank", type=int, default=None, help="LoRA rank (default 4)")
-    ft.add_argument(
-        "--train-seed", type=int, default=None, help="seed of the fine-tuning noise and LoRA init (default 0)"
-    )
-    sp = parser.add_argument_group("sampling (paper Sec. 4 defaults)")
-    sp.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50)")
-    sp.add_argument("--k", type=int, default=None, help="steps denoised with the driving caption (default 5)")
-    sp.add_argument(
-        "--amp-scale",
-        type=float,
-        default=None,
-        help="s_a, amplitude guidance scale (default 0.03, measured on the toy world)",
-    )
-    sp.add_argument(
-        "--phase-scale",
-        type=float,
-        default=None,
-        help="s_p, phase guidance scale (default 0.1, measured on the toy world)",
-    )
-    sp.add_argument(
-        "--guidance-scale", type=float, default=None, help="classifier-free guidance (default 7.5)"
-    )
-    sp.add_argument(
-        "--phase-distance", choices=PHASE_DISTANCES, default=None, help="cos (wrap-safe) or abs (authors)"
-    )
-    sp.add_argument(
-        "--guidance-space",
-        choices=GUIDANCE_SPACES,
-        default=None,
-        help="guide the noisy latents or the x0 prediction",
-    )
-    sp.add_argument(
-        "--guidance-normalization", choices=NORMALIZATIONS, default=None, help="what s_a, s_p mean (see docs)"
-    )
-    sp.add_argument("--eta", type=float, default=None, help="DDIM eta (default 0)")
-    sp.add_argument("--batch-size", type=int, default=None, help="seeds denoised together (default: all)")
-
-
-def add_pair_flags(parser: argparse.ArgumentParser, driving_help: str, default_out: str) -> None:
-    """The inputs and run-folder flags of a job: --source/--driving and captions, --out, --adapter, ..."""
-    parser.add_argument("--source", required=True, type=Path, help="image of the subject")
-    parser.add_argument("--source-prompt", required=True, help='caption of the source, e.g. "a dog"')
-    parser.add_argument("--driving", required=True, type=Path, help=driving_help)
-    parser.add_argument(
-        "--driving-prompt", required=True, help='caption of the driving image, e.g. "a woman dancing"'
-    )
-    parser.add_argument(
-        "--target-prompt", default=None, help="default: the driving caption with the source as subject"
-    )
-    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default {default_out})")
-    parser.add_argument(
-        "--adapter", type=Path, default=None, help="adapter/ folder of an earlier run: skip fine-tuning"
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace an output folder that holds other settings"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def run_fields(args: argparse.Namespace) -> dict:
-    """The settings every job's config shares, from the flags of ``add_pair_flags`` and the model flags."""
-    return dict(
-        model=args.model,
-        method=args.method,
-        source=str(args.source),
-        driving=str(args.driving),
-        source_prompt=args.source_prompt,
-        driving_prompt=args.driving_prompt,
-        target_prompt=args.target_prompt or "",
-        fit=args.fit,
-        height=args.height,
-        width=args.width,
-        adapter=str(args.adapter) if args.adapter else None,
-        device=args.device or "",
-        dtype=args.dtype or "",
-    )
-
-
-def configs_from_args(
-    args: argparse.Namespace, method_name: str
-) -> tuple[FinetuneConfig, SamplingConfig, dict]:
-    """Fine-tuning and sampling configs for ``method_name`` from the flags, and the flags set explicitly.
-
-    Flags left unset take the method's defaults (the paper's, unless the method has its own).
-    """
-    from .methods import get_method
-
-    method = get_method(method_name)
-    sampling = {
-        field: getattr(args, dest)
-        for dest, field in SAMPLING_FLAGS.items()
-        if getattr(args, dest) is not None
-    }
-    finetune = {
-        field: getattr(args, dest)
-        for dest, field in FINETUNE_FLAGS.items()
-        if getattr(args, dest) is not None
-    }
-    explicit = {"sampling": sampling, "finetune": finetune}
-    method.check_flags(explicit)
-    return method.default_finetune(**finetune), method.default_sampling(**sampling), explicit
+from .flags import (  # noqa: F401  (add_model_flags: imported from here by app/cli.py)
+    add_generation_flags,
+    add_model_flags,
+    add_pair_flags,
+    configs_from_args,
+    quiet_libraries,
+    resolve_method,
+    run_fields,
+)
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
+    from .config import RunConfig
     from .run import run_generate
 
-    finetune, sampling, explicit = configs_from_args(args, args.method)
+    method = resolve_method(args)
+    finetune, sampling, explicit = configs_from_args(args, method)
     finetune.validate()
     sampling.validate()
     config = RunConfig(**run_fields(args), seeds=tuple(args.seeds), finetune=finetune, sampling=sampling)
     out = args.out or Path("runs") / f"{args.method}-{Path(args.source).stem}-{Path(args.driving).stem}"
-    result = run_generate(config, out, explicit=explicit, overwrite=args.overwrite, progress=not args.quiet)
+    result = run_generate(
+        config, out, method=method, explicit=explicit, overwrite=args.overwrite, progress=not args.quiet
+    )
     print(f"wrote {len(result.images)} image(s) and the grid {result.grid}")
 
 
@@ -224,22 +81,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume where it stopped", file=sys.stderr)
         return 130
+    except Exception as err:
+        if not out_of_memory(err):
+            raise
+        print(f"error: {out_of_memory_advice(args)}", file=sys.stderr)
+        return 2
     return 0
 
 
-def quiet_libraries() -> None:
-    """Library chatter (loading bars, deprecation notes) off: our own progress bars and messages stay."""
-    import os
+def out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is the accelerator running out of memory (CUDA's OutOfMemoryError, or MPS's)."""
+    return type(err).__name__ == "OutOfMemoryError" or "out of memory" in str(err).lower()
 
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
 
-    diffusers_logging.set_verbosity_error()
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
+def out_of_memory_advice(args: argparse.Namespace) -> str:
+    """What to lower, among the flags this command has."""
+    advice = {
+        "batch_size": "--batch-size 1 (fewer images denoised together)",
+        "offload": "--offload (keep the models on the CPU until each is needed)",
+        "dtype": "--dtype float16 or bfloat16 (half the memory of float32)",
+    }
+    fixes = [text for dest, text in advice.items() if hasattr(args, dest)]
+    return "out of GPU memory; " + ("try " + ", or ".join(fixes) if fixes else "use a smaller model")

@@ -11,11 +11,15 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from .errors import ConfigError
-from .guidance import NORMALIZATIONS, PHASE_DISTANCES
 
 Fit = Literal["pad", "crop"]
 FITS: tuple[str, ...] = ("pad", "crop")
 GUIDANCE_SPACES: tuple[str, ...] = ("denoised", "noisy")
+PHASE_DISTANCES: tuple[str, ...] = (
+    "cos",
+    "abs",
+)  # imposter.guidance: wrap-safe cosine, or the authors' |angle|
+NORMALIZATIONS: tuple[str, ...] = ("sum", "paper")  # imposter.guidance: what the scales s_a, s_p mean
 # what is trained: a LoRA (ImPoster), the whole UNet (the authors' release), text-side tensors (peers)
 FINETUNE_KINDS: tuple[str, ...] = ("lora", "full-authors", "text-embedding", "identifier", "identifier+lora")
 

@@ -11,40 +11,32 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from PIL import Image
 
 from .config import FinetuneConfig, SamplingConfig
-from .errors import ConfigError, ModelLoadError
+from .errors import ConfigError, ImposterError, ModelLoadError
+from .finetune import DenoisingLoss
 from .images import check_size, fit_image, load_image, to_pil, to_rgb, to_tensor
-from .methods import get_method
+from .methods import check_compatible, get_method
 from .methods.base import Method
-from .models import load_pipeline, native_size, resolve_device, resolve_dtype, vae_scale_factor
+from .models import (
+    TOY,
+    first_line,
+    load_pipeline,
+    native_size,
+    resolve_device,
+    resolve_dtype,
+    set_up_pipeline,
+    vae_scale_factor,
+)
 from .personalizations import EMBEDDINGS_FILE, LORA_FILE, METADATA_FILE, UNET_FILE, Personalization
-from .prompts import check_caption, check_token_length, compose_target_prompt
-
-
-@dataclass
-class PreparedPair:
-    """A source/driving pair fitted to the model's size, with its latents and caption embeddings cached."""
-
-    source_image: Image.Image
-    driving_image: Image.Image
-    source_prompt: str
-    driving_prompt: str
-    target_prompt: str
-    source_latents: torch.Tensor  # (1, C, h, w), float32, scaled by the VAE's scaling factor
-    driving_latents: torch.Tensor
-    embeds: dict[str, torch.Tensor] = field(default_factory=dict)  # caption -> (1, L, D)
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(width, height) in pixels."""
-        return self.source_image.size
+from .prepared import PreparedPair
+from .prompts import check_caption, check_token_length, compose_target_prompt, toy_vocabulary_notice
 
 
 class ImPoster:
@@ -56,11 +48,22 @@ class ImPoster:
 
     @classmethod
     def from_pretrained(
-        cls, model: str = "toy", device: str | None = None, dtype: str | None = None
+        cls, model: str = "toy", device: str | None = None, dtype: str | torch.dtype | None = None
     ) -> ImPoster:
-        """Load a hub id, a local diffusers folder, or ``"toy"`` (the bundled toy-world model)."""
+        """Load a hub id, a local diffusers folder, or ``"toy"`` (the bundled toy-world model).
+
+        ``dtype``: a torch.dtype or its name ("float16"); the scheduler becomes DDIM (said if it was another).
+        """
         resolved = resolve_device(device)
         return cls(load_pipeline(model, resolved, resolve_dtype(dtype, resolved)), model=model)
+
+    @classmethod
+    def from_pipe(cls, pipe, model: str = "custom", ddim: bool = False) -> ImPoster:
+        """Wrap a ``StableDiffusionPipeline`` you already have (diffusers' convention), on its device and dtype.
+
+        It is frozen for our use like a loaded one; its scheduler stays unless ``ddim`` (the paper's sampler).
+        """
+        return cls(set_up_pipeline(pipe, ddim=ddim), model=model)
 
     @property
     def device(self) -> torch.device:
@@ -112,6 +115,10 @@ class ImPoster:
         scaled = latents / self.pipe.vae.config.scaling_factor
         return to_pil(self.pipe.vae.decode(scaled.to(self.pipe.vae.dtype)).sample)
 
+    def training_loss(self) -> DenoisingLoss:
+        """The family's fine-tuning loss (SD 1.x/2.x: epsilon or v MSE at uniform timesteps)."""
+        return DenoisingLoss.for_scheduler(self.scheduler)
+
     # -- the task ---------------------------------------------------------------------------------
 
     def prepare(
@@ -132,6 +139,10 @@ class ImPoster:
             target_prompt = compose_target_prompt(source_prompt, driving_prompt)
         else:
             target_prompt = check_caption(target_prompt, "--target-prompt")
+        if self.model == TOY and (
+            notice := toy_vocabulary_notice([source_prompt, driving_prompt, target_prompt])
+        ):
+            warnings.warn(notice, stacklevel=2)
         for name, prompt in (
             ("--source-prompt", source_prompt),
             ("--driving-prompt", driving_prompt),
@@ -171,44 +182,76 @@ class ImPoster:
         config = method.finetune_config(finetune)
         start = time.perf_counter()
         learned = method.personalize(self, pair, config, progress=progress)
+        learned.family, learned.base_model = FAMILY, self.model
         learned.info.setdefault("finetune", config.__dict__ | {"target_modules": list(config.target_modules)})
         learned.info["seconds"] = round(time.perf_counter() - start, 3)
         return learned
 
     def load_personalization(
-        self, directory: str | Path, method: str | Method = "imposter"
+        self, directory: str | Path, method: str | Method | None = None
     ) -> Personalization:
-        """Read a personalization saved by ``Personalization.save`` (or a diffusers LoRA folder)."""
-        method = get_method(method) if isinstance(method, str) else method
+        """Read a personalization saved by ``Personalization.save`` (or a diffusers LoRA folder).
+
+        ``method`` None: the method stored with it (a plain LoRA folder: ImPoster). A method that cannot
+        sample from it, an unreadable folder, or one that does not fit this model is a one-line error.
+        """
         directory = Path(directory)
         if not directory.is_dir():
             raise ModelLoadError(
                 f"--adapter {directory} is not a folder (give the adapter/ folder of an earlier run)"
             )
-        meta_file = directory / METADATA_FILE
-        metadata = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+        metadata = _read_metadata(directory)
+        stored = metadata.get("method")
+        method = get_method(method or stored or "imposter") if not isinstance(method, Method) else method
+        if stored:
+            check_compatible(method, stored, f"--adapter {directory}")
+        family = metadata.get("family", FAMILY)
+        if family != FAMILY:
+            raise ModelLoadError(
+                f"--adapter {directory} was learned on a {family} model; this is a {FAMILY} model: "
+                "use a checkpoint of that family"
+            )
         if not metadata:
-            if (directory / LORA_FILE).exists():
-                metadata = {"kind": "lora", "method": method.name, "info": {}}
-            elif (directory / UNET_FILE).exists():
-                metadata = {"kind": "unet", "method": method.name, "info": {}}
-            elif (directory / EMBEDDINGS_FILE).exists():
-                metadata = {"kind": "embedding", "method": method.name, "info": {}}
-            else:
-                raise ModelLoadError(
-                    f"--adapter {directory} holds none of {METADATA_FILE}, {LORA_FILE}, {UNET_FILE}, {EMBEDDINGS_FILE}; "
-                    "give the adapter/ folder written by imposter generate"
-                )
-        return method.load_personalization(directory, metadata)
+            metadata = {"kind": _kind_of(directory), "method": method.name, "info": {}}
+        try:
+            learned = method.load_personalization(directory, metadata)
+        except ImposterError:
+            raise
+        except Exception as err:  # a truncated safetensors file, a missing tensor: all mean the same
+            raise ModelLoadError(
+                f"--adapter {directory} could not be read ({first_line(err)}); it may be incomplete: "
+                "fine-tune again, or give another adapter folder"
+            ) from err
+        learned.base_model = metadata.get("base_model", "")
+        try:
+            learned.check_fits(self)
+        except (RuntimeError, ValueError, KeyError) as err:
+            trained = f" (learned on {learned.base_model})" if learned.base_model else ""
+            raise ModelLoadError(
+                f"--adapter {directory}{trained} does not fit this model ({self.model}): "
+                f"{first_line(err)}; use the base model it was learned on"
+            ) from err
+        return learned
 
-    def initial_noise(self, seeds: Sequence[int], pair: PreparedPair) -> torch.Tensor:
-        """One noise tensor per seed, drawn on the CPU so that a seed gives the same noise on every device."""
+    def seeded_noise(
+        self, seeds: Sequence[int], pair: PreparedPair
+    ) -> tuple[torch.Tensor, list[torch.Generator]]:
+        """One noise tensor per seed, and each seed's generator, which sampling continues (DDIM's eta noise).
+
+        Drawn on the CPU, so that a seed gives the same noise on every device; a generator per seed, so
+        that a seed gives the same image alone or in a batch.
+        """
         channels = self.pipe.unet.config.in_channels
         width, height = pair.size
         factor = vae_scale_factor(self.pipe)
         shape = (1, channels, height // factor, width // factor)
-        noise = [torch.randn(shape, generator=torch.Generator().manual_seed(int(seed))) for seed in seeds]
-        return torch.cat(noise).to(self.device)
+        generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        noise = [torch.randn(shape, generator=generator) for generator in generators]
+        return torch.cat(noise).to(self.device), generators
+
+    def initial_noise(self, seeds: Sequence[int], pair: PreparedPair) -> torch.Tensor:
+        """One noise tensor per seed (see ``seeded_noise``)."""
+        return self.seeded_noise(seeds, pair)[0]
 
     def generate_batches(
         self,
@@ -221,6 +264,7 @@ class ImPoster:
     ) -> Iterator[list[tuple[int, Image.Image]]]:
         """Yield (seed, image) lists, one per batch of ``sampling.batch_size`` seeds (all at once by default)."""
         method = get_method(method or personalization.method) if not isinstance(method, Method) else method
+        check_compatible(method, personalization.method)
         config = method.sampling_config(sampling)
         seeds = [int(s) for s in seeds]
         if len(set(seeds)) != len(seeds):
@@ -229,8 +273,9 @@ class ImPoster:
         with personalization.active(self):
             for start in range(0, len(seeds), size):
                 chunk = seeds[start : start + size]
+                noise, generators = self.seeded_noise(chunk, pair)
                 latents = method.sample(
-                    self, pair, personalization, self.initial_noise(chunk, pair), config, progress
+                    self, pair, personalization, noise, config, progress, generators=generators
                 )
                 yield list(zip(chunk, self.decode(latents), strict=True))
 
@@ -252,3 +297,30 @@ def _as_image(image: str | Path | Image.Image, role: str) -> Image.Image:
     if isinstance(image, Image.Image):
         return to_rgb(image, f"{role} image")
     return load_image(image, role)
+
+
+FAMILY = "sd"  # Stable Diffusion 1.x/2.x: the one model family so far (issue 11 adds SDXL and FLUX.1)
+
+
+def _read_metadata(directory: Path) -> dict:
+    """``personalization.json`` of an adapter folder ({} if there is none); ModelLoadError if it is not JSON."""
+    path = directory / METADATA_FILE
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelLoadError(
+            f"--adapter {directory}: {METADATA_FILE} is not readable JSON ({err}); fine-tune again"
+        ) from err
+
+
+def _kind_of(directory: Path) -> str:
+    """What a folder without metadata holds, by its weight files; ModelLoadError if none."""
+    for kind, name in (("lora", LORA_FILE), ("unet", UNET_FILE), ("embedding", EMBEDDINGS_FILE)):
+        if (directory / name).exists():
+            return kind
+    raise ModelLoadError(
+        f"--adapter {directory} holds none of {METADATA_FILE}, {LORA_FILE}, {UNET_FILE}, {EMBEDDINGS_FILE}; "
+        "give the adapter/ folder written by imposter generate"
+    )

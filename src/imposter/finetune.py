@@ -1,4 +1,11 @@
-"""Fine-tuning the UNet on the (image, caption) pairs with the denoising loss (ImPoster, Sec. 3.1).
+"""Fine-tuning (ImPoster, Sec. 3.1): one training loop, with what is trained and the loss plugged in.
+
+``train`` is the loop. Each iteration it asks an :class:`Objective` for its losses, one per optimizer
+update, and steps on each: ImPoster's LoRA makes one update per iteration (both pairs in one batch),
+the authors' release two (source, then driving), HiPer and ADI one on their text tensors (their
+objectives live beside them, in ``methods/``). An objective computes its losses with a model family's
+:class:`TrainingLoss`: here :class:`DenoisingLoss`, SD 1.x/2.x's epsilon (or v) MSE at uniform timesteps;
+another family (SDXL, FLUX.1's flow matching) passes its own with the same two methods.
 
 ``finetune_lora``: LoRA on the attention projections, both pairs in one batch per step (the paper).
 ``finetune_full_authors``: what the authors' released code does instead: every UNet weight (plus a
@@ -8,6 +15,9 @@ rank-4 LoRA) trained with Adam at lr 2e-6, two separate updates per iteration, i
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -15,16 +25,7 @@ from tqdm.auto import tqdm
 
 from .config import FinetuneConfig
 from .errors import NumericalError
-
-ADAPTER_NAME = "imposter"
-
-
-@contextlib.contextmanager
-def _seeded(seed: int):
-    """Seed torch's global generator (LoRA init draws from it) without disturbing the caller's state."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+from .lora import ADAPTER_NAME, add_lora, lora_state_dict, own_adapter
 
 
 def noise_scheduler_for(scheduler):
@@ -75,32 +76,123 @@ def _autocast(device: torch.device, dtype: torch.dtype):
     return contextlib.nullcontext()
 
 
-def add_lora(unet, config: FinetuneConfig, adapter_name: str = ADAPTER_NAME) -> list[torch.nn.Parameter]:
-    """Add a fresh LoRA adapter (seeded init, float32 weights) and return its trainable parameters."""
-    from peft import LoraConfig
+class TrainingLoss(Protocol):
+    """A model family's training loss: draw the noise and timesteps for a batch, then the loss."""
 
-    lora = LoraConfig(
-        r=config.rank,
-        lora_alpha=config.rank,  # scale 1, as diffusers' DreamBooth-LoRA script
-        init_lora_weights="gaussian",
-        target_modules=list(config.target_modules),
-    )
-    with _seeded(config.seed):
-        unet.add_adapter(lora, adapter_name=adapter_name)
-    params = [p for n, p in unet.named_parameters() if f".{adapter_name}." in n and "lora_" in n]
-    for p in params:
-        p.data = p.data.float()
-        p.requires_grad_(True)
-    return params
+    def draw(self, generator: torch.Generator, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Noise like ``latents`` and one timestep per row, drawn on the CPU from ``generator``."""
+        ...
+
+    def __call__(
+        self,
+        model,
+        latents: torch.Tensor,
+        conditioning: torch.Tensor,
+        noise: torch.Tensor,
+        timesteps: torch.Tensor,
+    ) -> torch.Tensor:
+        """The loss of ``model`` denoising ``latents`` noised by ``noise`` at ``timesteps``."""
+        ...
 
 
-def lora_state_dict(unet, adapter_name: str = ADAPTER_NAME) -> dict[str, torch.Tensor]:
-    """The adapter's weights in diffusers' format (``unet.``-prefixed keys), on the CPU."""
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft.utils import get_peft_model_state_dict
+@dataclass
+class DenoisingLoss:
+    """SD 1.x/2.x: timesteps uniform over the training schedule, MSE to epsilon (or v)."""
 
-    state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet, adapter_name=adapter_name))
-    return {f"unet.{k}": v.detach().to("cpu", torch.float32).clone() for k, v in state.items()}
+    noise_scheduler: Any  # a DDPM scheduler with the pipeline's betas and prediction type
+
+    @classmethod
+    def for_scheduler(cls, scheduler) -> DenoisingLoss:
+        """The loss for a pipeline whose (sampling) scheduler is ``scheduler``."""
+        return cls(noise_scheduler_for(scheduler))
+
+    def draw(self, generator: torch.Generator, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return draw_noise(
+            generator, latents, self.noise_scheduler.config.num_train_timesteps, latents.shape[0]
+        )
+
+    def __call__(self, model, latents, conditioning, noise, timesteps) -> torch.Tensor:
+        return denoising_loss(model, self.noise_scheduler, latents, conditioning, noise, timesteps)
+
+
+class Objective:
+    """What a fine-tune learns: the losses of one iteration, and how each becomes gradients.
+
+    The loop calls, for every loss ``losses`` yields: ``zero_grad``, ``backward(loss)``, the optimizer's
+    ``step``, ``after_update()``. The next loss is computed after that update.
+    """
+
+    def losses(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        """One loss per optimizer update of this iteration; random draws come from ``generator``."""
+        raise NotImplementedError
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Fill the trainable tensors' ``.grad`` from ``loss``."""
+        loss.backward()
+
+    def after_update(self) -> None:
+        """Runs after each optimizer step (e.g. to undo the update on masked entries)."""
+
+
+def train(
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    steps: int,
+    seed: int,
+    description: str = "fine-tuning",
+    progress: bool = True,
+) -> list[float]:
+    """The training loop: ``steps`` iterations of ``objective``; returns every update's loss.
+
+    The noise and timesteps come from one CPU generator seeded with ``seed``, so a fine-tune is the
+    same on every device. A NaN or infinite loss stops it with a NumericalError.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    for step in tqdm(range(steps), desc=description, disable=not progress, leave=False):
+        for loss in objective.losses(generator):
+            check_loss(loss, step)
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward(loss)
+            optimizer.step()
+            objective.after_update()
+            losses.append(loss.item())
+    return losses
+
+
+@dataclass
+class PairsObjective(Objective):
+    """``model`` learns the (latents[i], conditioning[i]) pairs.
+
+    All pairs in one batch per update (ImPoster), or, with ``update_per_pair``, one noise draw per
+    iteration and one update per pair in turn (the authors' release).
+    """
+
+    model: Any
+    loss: TrainingLoss
+    latents: torch.Tensor
+    conditioning: torch.Tensor
+    parameters: list[torch.nn.Parameter]
+    update_per_pair: bool = False
+    max_grad_norm: float | None = None  # clip the gradient norm of ``parameters`` before each step
+
+    def losses(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        if self.update_per_pair:
+            noise, timesteps = self.loss.draw(generator, self.latents[:1])
+            for i in range(self.latents.shape[0]):
+                yield self.loss(
+                    self.model, self.latents[i : i + 1], self.conditioning[i : i + 1], noise, timesteps
+                )
+            return
+        noise, timesteps = self.loss.draw(generator, self.latents)
+        with _autocast(self.latents.device, self.model.dtype):
+            loss = self.loss(self.model, self.latents, self.conditioning, noise, timesteps)
+        yield loss  # outside autocast: the backward pass runs as it would without it
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+        if self.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.parameters, self.max_grad_norm)
 
 
 def finetune_lora(
@@ -110,35 +202,24 @@ def finetune_lora(
     embeds: torch.Tensor,
     config: FinetuneConfig,
     progress: bool = True,
+    loss: TrainingLoss | None = None,
 ) -> tuple[dict[str, torch.Tensor], list[float]]:
     """Train a LoRA on (latents[i], embeds[i]) pairs, all in one batch per step; return its weights and losses.
 
-    The adapter is removed from ``unet`` afterwards, so the model is left as it was.
+    ``loss``: the family's training loss (default: SD's, from ``scheduler``). The adapter is removed
+    from ``unet`` afterwards (any LoRA of the user's stays), so the model is left as it was.
     """
-    noise_scheduler = noise_scheduler_for(scheduler)
-    params = add_lora(unet, config)
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
-    count = latents.shape[0]
-    losses: list[float] = []
-    unet.train()
-    try:
-        for step in tqdm(range(config.steps), desc="fine-tuning (LoRA)", disable=not progress, leave=False):
-            noise, timesteps = draw_noise(
-                generator, latents, noise_scheduler.config.num_train_timesteps, count
-            )
-            with _autocast(latents.device, unet.dtype):
-                loss = denoising_loss(unet, noise_scheduler, latents, embeds, noise, timesteps)
-            check_loss(loss, step)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-            optimizer.step()
-            losses.append(loss.item())
-        return lora_state_dict(unet), losses
-    finally:
-        unet.eval()
-        unet.unload_lora()  # removes peft's wrappers too; delete_adapters would leave them in place
+    loss = loss or DenoisingLoss.for_scheduler(scheduler)
+    with own_adapter(unet):
+        params = add_lora(unet, config)
+        optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        objective = PairsObjective(unet, loss, latents, embeds, params, max_grad_norm=config.max_grad_norm)
+        unet.train()
+        try:
+            losses = train(objective, optimizer, config.steps, config.seed, "fine-tuning (LoRA)", progress)
+            return lora_state_dict(unet), losses
+        finally:
+            unet.eval()
 
 
 def finetune_full_authors(
@@ -148,6 +229,7 @@ def finetune_full_authors(
     embeds: torch.Tensor,
     config: FinetuneConfig,
     progress: bool = True,
+    loss: TrainingLoss | None = None,
 ) -> tuple[dict[str, torch.Tensor], list[float]]:
     """The released code's training: full UNet + rank-4 LoRA, Adam, fp32, one update per pair per iteration.
 
@@ -157,31 +239,17 @@ def finetune_full_authors(
     """
     original = {k: v.detach().to("cpu", copy=True) for k, v in unet.state_dict().items()}
     original_dtype = unet.dtype
-    noise_scheduler = noise_scheduler_for(scheduler)
+    loss = loss or DenoisingLoss.for_scheduler(scheduler)
     if original_dtype != torch.float32:
         unet.to(torch.float32)
     add_lora(unet, config)
     unet.requires_grad_(True)
-    optimizer = torch.optim.Adam(unet.parameters(), lr=config.learning_rate)
-    generator = torch.Generator().manual_seed(config.seed)
-    losses: list[float] = []
+    params = list(unet.parameters())
+    optimizer = torch.optim.Adam(params, lr=config.learning_rate)
+    objective = PairsObjective(unet, loss, latents, embeds, params, update_per_pair=True)
     unet.train()
     try:
-        for step in tqdm(
-            range(config.steps), desc="fine-tuning (full UNet)", disable=not progress, leave=False
-        ):
-            noise, timesteps = draw_noise(
-                generator, latents[:1], noise_scheduler.config.num_train_timesteps, 1
-            )
-            for i in range(latents.shape[0]):
-                loss = denoising_loss(
-                    unet, noise_scheduler, latents[i : i + 1], embeds[i : i + 1], noise, timesteps
-                )
-                check_loss(loss, step)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
+        losses = train(objective, optimizer, config.steps, config.seed, "fine-tuning (full UNet)", progress)
         unet.fuse_lora(adapter_names=[ADAPTER_NAME])
         unet.unload_lora()
         state = {k: v.detach().to("cpu", original_dtype, copy=True) for k, v in unet.state_dict().items()}

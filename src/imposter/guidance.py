@@ -33,11 +33,10 @@ from typing import Literal
 
 import torch
 
+from .config import NORMALIZATIONS, PHASE_DISTANCES
+
 PhaseDistance = Literal["cos", "abs"]
 Normalization = Literal["sum", "paper"]
-
-PHASE_DISTANCES: tuple[str, ...] = ("cos", "abs")
-NORMALIZATIONS: tuple[str, ...] = ("sum", "paper")
 
 
 def spectrum(latents: torch.Tensor, normalization: Normalization = "sum") -> torch.Tensor:

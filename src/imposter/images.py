@@ -5,14 +5,18 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from .errors import ConfigError, InputImageError
 
+if TYPE_CHECKING:
+    import torch
+
 MIN_SIDE = 32  # below this an input holds too little to fine-tune on
+MIN_GRID_TILE = 256  # grids show smaller images enlarged (nearest neighbour) to at least this many pixels
 PAD_COLOR = (0, 0, 0)  # authors' code: expand2square pads with black
 
 
@@ -30,12 +34,26 @@ def load_image(path: str | Path, role: str = "image") -> Image.Image:
     try:
         with Image.open(path) as opened:
             opened.load()
+            frames = getattr(opened, "n_frames", 1)
             image = ImageOps.exif_transpose(opened)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputImageError(
             f"{role} file {path} is not a readable image ({err}); give a PNG, JPEG or WebP"
         ) from err
+    if frames > 1:
+        warnings.warn(
+            f"{role} image {path} is animated ({frames} frames); using its first frame "
+            "(imposter animate takes a whole sequence)",
+            stacklevel=2,
+        )
     return to_rgb(image, f"{role} image {path}")
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """A 16- or 32-bit integer grayscale image ("I;16", "I") as 8-bit "L", scaled (PIL would clip at 255)."""
+    array = np.asarray(image, dtype=np.float64)
+    peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+    return Image.fromarray(np.clip(np.round(array * (255.0 / peak)), 0, 255).astype(np.uint8), "L")
 
 
 def to_rgb(image: Image.Image, what: str = "image") -> Image.Image:
@@ -52,7 +70,10 @@ def to_rgb(image: Image.Image, what: str = "image") -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, PAD_COLOR + (255,))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    if mode in ("L", "1", "I", "I;16", "F"):
+    if mode.startswith("I"):
+        warnings.warn(f"{what} is {mode} grayscale; scaled to 8 bits and converted to RGB", stacklevel=2)
+        return eight_bit(image).convert("RGB")
+    if mode in ("L", "1", "F"):
         warnings.warn(f"{what} is grayscale ({mode}); converted to RGB", stacklevel=2)
     elif mode == "CMYK":
         warnings.warn(f"{what} is CMYK; converted to RGB (colours may shift slightly)", stacklevel=2)
@@ -87,12 +108,16 @@ def check_size(width: int, height: int, multiple: int) -> None:
 
 def to_tensor(images: Sequence[Image.Image]) -> torch.Tensor:
     """RGB PIL images -> float tensor (N, 3, H, W) in [-1, 1], the VAE's input range."""
+    import torch
+
     arrays = np.stack([np.asarray(image.convert("RGB"), dtype=np.float32) for image in images])
     return torch.from_numpy(arrays).permute(0, 3, 1, 2) / 127.5 - 1.0
 
 
 def to_pil(tensor: torch.Tensor) -> list[Image.Image]:
     """Float tensor (N, 3, H, W) in [-1, 1] -> RGB PIL images."""
+    import torch
+
     array = ((tensor.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return [Image.fromarray(a) for a in array.permute(0, 2, 3, 1).cpu().numpy()]
 
@@ -100,10 +125,18 @@ def to_pil(tensor: torch.Tensor) -> list[Image.Image]:
 def image_grid(
     rows: Sequence[Sequence[Image.Image]], labels: Sequence[str] | None = None, pad: int = 4
 ) -> Image.Image:
-    """Paste rows of equally sized images into one picture, with an optional caption above each column."""
+    """Paste rows of equally sized images into one picture, with an optional caption above each column.
+
+    Images under MIN_GRID_TILE pixels wide are enlarged by a whole factor (nearest neighbour, so a 64-px
+    result shows its pixels rather than a blur).
+    """
     if not rows or not rows[0]:
         raise ValueError("image_grid needs at least one image")
     width, height = rows[0][0].size
+    zoom = max(1, MIN_GRID_TILE // width)
+    if zoom > 1:
+        rows = [[image.resize((width * zoom, height * zoom), Image.NEAREST) for image in row] for row in rows]
+        width, height = width * zoom, height * zoom
     label_height = 14 if labels else 0
     columns = max(len(row) for row in rows)
     grid = Image.new(

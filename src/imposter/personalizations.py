@@ -14,15 +14,24 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import ModelLoadError
+from .lora import ADAPTER_NAME, own_adapter
 
 if TYPE_CHECKING:
-    from .engine import ImPoster
+    from .prepared import Engine
 
 METADATA_FILE = "personalization.json"
 LORA_FILE = "pytorch_lora_weights.safetensors"  # the name diffusers' load_lora_weights looks for
 UNET_FILE = "diffusion_pytorch_model.safetensors"
 EMBEDDINGS_FILE = "embeddings.safetensors"
-ACTIVE_ADAPTER = "imposter"
+ACTIVE_ADAPTER = ADAPTER_NAME
+
+
+def stored_method(directory: str | Path) -> str | None:
+    """The method recorded in an adapter folder's ``personalization.json`` (None: no readable record)."""
+    try:
+        return json.loads((Path(directory) / METADATA_FILE).read_text()).get("method")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 @dataclass
@@ -31,20 +40,33 @@ class Personalization(ABC):
 
     method: str
     info: dict[str, Any] = field(default_factory=dict)  # settings, losses, timings: written with it
+    family: str = "sd"  # the model family it was learned on (SD 1.x/2.x)
+    base_model: str = ""  # the checkpoint it was learned on, as the user named it
 
     kind: ClassVar[str] = ""
 
     @contextlib.contextmanager
-    def active(self, engine: ImPoster) -> Iterator[None]:
+    def active(self, engine: Engine) -> Iterator[None]:
         """Apply to ``engine``'s pipeline inside the block, and undo afterwards (default: nothing to apply)."""
         yield
 
+    def check_fits(self, engine: Engine) -> None:
+        """Raise (RuntimeError, ValueError, ...) if this does not fit ``engine``'s model: apply it once."""
+        with self.active(engine):
+            pass
+
     def save(self, directory: str | Path) -> Path:
-        """Write the weights and ``personalization.json`` into ``directory``; return it."""
+        """Write the weights and ``personalization.json`` (method, family, base model, info) into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self._save_weights(directory)
-        metadata = {"kind": self.kind, "method": self.method, "info": self.info}
+        metadata = {
+            "kind": self.kind,
+            "method": self.method,
+            "family": self.family,
+            "base_model": self.base_model,
+            "info": self.info,
+        }
         (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
         return directory
 
@@ -60,13 +82,11 @@ class LoraPersonalization(Personalization):
     kind: ClassVar[str] = "lora"
 
     @contextlib.contextmanager
-    def active(self, engine: ImPoster) -> Iterator[None]:
+    def active(self, engine: Engine) -> Iterator[None]:
         # the UNet-level half of pipe.load_lora_weights (which would also look for text-encoder keys)
-        engine.unet.load_lora_adapter(dict(self.state), prefix="unet", adapter_name=ACTIVE_ADAPTER)
-        try:
+        with own_adapter(engine.unet, ACTIVE_ADAPTER):  # afterwards: the model as it was, user LoRAs kept
+            engine.unet.load_lora_adapter(dict(self.state), prefix="unet", adapter_name=ACTIVE_ADAPTER)
             yield
-        finally:
-            engine.unet.unload_lora()  # back to the plain model, peft's wrappers removed too
 
     def _save_weights(self, directory: Path) -> None:
         from diffusers import StableDiffusionPipeline
@@ -91,7 +111,7 @@ class UnetPersonalization(Personalization):
     kind: ClassVar[str] = "unet"
 
     @contextlib.contextmanager
-    def active(self, engine: ImPoster) -> Iterator[None]:
+    def active(self, engine: Engine) -> Iterator[None]:
         unet = engine.pipe.unet
         original = {k: v.detach().to("cpu", copy=True) for k, v in unet.state_dict().items()}
         unet.load_state_dict(self.state)
@@ -124,12 +144,19 @@ class EmbeddingPersonalization(Personalization):
     kind: ClassVar[str] = "embeddings"
 
     @contextlib.contextmanager
-    def active(self, engine: ImPoster) -> Iterator[None]:
+    def active(self, engine: Engine) -> Iterator[None]:
         if not self.lora:
             yield
             return
         with LoraPersonalization(method=self.method, state=self.lora).active(engine):
             yield
+
+    def check_fits(self, engine: Engine) -> None:
+        width = engine.pipe.text_encoder.config.hidden_size
+        for name, tensor in self.tensors.items():
+            if tensor.shape[-1] != width:
+                raise ValueError(f"{name} has width {tensor.shape[-1]}, this text encoder {width}")
+        super().check_fits(engine)
 
     def _save_weights(self, directory: Path) -> None:
         save_file(

@@ -24,13 +24,14 @@ from PIL import Image
 
 from . import __version__
 from .config import RunConfig
-from .engine import ImPoster, PreparedPair
+from .engine import ImPoster
 from .errors import ConfigError
 from .fileio import atomic_directory, save_image, write_json
 from .images import image_grid, load_image
 from .methods import get_method
 from .methods.base import Method
 from .personalizations import Personalization
+from .prepared import PreparedPair
 
 C = TypeVar("C")  # a run configuration (RunConfig, AnimateConfig): a dataclass with the fields settled() sets
 
@@ -158,10 +159,14 @@ def run_generate(
     overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    method: Method | None = None,
 ) -> RunResult:
-    """Run ``config`` into ``out``: fine-tune (or load/reuse the adapter), generate, write everything."""
+    """Run ``config`` into ``out``: fine-tune (or load/reuse the adapter), generate, write everything.
+
+    ``method``: the resolved ``config.method`` if the caller has it (None: looked up here).
+    """
     out = Path(out)
-    method = get_method(config.method)
+    method = method or get_method(config.method)
     method.check_flags(explicit or {})
     config = replace(
         config,

@@ -8,7 +8,8 @@ Stepwise prompting is ``stepwise_prompts``; frequency guidance is ``FrequencyGui
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +26,7 @@ class Step:
     index: int
     timestep: int
     latents: torch.Tensor  # z_{t-1}, the scheduler's output
-    denoised: torch.Tensor  # the step's prediction of the clean latents x0
+    denoised: torch.Tensor | None  # the step's prediction of the clean latents x0 (None: not given)
     alpha_prod_prev: float  # alpha_bar of the timestep z_{t-1} belongs to
 
 
@@ -44,13 +45,15 @@ def _alpha_prod(scheduler, timestep: int | None) -> float:
     return float(scheduler.alphas_cumprod[int(timestep)])
 
 
-def _step_kwargs(scheduler, eta: float, generator: torch.Generator | None) -> dict:
+def _step_kwargs(
+    scheduler, eta: float, generator: torch.Generator | Sequence[torch.Generator] | None
+) -> dict:
     accepted = set(inspect.signature(scheduler.step).parameters)
     kwargs = {}
     if "eta" in accepted:
         kwargs["eta"] = eta
-    if "generator" in accepted:
-        kwargs["generator"] = generator
+    if "generator" in accepted:  # a list: one generator per batch row (diffusers' randn_tensor)
+        kwargs["generator"] = list(generator) if isinstance(generator, Sequence) else generator
     return kwargs
 
 
@@ -64,13 +67,14 @@ def denoise(
     steps: int,
     eta: float = 0.0,
     hook: StepHook | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
     """Denoise ``latents`` (B, C, h, w) from pure noise in ``steps`` scheduler steps; return clean latents.
 
     Classifier-free guidance runs as one batched UNet call of [uncond, cond] when ``guidance_scale > 1``.
-    ``condition_at(i)`` and ``uncond`` are (1 or B, L, D) text embeddings.
+    ``condition_at(i)`` and ``uncond`` are (1 or B, L, D) text embeddings. ``generator`` draws the
+    scheduler's own noise (DDIM with eta > 0): one per row makes each row independent of the batch.
     """
     scheduler.set_timesteps(steps, device=latents.device)
     timesteps = scheduler.timesteps
@@ -102,7 +106,7 @@ def denoise(
                     index=index,
                     timestep=int(timestep),
                     latents=latents,
-                    denoised=latents if denoised is None else denoised,
+                    denoised=denoised,
                     alpha_prod_prev=_alpha_prod(scheduler, following),
                 )
             )
@@ -130,7 +134,13 @@ class FrequencyGuidanceHook:
     space: str = "noisy"
 
     def __call__(self, step: Step) -> torch.Tensor:
-        if self.space == "noisy":
+        if self.space == "denoised" and step.denoised is None and step.index == 0:
+            warnings.warn(
+                "--guidance-space denoised needs the scheduler's x0 prediction, which this scheduler "
+                "does not give; guiding the noisy latents instead (use DDIM, or --guidance-space noisy)",
+                stacklevel=2,
+            )
+        if self.space == "noisy" or step.denoised is None:
             return frequency_guidance_step(
                 step.latents, self.targets, self.amp_scale, self.phase_scale, self.distance
             )

@@ -152,9 +152,7 @@ def test_the_mask_blocks_the_updates_of_its_channels(engine, peer_pair, ratio, m
 
 
 def test_per_sample_gradients_match_each_samples_own_loss(engine, peer_pair):
-    from imposter.finetune import denoising_loss, noise_scheduler_for
-
-    scheduler = noise_scheduler_for(engine.scheduler)
+    loss_fn = engine.training_loss()
     prompt = placeholder_prompt(engine.pipe.tokenizer, "a cat <A>", "<A>", "--driving-prompt")
     identifier = initial_identifier(engine, DRIVING_PROMPT, 4).requires_grad_(True)
     latents = torch.randn(3, 4, 8, 8)
@@ -165,10 +163,10 @@ def test_per_sample_gradients_match_each_samples_own_loss(engine, peer_pair):
             return pack(encode_placeholder(engine.pipe.text_encoder, prompt, identifier))
 
         loss, grads = per_sample_gradients(
-            engine.unet, scheduler, latents, cond(), identifier, noise, timesteps
+            engine.unet, loss_fn, latents, cond(), identifier, noise, timesteps
         )
         for k in range(3):
-            own = denoising_loss(engine.unet, scheduler, latents[k : k + 1], cond(), noise, timesteps)
+            own = loss_fn(engine.unet, latents[k : k + 1], cond(), noise, timesteps)
             (expected,) = torch.autograd.grad(own, identifier)
             assert torch.allclose(grads[k], expected / 3, atol=1e-8, rtol=1e-4)
     assert loss.shape == ()

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..cli import (
-    FINETUNE_FLAGS,
-    SAMPLING_FLAGS,
-    add_generation_flags,
-    add_model_flags,
-    configs_from_args,
-    quiet_libraries,
-)
+from ..config import FINETUNE_FLAGS
 from ..errors import ConfigError
-from ..methods import get_method
-from ..metrics.registry import METRIC_NAMES
-from .runner import DEFAULT_METRICS, MethodSetup
+from ..flags import SAMPLING_FLAGS, add_generation_flags, add_model_flags, configs_from_args, quiet_libraries
+from ..metrics.registry import DEFAULT_METRICS, METRIC_NAMES
+
+if TYPE_CHECKING:
+    from .runner import MethodSetup
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -73,7 +69,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def method_setup(args: argparse.Namespace, name: str) -> MethodSetup:
     """``name`` with the flags applied, except those its definition fixes (Baseline++ keeps K = 0)."""
-    method = get_method(name)
+    from ..methods import get_method
+    from .runner import MethodSetup
+
+    method = get_method(name)  # resolved here, once: the setup carries the method object
     flags = dict(vars(args))
     for names, fixed in ((SAMPLING_FLAGS, method.fixed_sampling), (FINETUNE_FLAGS, method.fixed_finetune)):
         for dest, setting in names.items():
@@ -83,8 +82,8 @@ def method_setup(args: argparse.Namespace, name: str) -> MethodSetup:
                     f"--{dest.replace('_', '-')} {flags[dest]} applies to the other methods"
                 )
                 flags[dest] = None
-    finetune, sampling, _ = configs_from_args(argparse.Namespace(**flags), name)
-    return MethodSetup.of(name, finetune, sampling)
+    finetune, sampling, _ = configs_from_args(argparse.Namespace(**flags), method)
+    return MethodSetup.of(method, finetune, sampling)
 
 
 def cmd_bench(args: argparse.Namespace) -> None:

@@ -29,35 +29,40 @@ from ..errors import ConfigError
 from ..fileio import atomic_directory, save_image
 from ..images import load_image
 from ..methods import get_method
+from ..methods.base import Method
 from ..metrics.base import EvalItem, Metric
-from ..metrics.registry import build_metrics
+from ..metrics.registry import DEFAULT_METRICS, build_metrics
 from ..models import resolve_device, resolve_dtype
 from ..personalizations import Personalization
 from .pairs import BenchPair, read_pairs
 from .report import write_report
 from .store import adapter_path, image_path, prepare_output, read_record, write_record, write_results
 
-# the metrics of the paper's Table 1; "toy" (ground truth) joins them when the pairs have targets
-DEFAULT_METRICS = ("clip", "dino", "sscd", "phase")
-
 Key = tuple[str, str, int]  # (pair id, method, seed): one image
 
 
 @dataclass(frozen=True)
 class MethodSetup:
-    """A method with the settings it runs with (its fixed settings applied)."""
+    """A method (resolved once, here) with the settings it runs with (its fixed settings applied)."""
 
-    name: str
+    method: Method
     finetune: FinetuneConfig
     sampling: SamplingConfig
 
+    @property
+    def name(self) -> str:
+        return self.method.name
+
     @classmethod
     def of(
-        cls, name: str, finetune: FinetuneConfig | None = None, sampling: SamplingConfig | None = None
+        cls,
+        method: Method | str,
+        finetune: FinetuneConfig | None = None,
+        sampling: SamplingConfig | None = None,
     ) -> MethodSetup:
-        """``name`` run with the given settings (None: the method's defaults)."""
-        method = get_method(name)
-        return cls(name, method.finetune_config(finetune), method.sampling_config(sampling))
+        """``method`` (an object, or a name to look up) run with the given settings (None: its defaults)."""
+        method = get_method(method) if isinstance(method, str) else method
+        return cls(method, method.finetune_config(finetune), method.sampling_config(sampling))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings."""
@@ -134,7 +139,7 @@ def personalization_groups(setups: Sequence[MethodSetup]) -> list[Group]:
     """Group methods by personalization key and fine-tune settings, in the order given."""
     members: dict[str, list[MethodSetup]] = {}
     for setup in setups:
-        key = get_method(setup.name).personalization_key
+        key = setup.method.personalization_key
         digest = hashlib.sha1(json.dumps(asdict(setup.finetune), sort_keys=True).encode()).hexdigest()[:8]
         members.setdefault(f"{key}-{digest}", []).append(setup)
     return [Group(folder, group[0].finetune, tuple(group)) for folder, group in members.items()]
@@ -283,7 +288,7 @@ class _Session:
 
     def personalization(self, prepared: PreparedPair, group: Group, folder: Path) -> Personalization:
         """The group's fine-tune for this pair: read back from ``folder``, or learned and saved there."""
-        method = get_method(group.methods[0].name)
+        method = group.methods[0].method
         if folder.is_dir():
             self.log(f"reusing the fine-tune in {folder}")
             return self.engine.load_personalization(folder, method)
@@ -304,7 +309,7 @@ class _Session:
         start = time.perf_counter()
         # whole batches, so that generate_batches cuts them exactly as an uninterrupted run does
         for batch in self.engine.generate_batches(
-            pair.prepared, learned, seeds, setup.sampling, get_method(setup.name), progress=False
+            pair.prepared, learned, seeds, setup.sampling, setup.method, progress=False
         ):
             generated = time.perf_counter()
             scores = _score(self.metrics, pair.eval_items([image for _, image in batch]))

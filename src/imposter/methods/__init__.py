@@ -6,9 +6,12 @@ Each entry is imported only when asked for, so a method's module can use anythin
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .base import Method
+
+if TYPE_CHECKING:
+    from .base import Method
 
 # name -> (module, factory name, argument)
 _REGISTRY: dict[str, tuple[str, str, str | None]] = {
@@ -34,3 +37,18 @@ def get_method(name: str) -> Method:
     module, factory, argument = _REGISTRY[name]
     build = getattr(importlib.import_module(f"{__name__}.{module}"), factory)
     return build(argument) if argument is not None else build()
+
+
+def check_compatible(method: Method, learned_by: str, where: str = "this personalization") -> None:
+    """ConfigError unless ``method`` samples from what ``learned_by`` learns (the same personalization key).
+
+    ImPoster, Baseline++ and the ablations share one LoRA; HiPer, ADI, the authors' release each learn
+    their own. An unknown ``learned_by`` (someone's own method) is not checked.
+    """
+    if learned_by == method.name or learned_by not in _REGISTRY:
+        return
+    if get_method(learned_by).personalization_key != method.personalization_key:
+        raise ConfigError(
+            f"{where} was learned by --method {learned_by}, which --method {method.name} cannot sample "
+            f"from; use --method {learned_by} (or leave --method out), or fine-tune again"
+        )

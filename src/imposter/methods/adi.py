@@ -44,18 +44,17 @@ The identifier is learned as in ``adi`` (same steps and seed, ADI's learning rat
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image, ImageOps
-from tqdm.auto import tqdm
 
 from ..config import FinetuneConfig
 from ..errors import ConfigError, ModelLoadError, PromptError
-from ..finetune import check_loss, denoising_loss, draw_noise, finetune_lora, noise_scheduler_for
+from ..finetune import Objective, TrainingLoss, finetune_lora, train
 from ..images import fit_image, load_image, to_rgb
 from ..personalizations import EmbeddingPersonalization, Personalization
 from ..prompts import split_subject
@@ -70,7 +69,7 @@ from .imposter import loss_summary
 from .inversion import InversionMethod, frozen
 
 if TYPE_CHECKING:
-    from ..engine import ImPoster, PreparedPair
+    from ..prepared import Engine, PreparedPair
 
 IDENTIFIER = "<A>"  # the action identifier's placeholder in prompts
 IDENTIFIER_TENSOR = "adi_identifier"  # its name in embeddings.safetensors: (layers, D_in)
@@ -149,7 +148,7 @@ class Exemplars:
     recolored: torch.Tensor
 
     @classmethod
-    def encode(cls, engine: ImPoster, images: Sequence[Image.Image]) -> Exemplars:
+    def encode(cls, engine: Engine, images: Sequence[Image.Image]) -> Exemplars:
         recolored = [recolor(image, v) for image in images for v in range(RECOLOR_VARIANTS)]
         latents = engine.encode_images(list(images))
         return cls(
@@ -172,8 +171,8 @@ class Exemplars:
 
 
 def per_sample_gradients(
-    unet,
-    noise_scheduler,
+    model,
+    loss_fn: TrainingLoss,
     latents: torch.Tensor,
     cond: torch.Tensor,
     identifier: torch.Tensor,
@@ -188,15 +187,54 @@ def per_sample_gradients(
     """
     count = latents.shape[0]
     per_sample = cond.detach().expand(count, -1, -1).clone().requires_grad_(True)
-    loss = denoising_loss(
-        unet, noise_scheduler, latents, per_sample, noise.expand(count, -1, -1, -1), timesteps.expand(count)
-    )
+    loss = loss_fn(model, latents, per_sample, noise.expand(count, -1, -1, -1), timesteps.expand(count))
     (cond_grads,) = torch.autograd.grad(loss, per_sample)
     grads = [
         torch.autograd.grad(cond, identifier, cond_grads[k : k + 1], retain_graph=k < count - 1)[0]
         for k in range(count)
     ]
     return loss, grads
+
+
+@dataclass
+class IdentifierObjective(Objective):
+    """ADI's training: triples of exemplars, the identifier's update masked to its action-like channels.
+
+    ``backward`` sets the gradient to the masked mean of the anchor's and the context-different sample's;
+    ``after_update`` puts the blocked channels back ("masks the updates").
+    """
+
+    model: Any
+    loss: TrainingLoss
+    exemplars: Exemplars
+    text_encoder: Any
+    prompt: Any  # the PlaceholderPrompt of the training caption
+    identifier: torch.Tensor  # (layers, D_in), learned
+    mask_ratio: float
+    blocked: list[float] = field(default_factory=list)  # fraction of channels blocked, per step
+    _grads: tuple[torch.Tensor, ...] = ()
+    _mask: torch.Tensor | None = None
+    _before: torch.Tensor | None = None
+
+    def losses(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        latents = self.exemplars.triple(generator)
+        noise, timesteps = self.loss.draw(generator, latents[:1])
+        cond = pack(encode_placeholder(self.text_encoder, self.prompt, self.identifier))
+        loss, self._grads = per_sample_gradients(
+            self.model, self.loss, latents, cond, self.identifier, noise, timesteps
+        )
+        yield loss
+
+    def backward(self, loss: torch.Tensor) -> None:
+        anchor, context, action = self._grads
+        self._mask = invariance_mask(anchor, context, action, self.mask_ratio)
+        self.identifier.grad = self._mask * (anchor + context) / 2
+        self._before = self.identifier.detach().clone()
+
+    def after_update(self) -> None:
+        with torch.no_grad():  # "masks the updates": blocked channels keep their value
+            self.identifier.copy_(torch.where(self._mask.bool(), self.identifier, self._before))
+        self.blocked.append(1.0 - self._mask.mean().item())
 
 
 # -- prompts -----------------------------------------------------------------------------------------
@@ -226,7 +264,7 @@ def sampling_prompt(pair: PreparedPair) -> str:
     return f"{pair.source_prompt.rstrip('.')} {IDENTIFIER}"
 
 
-def initial_identifier(engine: ImPoster, driving_prompt: str, layers: int) -> torch.Tensor:
+def initial_identifier(engine: Engine, driving_prompt: str, layers: int) -> torch.Tensor:
     """Every layer's token starts at the mean input embedding of the action words, float32 (layers, D_in)."""
     tokenizer = engine.pipe.tokenizer
     words = driving_action(driving_prompt) or FALLBACK_INITIALIZER
@@ -264,7 +302,7 @@ class ADIMethod(InversionMethod):
 
     def learn_identifier(
         self,
-        engine: ImPoster,
+        engine: Engine,
         pair: PreparedPair,
         steps: int,
         learning_rate: float,
@@ -276,31 +314,15 @@ class ADIMethod(InversionMethod):
         prompt_text = training_prompt(pair.driving_prompt)
         prompt = placeholder_prompt(pipe.tokenizer, prompt_text, IDENTIFIER, "--driving-prompt")
         exemplars = Exemplars.encode(engine, self.exemplar_images(pair))
-        noise_scheduler = noise_scheduler_for(engine.scheduler)
-        generator = torch.Generator().manual_seed(seed)
-        losses: list[float] = []
-        blocked: list[float] = []
+        loss = engine.training_loss()
         with frozen(pipe.unet, pipe.vae, pipe.text_encoder), layerwise_conditioning(engine.unet) as layers:
             identifier = initial_identifier(engine, pair.driving_prompt, len(layers)).requires_grad_(True)
             optimizer = torch.optim.Adam([identifier], lr=learning_rate)
-            for step in tqdm(range(steps), desc="ADI", disable=not progress, leave=False):
-                latents = exemplars.triple(generator)
-                noise, timesteps = draw_noise(
-                    generator, latents[:1], noise_scheduler.config.num_train_timesteps, 1
-                )
-                cond = pack(encode_placeholder(pipe.text_encoder, prompt, identifier))
-                loss, (anchor, context, action) = per_sample_gradients(
-                    engine.unet, noise_scheduler, latents, cond, identifier, noise, timesteps
-                )
-                check_loss(loss, step)
-                mask = invariance_mask(anchor, context, action, self.mask_ratio)
-                identifier.grad = mask * (anchor + context) / 2
-                before = identifier.detach().clone()
-                optimizer.step()
-                with torch.no_grad():  # "masks the updates": blocked channels keep their value
-                    identifier.copy_(torch.where(mask.bool(), identifier, before))
-                losses.append(loss.item())
-                blocked.append(1.0 - mask.mean().item())
+            objective = IdentifierObjective(
+                engine.unet, loss, exemplars, pipe.text_encoder, prompt, identifier, self.mask_ratio
+            )
+            losses = train(objective, optimizer, steps, seed, "ADI", progress)
+        blocked = objective.blocked
         info = {
             **loss_summary(losses),
             "mask_ratio": self.mask_ratio,
@@ -312,7 +334,7 @@ class ADIMethod(InversionMethod):
         return identifier.detach().cpu().clone(), info
 
     def personalize(
-        self, engine: ImPoster, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
+        self, engine: Engine, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
     ) -> Personalization:
         identifier, info = self.learn_identifier(
             engine, pair, finetune.steps, finetune.learning_rate, finetune.seed, progress
@@ -320,7 +342,7 @@ class ADIMethod(InversionMethod):
         return EmbeddingPersonalization(method=self.name, info=info, tensors={IDENTIFIER_TENSOR: identifier})
 
     @contextlib.contextmanager
-    def conditioning(self, engine: ImPoster, pair: PreparedPair, personalization: EmbeddingPersonalization):
+    def conditioning(self, engine: Engine, pair: PreparedPair, personalization: EmbeddingPersonalization):
         identifier = personalization.tensors[IDENTIFIER_TENSOR].to(engine.device)
         prompt = placeholder_prompt(
             engine.pipe.tokenizer, sampling_prompt(pair), IDENTIFIER, "--target-prompt"
@@ -346,7 +368,7 @@ class ADILoraMethod(ADIMethod):
     finetune_defaults: dict[str, Any] = {}  # --train-steps, --lr, --rank: the LoRA's (ImPoster's defaults)
 
     def personalize(
-        self, engine: ImPoster, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
+        self, engine: Engine, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
     ) -> Personalization:
         identifier, info = self.learn_identifier(
             engine, pair, finetune.steps, LEARNING_RATE, finetune.seed, progress
@@ -358,6 +380,7 @@ class ADILoraMethod(ADIMethod):
             engine.embed(pair, pair.source_prompt),
             finetune,
             progress,
+            loss=engine.training_loss(),
         )
         info = {**info, "identifier_learning_rate": LEARNING_RATE, "lora": loss_summary(lora_losses)}
         return EmbeddingPersonalization(

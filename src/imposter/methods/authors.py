@@ -18,7 +18,7 @@ from ..personalizations import Personalization, UnetPersonalization
 from .imposter import NO_GUIDANCE, ImPosterMethod, loss_summary, training_batch
 
 if TYPE_CHECKING:
-    from ..engine import ImPoster, PreparedPair
+    from ..prepared import Engine, PreparedPair
 
 
 class AuthorsMethod(ImPosterMethod):
@@ -35,7 +35,7 @@ class AuthorsMethod(ImPosterMethod):
         )
 
     def personalize(
-        self, engine: ImPoster, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
+        self, engine: Engine, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
     ) -> Personalization:
         latents, embeds = training_batch(engine, pair)
         state, losses = finetune_full_authors(

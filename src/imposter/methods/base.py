@@ -14,7 +14,7 @@ ablations all sample from the same LoRA). ``fixed_sampling`` lists the settings 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ..personalizations import Personalization
 
 if TYPE_CHECKING:
-    from ..engine import ImPoster, PreparedPair
+    from ..prepared import Engine, PreparedPair
 
 
 class Method(ABC):
@@ -72,7 +72,7 @@ class Method(ABC):
 
     @abstractmethod
     def personalize(
-        self, engine: ImPoster, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
+        self, engine: Engine, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
     ) -> Personalization:
         """Learn from the pair."""
 
@@ -83,11 +83,15 @@ class Method(ABC):
     @abstractmethod
     def sample(
         self,
-        engine: ImPoster,
+        engine: Engine,
         pair: PreparedPair,
         personalization: Personalization,
         noise: torch.Tensor,
         sampling: SamplingConfig,
         progress: bool = True,
+        generators: Sequence[torch.Generator] | None = None,
     ) -> torch.Tensor:
-        """Denoise ``noise`` (B, C, h, w) into clean latents; the personalization is already active."""
+        """Denoise ``noise`` (B, C, h, w) into clean latents; the personalization is already active.
+
+        ``generators``: one per row, for the sampler's own noise (DDIM with eta > 0); None: torch's global one.
+        """

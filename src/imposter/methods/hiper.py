@@ -28,21 +28,22 @@ state for a tensor this small anyway), no preview renders during training.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ..config import FinetuneConfig
 from ..errors import PromptError
-from ..finetune import check_loss, denoising_loss, draw_noise, noise_scheduler_for
+from ..finetune import Objective, TrainingLoss, train
 from ..personalizations import EmbeddingPersonalization, Personalization
 from .conditioning import count_tokens, encode_ids
 from .imposter import loss_summary
 from .inversion import InversionMethod, frozen, plain
 
 if TYPE_CHECKING:
-    from ..engine import ImPoster, PreparedPair
+    from ..prepared import Engine, PreparedPair
 
 TAIL = "hiper_tail"  # the tensor's name in embeddings.safetensors: (n, D)
 INFERENCE_SCALE = 0.8  # HiPer inference.py: the learned tail enters the target embedding times 0.8
@@ -77,6 +78,22 @@ def hiper_condition(target: torch.Tensor, tail: torch.Tensor, scale: float = INF
     return torch.cat([target[:, :-n], scale * tail.to(target)[None]], dim=1)
 
 
+@dataclass
+class TailObjective(Objective):
+    """HiPer's training: the source caption's embedding, ``head`` then the learned ``tail``, denoises the source."""
+
+    model: Any
+    loss: TrainingLoss
+    latents: torch.Tensor  # the source's (1, C, h, w)
+    head: torch.Tensor  # (1, L - n, D), fixed
+    tail: torch.Tensor  # (n, D), learned
+
+    def losses(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        noise, timesteps = self.loss.draw(generator, self.latents)
+        embeds = torch.cat([self.head, self.tail[None]], dim=1)
+        yield self.loss(self.model, self.latents, embeds, noise, timesteps)
+
+
 class HiPerMethod(InversionMethod):
     """Learn the last n output positions of the source caption's embedding; sample with the target caption."""
 
@@ -93,7 +110,7 @@ class HiPerMethod(InversionMethod):
         self.scale = scale
 
     def personalize(
-        self, engine: ImPoster, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
+        self, engine: Engine, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
     ) -> Personalization:
         pipe, n = engine.pipe, self.tokens
         check_tail_room(pipe.tokenizer, pair.source_prompt, n, "--source-prompt")
@@ -102,28 +119,15 @@ class HiPerMethod(InversionMethod):
         head = source[:, :-n]
         tail = source[0, -n:].clone().requires_grad_(True)
         optimizer = torch.optim.Adam([tail], lr=finetune.learning_rate)
-        noise_scheduler = noise_scheduler_for(engine.scheduler)
-        generator = torch.Generator().manual_seed(finetune.seed)
-        latents = pair.source_latents
-        losses: list[float] = []
+        objective = TailObjective(engine.unet, engine.training_loss(), pair.source_latents, head, tail)
         with frozen(pipe.unet, pipe.vae, pipe.text_encoder):
-            for step in tqdm(range(finetune.steps), desc="HiPer", disable=not progress, leave=False):
-                noise, timesteps = draw_noise(
-                    generator, latents, noise_scheduler.config.num_train_timesteps, 1
-                )
-                embeds = torch.cat([head, tail[None]], dim=1)
-                loss = denoising_loss(engine.unet, noise_scheduler, latents, embeds, noise, timesteps)
-                check_loss(loss, step)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
+            losses = train(objective, optimizer, finetune.steps, finetune.seed, "HiPer", progress)
         info = {**loss_summary(losses), "tokens": n, "scale": self.scale}
         return EmbeddingPersonalization(
             method=self.name, info=info, tensors={TAIL: tail.detach().cpu().clone()}
         )
 
-    def conditioning(self, engine: ImPoster, pair: PreparedPair, personalization: EmbeddingPersonalization):
+    def conditioning(self, engine: Engine, pair: PreparedPair, personalization: EmbeddingPersonalization):
         tail = personalization.tensors[TAIL]
         check_tail_room(engine.pipe.tokenizer, pair.target_prompt, tail.shape[0], "--target-prompt")
         return plain(

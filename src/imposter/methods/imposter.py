@@ -6,7 +6,7 @@ ablations; they all share one fine-tune.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ from ..sampling import FrequencyGuidanceHook, denoise, stepwise_prompts
 from .base import Method
 
 if TYPE_CHECKING:
-    from ..engine import ImPoster, PreparedPair
+    from ..prepared import Engine, PreparedPair
 
 
 def loss_summary(losses: list[float]) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def loss_summary(losses: list[float]) -> dict[str, Any]:
     return {"losses": [round(x, 5) for x in losses], "final_loss": sum(tail) / len(tail) if tail else None}
 
 
-def training_batch(engine: ImPoster, pair: PreparedPair) -> tuple[torch.Tensor, torch.Tensor]:
+def training_batch(engine: Engine, pair: PreparedPair) -> tuple[torch.Tensor, torch.Tensor]:
     """Latents and caption embeddings of (source, driving), stacked: the fine-tuning data of Sec. 3.1.
 
     With M driving frames (``pair.driving_latents`` of M rows, as ``animate`` makes) the source is
@@ -62,7 +62,7 @@ class ImPosterMethod(Method):
         self.fixed_sampling = dict(fixed_sampling or {})
 
     def personalize(
-        self, engine: ImPoster, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
+        self, engine: Engine, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
     ) -> Personalization:
         latents, embeds = training_batch(engine, pair)
         state, losses = finetune_lora(engine.unet, engine.scheduler, latents, embeds, finetune, progress)
@@ -73,12 +73,13 @@ class ImPosterMethod(Method):
 
     def sample(
         self,
-        engine: ImPoster,
+        engine: Engine,
         pair: PreparedPair,
         personalization: Personalization,
         noise: torch.Tensor,
         sampling: SamplingConfig,
         progress: bool = True,
+        generators: Sequence[torch.Generator] | None = None,
     ) -> torch.Tensor:
         hook = None
         if sampling.amp_scale or sampling.phase_scale:
@@ -104,6 +105,7 @@ class ImPosterMethod(Method):
             sampling.guidance_scale,
             sampling.steps,
             eta=sampling.eta,
+            generator=generators,
             hook=hook,
             progress=progress,
         )

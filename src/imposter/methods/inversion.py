@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from .base import Method
 from .imposter import NO_GUIDANCE
 
 if TYPE_CHECKING:
-    from ..engine import ImPoster, PreparedPair
+    from ..prepared import Engine, PreparedPair
 
 NO_STEPWISE_NO_GUIDANCE = {"k": 0, **NO_GUIDANCE}
 
@@ -49,7 +49,7 @@ class InversionMethod(Method):
 
     @abstractmethod
     def conditioning(
-        self, engine: ImPoster, pair: PreparedPair, personalization: EmbeddingPersonalization
+        self, engine: Engine, pair: PreparedPair, personalization: EmbeddingPersonalization
     ) -> contextlib.AbstractContextManager[tuple[torch.Tensor, torch.Tensor]]:
         """A context (set up the UNet inside it if needed) giving the (conditional, unconditional) embeddings."""
 
@@ -58,12 +58,13 @@ class InversionMethod(Method):
 
     def sample(
         self,
-        engine: ImPoster,
+        engine: Engine,
         pair: PreparedPair,
         personalization: Personalization,
         noise: torch.Tensor,
         sampling: SamplingConfig,
         progress: bool = True,
+        generators: Sequence[torch.Generator] | None = None,
     ) -> torch.Tensor:
         with self.conditioning(engine, pair, personalization) as (cond, uncond):
             return denoise(
@@ -75,6 +76,7 @@ class InversionMethod(Method):
                 sampling.guidance_scale,
                 sampling.steps,
                 eta=sampling.eta,
+                generator=generators,
                 progress=progress,
             )
 

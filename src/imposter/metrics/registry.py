@@ -12,10 +12,11 @@ from os import PathLike
 from typing import TYPE_CHECKING
 
 from imposter.errors import ConfigError, MetricUnavailable
-from imposter.metrics.base import Metric
 
 if TYPE_CHECKING:
     import torch
+
+    from imposter.metrics.base import Metric
 
 # name -> (module, class)
 METRIC_CLASSES = {
@@ -26,6 +27,8 @@ METRIC_CLASSES = {
     "toy": ("imposter.metrics.toy", "ToyGroundTruth"),
 }
 METRIC_NAMES = tuple(METRIC_CLASSES)
+# the metrics of the paper's Table 1; "toy" (ground truth) joins them when the pairs have targets
+DEFAULT_METRICS = ("clip", "dino", "sscd", "phase")
 
 
 def build_metrics(

@@ -21,73 +21,30 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 
-from ..config import FinetuneConfig, SamplingConfig
-from ..engine import ImPoster, PreparedPair
+from ..config import SamplingConfig
+from ..engine import ImPoster
 from ..errors import ConfigError
 from ..fileio import save_image, write_json
 from ..images import fit_image, load_image
 from ..methods import get_method
+from ..methods.base import Method
 from ..methods.imposter import VARIANTS, ImPosterMethod
 from ..personalizations import Personalization
+from ..prepared import PreparedPair
 from ..run import CONFIG_FILE, environment, load_or_personalize, open_run_folder, settled
-from .frames import check_selection, evenly_spaced, read_frames
+from .config import DEFAULT_FPS, DEFAULT_FRAME_BATCH, AnimateConfig
+from .frames import evenly_spaced, read_frames
 from .writers import frame_name, mp4_available, strip_picture, write_gif, write_mp4
 
 FRAMES_DIR = "frames"
-DEFAULT_FPS = 8.0  # for a folder of frames, which carries no timing
-# Frames denoised together when --batch-size is not given: all of a long video at once would not fit
-# a GPU at 512 px (each frame is two UNet inputs with classifier-free guidance).
-DEFAULT_FRAME_BATCH = 8
-# Driving frames in the fine-tune: a few evenly spaced frames cover the sequence's poses; every frame
-# of a long video in every step would multiply the fine-tune's cost by the video's length.
-DEFAULT_TRAIN_FRAMES = 4
 SEQUENCE_METHODS: tuple[str, ...] = ("imposter", *VARIANTS)  # the methods that sample from one LoRA
-
-
-@dataclass(frozen=True)
-class AnimateConfig:
-    """Everything an ``animate`` run used; written as ``config.json`` next to its frames."""
-
-    model: str
-    source: str
-    driving: str  # a folder of frames, a video file or a GIF
-    source_prompt: str
-    driving_prompt: str
-    target_prompt: str = ""  # "": composed from the captions
-    method: str = "imposter"
-    seed: int = 0  # the initial noise of every frame
-    every: int = 1  # keep one driving frame in this many
-    max_frames: int | None = None  # stop after this many kept frames
-    train_frames: int = DEFAULT_TRAIN_FRAMES
-    fps: float | None = None  # None: the video's rate divided by ``every``, or DEFAULT_FPS for a folder
-    fit: str = "pad"
-    height: int | None = None
-    width: int | None = None
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    adapter: str | None = None
-    device: str = ""
-    dtype: str = ""
-
-    def validate(self) -> AnimateConfig:
-        """Raise ConfigError on an out-of-range value; return self."""
-        check_selection(self.every, self.max_frames)
-        if self.train_frames < 1:
-            raise ConfigError(f"--train-frames must be >= 1, got {self.train_frames}")
-        if self.fps is not None and not self.fps > 0:
-            raise ConfigError(f"--fps must be > 0, got {self.fps}")
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
 
 
 @dataclass
@@ -164,10 +121,12 @@ def sample_frames(
     sampling: SamplingConfig,
     frames: Sequence[int] | None = None,
     progress: bool = True,
+    seed: int | None = None,
 ) -> Iterator[list[tuple[int, Image.Image]]]:
     """Yield batches of (frame index, image) for ``frames`` (default all), each guided by its own frame.
 
     ``noise`` is (1, C, h, w), the initial noise every frame shares (what animate does), or one per frame.
+    ``seed``: the seed of that noise; every frame's sampler noise (DDIM with eta > 0) then continues it.
     """
     frames = list(range(len(sequence.frames)) if frames is None else frames)
     size = sampling.batch_size or max(1, len(frames))
@@ -175,8 +134,9 @@ def sample_frames(
         for start in range(0, len(frames), size):
             batch = frames[start : start + size]
             initial = noise.repeat(len(batch), 1, 1, 1) if len(noise) == 1 else noise[batch]
+            generators = None if seed is None else engine.seeded_noise([seed] * len(batch), sequence.pair)[1]
             latents = method.sample(
-                engine, sequence.frames_pair(batch), personalization, initial, sampling, progress
+                engine, sequence.frames_pair(batch), personalization, initial, sampling, progress, generators
             )
             yield list(zip(batch, engine.decode(latents), strict=True))
 
@@ -189,11 +149,15 @@ def run_animate(
     overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    method: Method | None = None,
 ) -> AnimateResult:
-    """Run ``config`` into ``out``: read the frames, fine-tune once (or reuse), generate every frame, write."""
+    """Run ``config`` into ``out``: read the frames, fine-tune once (or reuse), generate every frame, write.
+
+    ``method``: the resolved ``config.method`` if the caller has it (None: looked up here).
+    """
     out = Path(out)
     config.validate()
-    method = sequence_method(config.method)
+    method = method or sequence_method(config.method)
     method.check_flags(explicit or {})
     sampling = method.sampling_config(config.sampling)
     config = replace(
@@ -242,7 +206,10 @@ def run_animate(
         log(f"resuming: {len(paths) - len(todo)} of {len(paths)} frames already written")
     start = time.perf_counter()
     noise = engine.initial_noise([config.seed], pair)
-    for batch in sample_frames(engine, sequence, learned, method, noise, config.sampling, todo, progress):
+    batches = sample_frames(
+        engine, sequence, learned, method, noise, config.sampling, todo, progress, seed=config.seed
+    )
+    for batch in batches:
         for index, image in batch:
             save_image(image, paths[index])
     timings["generate"] = time.perf_counter() - start

@@ -9,9 +9,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import add_generation_flags, add_model_flags, add_pair_flags, configs_from_args, run_fields
 from ..errors import ConfigError
-from .animate import DEFAULT_FRAME_BATCH, DEFAULT_TRAIN_FRAMES, AnimateConfig, run_animate
+from ..flags import (
+    add_generation_flags,
+    add_model_flags,
+    add_pair_flags,
+    configs_from_args,
+    resolve_method,
+    run_fields,
+)
+from .config import DEFAULT_FRAME_BATCH, DEFAULT_TRAIN_FRAMES, AnimateConfig
 
 
 def cmd_animate(args: argparse.Namespace) -> None:
@@ -19,7 +26,10 @@ def cmd_animate(args: argparse.Namespace) -> None:
         raise ConfigError(
             f"--seeds takes one value for animate (every frame starts from that seed's noise); got {args.seeds}"
         )
-    finetune, sampling, explicit = configs_from_args(args, args.method)
+    from .animate import run_animate, sequence_method
+
+    method = sequence_method(resolve_method(args).name)
+    finetune, sampling, explicit = configs_from_args(args, method)
     config = AnimateConfig(
         **run_fields(args),
         seed=args.seeds[0],
@@ -31,7 +41,9 @@ def cmd_animate(args: argparse.Namespace) -> None:
         sampling=sampling,
     )
     out = args.out or Path("runs") / f"animate-{Path(args.source).stem}-{Path(args.driving).stem}"
-    result = run_animate(config, out, explicit=explicit, overwrite=args.overwrite, progress=not args.quiet)
+    result = run_animate(
+        config, out, method=method, explicit=explicit, overwrite=args.overwrite, progress=not args.quiet
+    )
     wrote = ", ".join(str(p) for p in (result.gif, result.mp4, result.strip) if p is not None)
     print(f"wrote {len(result.frames)} frame(s) to {out / 'frames'}, and {wrote}")
 

@@ -1,0 +1,209 @@
+"""Command-line flags shared by the subcommands (generate, bench, animate, app), and the configs they make.
+
+Each subcommand's module adds its own flags and imports these; none imports ``imposter.cli``, which only
+assembles the parser. Nothing here imports torch, so ``imposter --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import (
+    FINETUNE_FLAGS,
+    FITS,
+    GUIDANCE_SPACES,
+    NORMALIZATIONS,
+    PHASE_DISTANCES,
+    FinetuneConfig,
+    SamplingConfig,
+)
+
+if TYPE_CHECKING:
+    from .methods.base import Method
+
+# flag dest -> (config section, field): flags left unset (None) keep the method's/paper's default
+SAMPLING_FLAGS = {
+    "steps": "steps",
+    "k": "k",
+    "amp_scale": "amp_scale",
+    "phase_scale": "phase_scale",
+    "guidance_scale": "guidance_scale",
+    "phase_distance": "phase_distance",
+    "guidance_space": "guidance_space",
+    "guidance_normalization": "guidance_normalization",
+    "eta": "eta",
+    "batch_size": "batch_size",
+}
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """--model, --device, --dtype."""
+    parser.add_argument("--model", default="toy", help="hub id, local diffusers folder, or 'toy' (default)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available)")
+    parser.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float32", "float16", "bfloat16"],
+        help="default: bf16/fp16 on GPU, fp32 on CPU",
+    )
+
+
+def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool = False) -> None:
+    """The method, fine-tuning and sampling flags shared by generate, bench and animate."""
+    from .methods import METHOD_NAMES
+
+    if multiple_methods:
+        parser.add_argument(
+            "--methods", "--method", dest="methods", nargs="+", default=["imposter", "baseline++"],
+            help=f"any of: {', '.join(METHOD_NAMES)} (default: imposter baseline++)",
+        )  # fmt: skip
+    else:
+        parser.add_argument(
+            "--method",
+            default=None,
+            help=f"one of: {', '.join(METHOD_NAMES)} (default: the one stored with --adapter, else imposter)",
+        )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one image per seed (default: 0)")
+    parser.add_argument(
+        "--fit",
+        choices=FITS,
+        default="pad",
+        help="non-square inputs: pad with black (authors) or center-crop",
+    )
+    parser.add_argument(
+        "--height", type=int, default=None, help="default: the model's native size (512 for SD 2.1-base)"
+    )
+    parser.add_argument("--width", type=int, default=None)
+    ft = parser.add_argument_group("fine-tuning (paper Sec. 4 defaults)")
+    ft.add_argument("--train-steps", type=int, default=None, help="fine-tuning iterations (default 500)")
+    ft.add_argument("--lr", type=float, default=None, help="learning rate (default 5e-4, DreamBooth-LoRA)")
+    ft.add_argument("--rank", type=int, default=None, help="LoRA rank (default 4)")
+    ft.add_argument(
+        "--train-seed", type=int, default=None, help="seed of the fine-tuning noise and LoRA init (default 0)"
+    )
+    sp = parser.add_argument_group("sampling (paper Sec. 4 defaults)")
+    sp.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50)")
+    sp.add_argument("--k", type=int, default=None, help="steps denoised with the driving caption (default 5)")
+    sp.add_argument(
+        "--amp-scale",
+        type=float,
+        default=None,
+        help="s_a, amplitude guidance scale (default 0.03, measured on the toy world)",
+    )
+    sp.add_argument(
+        "--phase-scale",
+        type=float,
+        default=None,
+        help="s_p, phase guidance scale (default 0.1, measured on the toy world)",
+    )
+    sp.add_argument(
+        "--guidance-scale", type=float, default=None, help="classifier-free guidance (default 7.5)"
+    )
+    sp.add_argument(
+        "--phase-distance", choices=PHASE_DISTANCES, default=None, help="cos (wrap-safe) or abs (authors)"
+    )
+    sp.add_argument(
+        "--guidance-space",
+        choices=GUIDANCE_SPACES,
+        default=None,
+        help="guide the noisy latents or the x0 prediction",
+    )
+    sp.add_argument(
+        "--guidance-normalization", choices=NORMALIZATIONS, default=None, help="what s_a, s_p mean (see docs)"
+    )
+    sp.add_argument("--eta", type=float, default=None, help="DDIM eta (default 0)")
+    sp.add_argument("--batch-size", type=int, default=None, help="seeds denoised together (default: all)")
+
+
+def add_pair_flags(parser: argparse.ArgumentParser, driving_help: str, default_out: str) -> None:
+    """The inputs and run-folder flags of a job: --source/--driving and captions, --out, --adapter, ..."""
+    parser.add_argument("--source", required=True, type=Path, help="image of the subject")
+    parser.add_argument("--source-prompt", required=True, help='caption of the source, e.g. "a dog"')
+    parser.add_argument("--driving", required=True, type=Path, help=driving_help)
+    parser.add_argument(
+        "--driving-prompt", required=True, help='caption of the driving image, e.g. "a woman dancing"'
+    )
+    parser.add_argument(
+        "--target-prompt", default=None, help="default: the driving caption with the source as subject"
+    )
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default {default_out})")
+    parser.add_argument(
+        "--adapter", type=Path, default=None, help="adapter/ folder of an earlier run: skip fine-tuning"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an output folder that holds other settings"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run_fields(args: argparse.Namespace) -> dict:
+    """The settings every job's config shares, from the flags of ``add_pair_flags`` and the model flags."""
+    return dict(
+        model=args.model,
+        method=args.method,
+        source=str(args.source),
+        driving=str(args.driving),
+        source_prompt=args.source_prompt,
+        driving_prompt=args.driving_prompt,
+        target_prompt=args.target_prompt or "",
+        fit=args.fit,
+        height=args.height,
+        width=args.width,
+        adapter=str(args.adapter) if args.adapter else None,
+        device=args.device or "",
+        dtype=args.dtype or "",
+    )
+
+
+def resolve_method(args: argparse.Namespace) -> Method:
+    """The method of a one-method command, looked up once: --method, else the one stored with --adapter,
+    else ImPoster; ``args.method`` is set to its name."""
+    from .methods import get_method
+    from .personalizations import stored_method
+
+    adapter = getattr(args, "adapter", None)
+    args.method = args.method or (stored_method(adapter) if adapter else None) or "imposter"
+    return get_method(args.method)
+
+
+def configs_from_args(
+    args: argparse.Namespace, method: Method
+) -> tuple[FinetuneConfig, SamplingConfig, dict]:
+    """Fine-tuning and sampling configs for ``method`` from the flags, and the flags set explicitly.
+
+    Flags left unset take the method's defaults (the paper's, unless the method has its own).
+    """
+    sampling = {
+        field: getattr(args, dest)
+        for dest, field in SAMPLING_FLAGS.items()
+        if getattr(args, dest) is not None
+    }
+    finetune = {
+        field: getattr(args, dest)
+        for dest, field in FINETUNE_FLAGS.items()
+        if getattr(args, dest) is not None
+    }
+    explicit = {"sampling": sampling, "finetune": finetune}
+    method.check_flags(explicit)
+    return method.default_finetune(**finetune), method.default_sampling(**sampling), explicit
+
+
+def quiet_libraries() -> None:
+    """Library chatter (loading bars, deprecation notes) off: our own progress bars and messages stay."""
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()

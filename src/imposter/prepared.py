@@ -1,0 +1,61 @@
+"""What methods and personalizations see: a prepared pair, and the engine as a small protocol.
+
+A leaf module (it imports nothing of ours at run time), so that ``engine`` can import the methods
+without the methods importing ``engine`` back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+
+@dataclass
+class PreparedPair:
+    """A source/driving pair fitted to the model's size, with its latents and caption embeddings cached."""
+
+    source_image: Image.Image
+    driving_image: Image.Image
+    source_prompt: str
+    driving_prompt: str
+    target_prompt: str
+    source_latents: torch.Tensor  # (1, C, h, w), float32, scaled by the VAE's scaling factor
+    driving_latents: torch.Tensor
+    embeds: dict[str, torch.Tensor] = field(default_factory=dict)  # caption -> (1, L, D)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.source_image.size
+
+
+class Engine(Protocol):
+    """The part of :class:`imposter.engine.ImPoster` a method uses: the pipeline and the encoders."""
+
+    pipe: Any
+
+    @property
+    def unet(self) -> Any: ...
+
+    @property
+    def scheduler(self) -> Any: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def embed(self, pair: PreparedPair, prompt: str) -> torch.Tensor:
+        """Cached text embedding (1, L, D) of ``prompt`` for this pair."""
+        ...
+
+    def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """VAE latents (N, C, h, w) of the images, float32, scaled."""
+        ...
+
+    def training_loss(self) -> Any:
+        """The model family's training loss (a ``finetune.TrainingLoss``)."""
+        ...

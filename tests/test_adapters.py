@@ -1,0 +1,98 @@
+"""Adapters know their method, family and base model; wrong, broken or foreign adapters are one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+from tiny import random_image, tiny_pipeline_dir
+
+from imposter import FinetuneConfig, ImPoster, SamplingConfig
+from imposter.cli import main
+from imposter.errors import ConfigError, ModelLoadError
+from imposter.personalizations import LORA_FILE, METADATA_FILE
+
+FAST = SamplingConfig(steps=4, k=1)
+
+
+@pytest.fixture(scope="module")
+def pair(engine):
+    return engine.prepare(random_image(seed=1), "a dog", random_image(seed=2), "a cat drinking water")
+
+
+@pytest.fixture(scope="module")
+def adapters(engine, pair, tmp_path_factory):
+    """An adapter folder per method: imposter (a LoRA), hiper and adi (text tensors)."""
+    folder = tmp_path_factory.mktemp("adapters")
+    learned = {
+        name: engine.personalize(pair, name, FinetuneConfig(steps=2), progress=False)
+        for name in ("imposter", "hiper", "adi")
+    }
+    return {name: (one, one.save(folder / name)) for name, one in learned.items()}
+
+
+def pixels(images):
+    return np.stack([np.asarray(image, dtype=np.int16) for image in images])
+
+
+def test_the_metadata_holds_method_family_and_base_model(engine, adapters):
+    for name, (_, folder) in adapters.items():
+        metadata = json.loads((folder / METADATA_FILE).read_text())
+        assert (metadata["method"], metadata["family"], metadata["base_model"]) == (name, "sd", engine.model)
+
+
+@pytest.mark.parametrize("name", ["imposter", "hiper", "adi"])
+def test_every_kind_loads_with_its_stored_method_and_gives_the_same_images(engine, pair, adapters, name):
+    learned, folder = adapters[name]
+    reloaded = engine.load_personalization(folder)  # no method: the stored one
+    assert reloaded.method == name and type(reloaded) is type(learned)
+    expected = pixels(engine.generate(pair, learned, seeds=[0], sampling=FAST, progress=False))
+    again = pixels(engine.generate(pair, reloaded, seeds=[0], sampling=FAST, progress=False))
+    assert np.array_equal(expected, again)
+
+
+def test_a_method_that_cannot_sample_it_is_refused_naming_both(engine, pair, adapters):
+    with pytest.raises(ConfigError, match=r"learned by --method hiper.*--method imposter cannot"):
+        engine.load_personalization(adapters["hiper"][1], "imposter")
+    with pytest.raises(ConfigError, match=r"learned by --method imposter.*--method hiper cannot"):
+        engine.generate(pair, adapters["imposter"][0], seeds=[0], sampling=FAST, method="hiper")
+    # the methods that share ImPoster's LoRA still sample from it
+    assert engine.load_personalization(adapters["imposter"][1], "baseline++").kind == "lora"
+
+
+def test_the_command_line_takes_the_method_from_the_adapter(
+    adapters, tiny_model, pair_files, tmp_path, capsys
+):
+    args = [
+        "generate", "--model", str(tiny_model), "--source", str(pair_files["source"]), "--source-prompt",
+        "a dog", "--driving", str(pair_files["driving"]), "--driving-prompt", "a cat drinking water",
+        "--steps", "3", "--k", "0", "--quiet", "--adapter", str(adapters["hiper"][1]),
+    ]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["run"]["method"] == "hiper"
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "b"), "--method", "imposter"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--method hiper" in err and "--method imposter" in err
+
+
+def test_a_corrupted_adapter_is_a_one_line_error_naming_it(adapters, engine, tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    source = adapters["imposter"][1]
+    (folder / METADATA_FILE).write_text((source / METADATA_FILE).read_text())
+    (folder / LORA_FILE).write_bytes((source / LORA_FILE).read_bytes()[:100])
+    with pytest.raises(ModelLoadError, match="could not be read") as raised:
+        engine.load_personalization(folder)
+    assert str(folder) in str(raised.value) and "\n" not in str(raised.value)
+    (folder / METADATA_FILE).write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not readable JSON"):
+        engine.load_personalization(folder)
+
+
+def test_an_adapter_of_another_base_model_is_a_one_line_error_naming_it(adapters, tmp_path, pair_files):
+    other = ImPoster.from_pretrained(str(tiny_pipeline_dir(tmp_path, unet_channels=(8, 16))), device="cpu")
+    folder = adapters["imposter"][1]
+    with pytest.raises(ModelLoadError, match="does not fit this model") as raised:
+        other.load_personalization(folder)
+    assert str(folder) in str(raised.value) and "\n" not in str(raised.value)
+    assert not getattr(other.unet, "peft_config", None)  # nothing left behind
