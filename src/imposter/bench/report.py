@@ -112,11 +112,13 @@ def write_report(
     return written
 
 
-def _cell(stats: tuple[float, float | None, int] | None, decimals: int) -> str:
+def _cell(stats: tuple[float, float | None, int] | None, decimals: int, pairs: int) -> str:
+    """mean ± half-width, and "(n = k)" when only k of the bench's pairs were scored."""
     if stats is None:
         return "–"
-    mean, half_width, _ = stats
-    return f"{mean:.{decimals}f}" + (f" ± {half_width:.{decimals}f}" if half_width is not None else "")
+    mean, half_width, count = stats
+    cell = f"{mean:.{decimals}f}" + (f" ± {half_width:.{decimals}f}" if half_width is not None else "")
+    return cell + (f" (n = {count})" if count < pairs else "")
 
 
 def markdown_report(summary: Summary, records: Sequence[Mapping[str, Any]]) -> str:
@@ -133,7 +135,8 @@ def markdown_report(summary: Summary, records: Sequence[Mapping[str, Any]]) -> s
         f"{len(summary.pairs)} pairs x {len(seeds)} seeds ({' '.join(map(str, seeds))}), model `{model}`.",
         "Each cell: the mean over pairs of each pair's mean over seeds, ± the half-width of its 95% "
         "Student-t interval over pairs (a pair's seeds share its inputs and fine-tune, so pairs are the "
-        "independent samples); ↑/↓: higher/lower is better; –: not computed.",
+        "independent samples); (n = k): over the k pairs scored, fewer than all; ↑/↓: higher/lower is "
+        "better; –: not computed.",
         "",
         "| " + " | ".join(header) + " |",
         "|---|---:|" + "---:|" * len(summary.metrics),
@@ -141,7 +144,11 @@ def markdown_report(summary: Summary, records: Sequence[Mapping[str, Any]]) -> s
     for method in summary.methods:
         count = sum(n for (_, m), n in summary.images.items() if m == method)
         cells = [
-            _cell(summary.method_stats(method, metric), METRIC_COLUMNS.get(metric, ("", True, 4))[2])
+            _cell(
+                summary.method_stats(method, metric),
+                METRIC_COLUMNS.get(metric, ("", True, 4))[2],
+                len(summary.pairs),
+            )
             for metric in summary.metrics
         ]
         lines.append(f"| {method} | {count} | " + " | ".join(cells) + " |")
