@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ImposterError
-from .flags import (  # noqa: F401  (add_model_flags: imported from here by app/cli.py)
+from .flags import (
     add_generation_flags,
     add_model_flags,
     add_pair_flags,

@@ -7,16 +7,25 @@ imposter app --model stabilityai/stable-diffusion-2-1-base --port 7860
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from ..cli import add_model_flags
+from ..errors import ConfigError
+from ..flags import add_model_flags
 
 DEFAULT_OUT = Path("runs/app")
 
 
 def cmd_app(args: argparse.Namespace) -> None:
-    from .layout import launch  # gradio and torch load only when the app starts
-
+    # Gradio reads these when it is imported: uploads go under the app's output folder, no calls home.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(args.out.resolve() / "uploads"))
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        from .layout import launch  # gradio and torch load only when the app starts
+    except ModuleNotFoundError as err:
+        if err.name != "gradio":
+            raise
+        raise ConfigError('imposter app needs Gradio: pip install "imposter-diffusion[app]"') from err
     launch(args.model, args.out, args.host, args.port, args.share, device=args.device, dtype=args.dtype)
 
 

@@ -1,0 +1,209 @@
+"""The page: two tabs, Generate and Animate, wired to the handlers in ``handlers``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from ..config import FinetuneConfig, SamplingConfig
+from ..engine import ImPoster
+from ..fileio import save_image
+from ..methods import METHOD_NAMES
+from ..video.animate import SEQUENCE_METHODS
+from . import handlers as h
+
+DEVICE_QUEUE = "device"  # generate and animate share one slot: one job at a time on the model's device
+EXAMPLE_PAIRS = 4
+ABOUT = (
+    "# ImPoster\n"
+    "Make the subject of the **source** image perform the action of the **driving** image "
+    "([arXiv 2409.15650](https://arxiv.org/abs/2409.15650)). The first run fine-tunes on the pair; "
+    "changing only K, the scales, the seeds or the method then reuses that fine-tune."
+)
+
+
+def toy_examples(folder: Path, count: int = EXAMPLE_PAIRS) -> list[list[str]]:
+    """Toy-world pairs written under ``folder``: source, its caption, driving, its caption, ground truth."""
+    from ..toyworld.pairs import make_pairs
+
+    rows = []
+    for pair in make_pairs(count, seed=0):
+        paths = {
+            role: str(save_image(image, folder / f"{pair.pair_id}-{role}.png"))
+            for role, image in (
+                ("source", pair.source_image),
+                ("driving", pair.driving_image),
+                ("truth", pair.target_image),
+            )
+        }
+        rows.append(
+            [paths["source"], pair.source_prompt, paths["driving"], pair.driving_prompt, paths["truth"]]
+        )
+    return rows
+
+
+def tuning_fields(methods: tuple[str, ...], seeds_label: str = h.SEEDS) -> dict[str, gr.components.Component]:
+    """The Method dropdown and the "Advanced" accordion's fields, with the default method's defaults."""
+    finetune, sampling = FinetuneConfig(), SamplingConfig()
+    fields = {h.METHOD: gr.Dropdown(list(methods), value=methods[0], label=h.METHOD)}
+    with gr.Accordion("Advanced", open=False):
+        with gr.Row():
+            fields[h.FINETUNE_STEPS] = gr.Number(
+                finetune.steps, label=h.FINETUNE_STEPS, precision=0, minimum=0
+            )
+            fields[h.STEPS] = gr.Number(sampling.steps, label=h.STEPS, precision=0, minimum=1)
+            fields[h.K] = gr.Number(sampling.k, label=h.K, precision=0, minimum=0)
+        with gr.Row():
+            fields[h.AMP_SCALE] = gr.Number(sampling.amp_scale, label=h.AMP_SCALE, minimum=0)
+            fields[h.PHASE_SCALE] = gr.Number(sampling.phase_scale, label=h.PHASE_SCALE, minimum=0)
+            fields[h.GUIDANCE_SCALE] = gr.Number(sampling.guidance_scale, label=h.GUIDANCE_SCALE, minimum=0)
+        if seeds_label == h.SEEDS:
+            fields[h.SEEDS] = gr.Textbox("0 1 2", label=h.SEEDS, placeholder="one image per seed, e.g. 0 1 2")
+        else:
+            fields[seeds_label] = gr.Number(0, label=seeds_label, precision=0)
+    return fields
+
+
+def caption_fields() -> tuple[gr.Textbox, gr.Textbox, gr.Textbox]:
+    """Source, driving and target captions; the target is composed as the other two are typed."""
+    source = gr.Textbox(label=h.SOURCE_CAPTION, placeholder="a dog")
+    driving = gr.Textbox(label=h.DRIVING_CAPTION, placeholder="a cat drinking water from a mug")
+    target = gr.Textbox(
+        label=h.TARGET_CAPTION,
+        placeholder="composed from the captions; edit it if you like",
+        interactive=True,
+    )
+    for box in (source, driving):
+        box.change(h.App.compose, [source, driving], target, queue=False, show_progress="hidden")
+    return source, driving, target
+
+
+def wire_method(fields: dict[str, gr.components.Component]) -> None:
+    """Lock the settings a method fixes (Baseline++: K = 0, no guidance) when it is chosen."""
+    previous = gr.State(fields[h.METHOD].value)
+    fields[h.METHOD].change(
+        h.App.method_changed,
+        [fields[h.METHOD], previous],
+        [previous, *(fields[label] for label in h.SAMPLING_FIELDS)],
+        queue=False,
+        show_progress="hidden",
+    )
+
+
+def upload(label: str, elem_id: str) -> gr.Image:
+    """An image upload handed to the handlers as a file path, in its own mode (the library converts it)."""
+    return gr.Image(type="filepath", image_mode=None, label=label, height=256, elem_id=elem_id)
+
+
+def downloads_box() -> gr.File:
+    return gr.File(label="Downloads: adapter (zip) and config.json", file_count="multiple", height=120)
+
+
+def generate_tab(app: h.App, examples: list[list[str]] | None) -> None:
+    """Source and driving image, captions and settings; results, grid, downloads and toy examples."""
+    with gr.Row():
+        with gr.Column():
+            source = upload(h.SOURCE_IMAGE, "source-image")
+        with gr.Column():
+            driving = upload(h.DRIVING_IMAGE, "driving-image")
+        with gr.Column():
+            captions = caption_fields()
+            fields = tuning_fields(METHOD_NAMES)
+            button = gr.Button("Generate", variant="primary")
+    status = gr.Markdown(elem_id="status")
+    with gr.Row():
+        with gr.Column(scale=3):
+            results = gr.Gallery(
+                label="Results", columns=4, height=320, object_fit="contain", elem_id="results"
+            )
+            grid = gr.Image(label="Grid: source | driving | one result per seed", type="filepath")
+        with gr.Column(scale=1):
+            truth = gr.Image(label="Ground truth (toy world)", visible=bool(examples), height=200)
+            downloads = downloads_box()
+    if examples:
+        gr.Examples(
+            examples,
+            [source, captions[0], driving, captions[1], truth],
+            label="Toy-world pairs (with the ground truth the result should match)",
+        )
+        for image in (source, driving):  # a user's own image has no ground truth
+            image.upload(lambda: None, None, truth, queue=False)
+    wire_method(fields)
+    button.click(
+        app.generate,
+        [source, captions[0], driving, captions[1], captions[2], *fields.values()],
+        [results, grid, downloads, status],
+        concurrency_limit=1,
+        concurrency_id=DEVICE_QUEUE,
+    )
+
+
+def animate_tab(app: h.App) -> None:
+    """A source image and a driving video or frames; the GIF, the strip and downloads."""
+    with gr.Row():
+        with gr.Column():
+            source = upload(h.SOURCE_IMAGE, "animate-source-image")
+        with gr.Column():
+            driving = gr.File(label=h.DRIVING_FRAMES, file_count="multiple", file_types=["image", "video"])
+        with gr.Column():
+            captions = caption_fields()
+            fields = tuning_fields(SEQUENCE_METHODS, seeds_label=h.SEED)
+            with gr.Row():
+                every = gr.Number(1, label=h.EVERY, precision=0, minimum=1)
+                max_frames = gr.Number(None, label=h.MAX_FRAMES, precision=0, placeholder="empty: all")
+            button = gr.Button("Animate", variant="primary")
+    status = gr.Markdown(elem_id="animate-status")
+    with gr.Row():
+        animation = gr.Image(label="Animation", type="filepath")
+        strip = gr.Image(label="Driving frames and generated frames", type="filepath")
+        downloads = downloads_box()
+    wire_method(fields)
+    button.click(
+        app.animate,
+        [source, captions[0], driving, captions[1], captions[2], *fields.values(), every, max_frames],
+        [animation, strip, downloads, status],
+        concurrency_limit=1,
+        concurrency_id=DEVICE_QUEUE,
+    )
+
+
+def build(app: h.App, examples: list[list[str]] | None = None) -> gr.Blocks:
+    """The page for ``app``; ``examples`` are rows from ``toy_examples`` (with their ground truth)."""
+    with gr.Blocks(title="ImPoster") as page:
+        gr.Markdown(ABOUT)
+        with gr.Tab("Generate", id="generate", elem_id="generate-tab"):
+            generate_tab(app, examples)
+        with gr.Tab("Animate", id="animate", elem_id="animate-tab"):
+            animate_tab(app)
+    return page.queue(default_concurrency_limit=1)
+
+
+def launch(
+    model: str,
+    out: str | Path,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    share: bool = False,
+    device: str | None = None,
+    dtype: str | None = None,
+) -> None:
+    """Load ``model``, serve the page until interrupted, and print its address."""
+    out = Path(out).resolve()
+    engine = ImPoster.from_pretrained(model, device, dtype)
+    examples = toy_examples(out / "examples") if model == "toy" else None
+    page = build(h.App(engine, out), examples)
+    _, local_url, share_url = page.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        allowed_paths=[str(out)],
+        prevent_thread_lock=True,
+        ssr_mode=False,
+        quiet=True,
+    )
+    print(
+        f"imposter app: {share_url or local_url} (model {model}; outputs in {out}); Ctrl+C stops it",
+        flush=True,
+    )
+    page.block_thread()

@@ -1,0 +1,141 @@
+"""The app's handlers on the tiny pipeline: composed prompt, personalize once, errors that name the field."""
+
+import json
+import zipfile
+
+import pytest
+from tiny import random_image
+
+gr = pytest.importorskip("gradio")
+
+from imposter.app.handlers import App  # noqa: E402
+from imposter.engine import ImPoster  # noqa: E402
+
+# method, fine-tuning steps, denoising steps, K, amplitude, phase, guidance scale
+FAST = ["imposter", 2, 3, 1, 0.05, 0.3, 7.5]
+
+
+@pytest.fixture
+def finetunes(monkeypatch):
+    """The pairs every fine-tune of the engine learned from (one entry per fine-tune)."""
+    calls = []
+    real = ImPoster.personalize
+
+    def counting(self, pair, *args, **kwargs):
+        calls.append((pair.source_prompt, pair.driving_prompt))
+        return real(self, pair, *args, **kwargs)
+
+    monkeypatch.setattr(ImPoster, "personalize", counting)
+    return calls
+
+
+@pytest.fixture
+def app(engine, tmp_path):
+    return App(engine, tmp_path / "app")
+
+
+def generate(app, pair_files, source_caption="a dog", settings=FAST, seeds="0 1", **changes):
+    values = dict(
+        source=str(pair_files["source"]),
+        source_caption=source_caption,
+        driving=str(pair_files["driving"]),
+        driving_caption="a cat jumping",
+        target_caption="",
+    )
+    values.update(changes)
+    return app.generate(*values.values(), *settings, seeds)
+
+
+def test_compose_fills_the_target_caption_and_waits_for_an_action():
+    assert App.compose("a dog", "a cat drinking water from a mug") == "a dog drinking water from a mug"
+    unchanged = App.compose("a dog", "a cat")  # no action yet: the target box keeps what it holds
+    assert "value" not in unchanged
+
+
+def test_generate_writes_the_run_and_reuses_the_fine_tune(app, pair_files, finetunes, tmp_path):
+    gallery, grid, downloads, status = generate(app, pair_files)
+    assert [caption for _, caption in gallery] == ["seed 0", "seed 1"]
+    assert status.startswith("**Fine-tuned**") and "a dog jumping" in status
+    assert len(finetunes) == 1
+    archive, config = downloads
+    assert "personalization.json" in zipfile.ZipFile(archive).namelist()
+    assert json.loads(open(config).read())["run"]["target_prompt"] == "a dog jumping"
+    assert grid.endswith("grid.png")
+
+    # only sampling settings change (K, scales, seeds, a method of the same family): no fine-tuning
+    _, _, _, status = generate(app, pair_files, settings=["baseline++", 2, 3, 0, 0.0, 0.0, 5.0], seeds="3")
+    assert status.startswith("**Reused**")
+    # a new session on the same output folder finds the fine-tune on disk
+    gallery, _, _, status = generate(App(app.engine, app.out), pair_files, seeds="4")
+    assert status.startswith("**Reused**") and len(gallery) == 1
+    assert len(finetunes) == 1
+
+    # a fine-tuning setting, or a caption, changes what is learned
+    generate(app, pair_files, settings=["imposter", 3, *FAST[2:]])
+    generate(app, pair_files, source_caption="a red dog")
+    assert finetunes[1:] == [("a dog", "a cat jumping"), ("a red dog", "a cat jumping")]
+    assert [path.name for path in tmp_path.iterdir()] == ["app"]  # nothing written outside the app's folder
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(source_caption="  "), "Source caption is empty"),
+        (dict(driving_caption="a cat"), "cannot find the action in the driving caption 'a cat'"),
+        (dict(source=None), "Source image is empty"),
+        (
+            dict(settings=["imposter", 2, 3, 4, 0.05, 0.3, 7.5]),
+            "K 4 must be between 0 and the number of steps (3)",
+        ),
+        (dict(settings=["imposter", -1, *FAST[2:]]), "Fine-tuning steps must be >= 0"),
+        (dict(settings=["imposter", 2, 3, 1, -0.1, 0.3, 7.5]), "got Amplitude scale -0.1"),
+        (dict(settings=["imposter", 2, None, 1, 0.05, 0.3, 7.5]), "Denoising steps is empty"),
+        (dict(seeds="0 zero"), "Seeds must be whole numbers"),
+    ],
+)
+def test_bad_input_is_a_one_line_page_error_naming_the_field(app, pair_files, finetunes, changes, message):
+    with pytest.raises(gr.Error) as raised:
+        generate(app, pair_files, **changes)
+    assert message in raised.value.message
+    assert "\n" not in raised.value.message and "--" not in raised.value.message
+    assert finetunes == []
+
+
+def test_an_error_after_fine_tuning_keeps_the_fine_tune(app, pair_files, finetunes):
+    with pytest.raises(gr.Error, match=r"Seeds has duplicates: \[1, 1\]"):
+        generate(app, pair_files, seeds="1 1")
+    _, _, _, status = generate(app, pair_files, seeds="1")
+    assert status.startswith("**Reused**") and len(finetunes) == 1
+
+
+def test_a_tiny_or_unreadable_upload_names_the_image(app, pair_files, tmp_path):
+    random_image(tmp_path / "small.png", size=(10, 10))
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(gr.Error, match=r"Source image small.png is 10x10"):
+        generate(app, pair_files, source=str(tmp_path / "small.png"))
+    with pytest.raises(gr.Error, match=r"Driving file text.png is not a readable image"):
+        generate(app, pair_files, driving=str(tmp_path / "text.png"))
+
+
+def test_choosing_baseline_locks_what_defines_it_and_imposter_gets_its_defaults_back():
+    name, steps, k, amp, phase, guidance = App.method_changed("baseline++", "imposter")
+    assert name == "baseline++"
+    assert (k["value"], amp["value"], phase["value"]) == (0, 0.0, 0.0)
+    assert not k["interactive"] and steps["interactive"] and "value" not in steps  # the user's steps stay
+    _, _, k, amp, _, _ = App.method_changed("imposter", "baseline++")
+    assert (k["value"], amp["value"], k["interactive"]) == (5, 0.03, True)
+
+
+def test_animate_several_frames_then_reuse(app, pair_files, finetunes, tmp_path):
+    frames = [tmp_path / f"frame{i}.png" for i in range(2)]
+    for i, path in enumerate(frames):
+        random_image(path, seed=20 + i)
+    inputs = [str(pair_files["source"]), "a dog", [str(path) for path in frames], "a cat jumping", ""]
+    gif, strip, downloads, status = app.animate(*inputs, *FAST, 0, 1, None)
+    assert (
+        gif.endswith("animation.gif") and strip.endswith("strip.png") and status.startswith("**Fine-tuned**")
+    )
+    _, _, _, status = app.animate(*inputs, *FAST[:3], 0, 0.0, 0.0, 7.5, 1, 1, None)
+    assert status.startswith("**Reused**") and len(finetunes) == 1
+    with pytest.raises(gr.Error, match="Driving video or frames is empty"):
+        app.animate(*inputs[:2], [], *inputs[3:], *FAST, 0, 1, None)
