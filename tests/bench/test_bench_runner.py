@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from bench_settings import FAST
+from bench_settings import FAST, same_bench
 
 from imposter.bench import runner
 from imposter.bench.launch import bench
@@ -15,20 +15,6 @@ from imposter.config import FinetuneConfig, SamplingConfig
 from imposter.engine import ImPoster
 
 REPORT = ("report.md", "per_pair.csv", "tradeoff.png", "grids/toy-000.png", "grids/toy-001.png")
-
-
-def without_timings(records):
-    return [{k: v for k, v in record.items() if k != "timings"} for record in records]
-
-
-def same_bench(first, second):
-    """Equal records (timings aside), images and report text."""
-    assert without_timings(read_results(first)) == without_timings(read_results(second))
-    for name in ("report.md", "per_pair.csv"):
-        assert (first / name).read_text() == (second / name).read_text()
-    images = sorted(p.relative_to(first) for p in (first / "images").rglob("*.png"))
-    assert images == sorted(p.relative_to(second) for p in (second / "images").rglob("*.png"))
-    assert all((first / p).read_bytes() == (second / p).read_bytes() for p in images)
 
 
 @pytest.fixture(scope="module")

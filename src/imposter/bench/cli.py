@@ -2,6 +2,7 @@
 
     imposter bench --pairs data/imposter120/pairs.csv --methods imposter baseline++ \\
         --seeds 0 1 2 3 4 --model stabilityai/stable-diffusion-2-1-base --out runs/table1
+    imposter bench --rescore --out runs/table1 --metrics sscd --sscd-model sscd_disc_mixup.torchscript.pt
     imposter report runs/table1
 """
 
@@ -26,12 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench", help="run methods on every pair and seed of a pairs CSV, score and report"
     )
     bench.add_argument(
-        "--pairs", required=True, type=Path, help="pairs CSV (columns of imposter120/pairs.csv)"
+        "--pairs", type=Path, help="pairs CSV (columns of imposter120/pairs.csv); required unless --rescore"
     )
     bench.add_argument("--out", required=True, type=Path, help="output folder; rerun the command to resume")
     add_model_flags(bench)
     add_generation_flags(bench, multiple_methods=True)
     scoring = bench.add_argument_group("metrics (a metric whose model cannot be loaded is skipped, never 0)")
+    scoring.add_argument(
+        "--rescore",
+        action="store_true",
+        help="generate nothing: score the images of the bench in --out with the --metrics their records lack",
+    )
     scoring.add_argument(
         "--metrics",
         nargs="+",
@@ -90,6 +96,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from .launch import bench
     from .runner import BenchConfig, run_bench
 
+    if args.rescore:
+        cmd_rescore(args)
+        return
+    if args.pairs is None:
+        raise ConfigError("imposter bench needs --pairs (a pairs CSV), unless it is a --rescore")
     config = BenchConfig(
         pairs=str(args.pairs),
         methods=tuple(method_setup(args, name) for name in dict.fromkeys(args.methods)),
@@ -129,6 +140,18 @@ def cmd_bench(args: argparse.Namespace) -> None:
         print(
             f"{len(records)} images scored: {args.out / 'results.jsonl'}, report in {args.out / 'report.md'}"
         )
+
+
+def cmd_rescore(args: argparse.Namespace) -> None:
+    from .runner import MetricModels, rescore_bench
+
+    if not args.metrics:
+        raise ConfigError("--rescore needs --metrics: the metrics to add to the bench in --out")
+    models = MetricModels(
+        args.clip_model, args.dino_model, args.dino_variant, str(args.sscd_model) if args.sscd_model else None
+    )
+    rescore_bench(args.out, args.metrics, models, device=args.device, progress=not args.quiet)
+    print(f"rescored: {args.out / 'results.jsonl'}, report in {args.out / 'report.md'}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:

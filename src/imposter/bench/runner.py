@@ -4,7 +4,10 @@ For each pair, the requested methods are grouped by what they learn: methods wit
 ``personalization_key`` and the same resolved fine-tune settings (ImPoster, Baseline++ and the
 ablations) share one fine-tune, which then samples every method of the group and every seed. Each
 image is scored as soon as it exists and gets a record file (see :mod:`imposter.bench.store`); a
-record that exists is never redone, so the same command, run again after a kill, carries on.
+record that exists is never redone, so the same command, run again after a kill, carries on. A
+record lists the metrics that scored it; a requested metric it lacks (its model could not be loaded
+then) is scored from the saved image on the next run, and :func:`rescore_bench` adds metrics to a
+finished bench. Neither regenerates an image.
 
 ``run_bench(shard=(i, n))`` does only pairs ``i::n`` (in CSV order); :mod:`imposter.bench.launch`
 runs the shares in several processes and merges them.
@@ -15,17 +18,17 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 from tqdm.auto import tqdm
 
 from ..config import FITS, FinetuneConfig, SamplingConfig
 from ..engine import ImPoster, PreparedPair
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..fileio import atomic_directory, save_image
 from ..images import load_image
 from ..methods import get_method
@@ -36,7 +39,21 @@ from ..models import resolve_device, resolve_dtype
 from ..personalizations import Personalization
 from .pairs import BenchPair, read_pairs
 from .report import write_report
-from .store import adapter_path, image_path, prepare_output, read_record, write_record, write_results
+from .store import (
+    adapter_path,
+    image_path,
+    prepare_output,
+    read_record,
+    read_results,
+    remember_metrics,
+    settings_conflict,
+    stored_settings,
+    write_record,
+    write_results,
+)
+
+if TYPE_CHECKING:
+    import torch
 
 Key = tuple[str, str, int]  # (pair id, method, seed): one image
 
@@ -67,6 +84,43 @@ class MethodSetup:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings."""
         return {"finetune": asdict(self.finetune), "sampling": asdict(self.sampling)}
+
+
+@dataclass(frozen=True)
+class MetricModels:
+    """Which model each metric loads (None: the metric's default, the authors'; SSCD has none)."""
+
+    clip_model: str | None = None
+    dino_model: str | None = None
+    dino_variant: str = "authors"
+    sscd_model: str | None = None
+
+    def settings(self, name: str) -> dict[str, Any]:
+        """What the scores of metric ``name`` depend on: the model it loads ({} for a model-free one)."""
+        return {
+            "clip": {"model": self.clip_model},
+            "dino": {"model": self.dino_model, "variant": self.dino_variant},
+            "sscd": {"model": self.sscd_model},
+        }.get(name, {})
+
+    def load(
+        self, names: Sequence[str], device: str | torch.device, log: Callable[[str], object]
+    ) -> dict[str, Metric]:
+        """The named metrics that can be loaded, by name; ``log`` says why one cannot."""
+        loaded = {}
+        for name in dict.fromkeys(names):
+            built = build_metrics(
+                [name],
+                device,
+                clip_model=self.clip_model,
+                dino_model=self.dino_model,
+                dino_variant=self.dino_variant,
+                sscd_model=self.sscd_model,
+                log=log,
+            )
+            if built:
+                loaded[name] = built[0]
+        return loaded
 
 
 @dataclass(frozen=True)
@@ -105,6 +159,11 @@ class BenchConfig:
             return tuple(self.metrics)
         return DEFAULT_METRICS + (("toy",) if any(pair.target_image for pair in pairs) else ())
 
+    @property
+    def metric_models(self) -> MetricModels:
+        """Which model each metric loads."""
+        return MetricModels(self.clip_model, self.dino_model, self.dino_variant, self.sscd_model)
+
     def settings(self, pairs: Sequence[BenchPair]) -> dict[str, Any]:
         """The settings records depend on (not the device, the seeds or the process count)."""
         return {
@@ -114,13 +173,7 @@ class BenchConfig:
             "fit": self.fit,
             "height": self.height,
             "width": self.width,
-            "metrics": {
-                "names": list(self.metric_names(pairs)),
-                "clip_model": self.clip_model,
-                "dino_model": self.dino_model,
-                "dino_variant": self.dino_variant,
-                "sscd_model": self.sscd_model,
-            },
+            "metrics": {name: self.metric_models.settings(name) for name in self.metric_names(pairs)},
             "methods": {setup.name: setup.to_dict() for setup in self.methods},
             "seeds": list(self.seeds),
         }
@@ -173,8 +226,10 @@ def run_bench(
 ) -> list[dict[str, Any]]:
     """Make and score the images of this process's pairs (``pairs[index::count]``) that are not done.
 
-    With ``merge`` it then writes ``results.jsonl`` and the report from every record of the bench, and
-    returns the records in report order.
+    Saved images whose records lack a requested metric are scored with it, if it loads (without
+    loading the diffusion model when no image is missing). With ``merge`` it then writes
+    ``results.jsonl`` and the report from every record of the bench, and returns the records in
+    report order.
     """
     out = Path(out)
     config.validate()
@@ -184,27 +239,142 @@ def run_bench(
     records = {key: read_record(out, *key) for key in keys}
     index, count = shard
     mine = pairs[index::count]
-    todo = {key for key in expected_keys(mine, config) if records[key] is None}
-    done = len(mine) * len(config.methods) * len(config.seeds) - len(todo)
+    my_keys = expected_keys(mine, config)
+    todo = {key for key in my_keys if records[key] is None}
+    names = config.metric_names(pairs)
+    unscored = [key for key in my_keys if records[key] is not None and _lacks(records[key], names)]
+    done = len(my_keys) - len(todo)
     if done and todo:
         log(f"resuming: {done} of {done + len(todo)} images already done")
-    if todo:
+    if todo or unscored:
         session = _Session(config, out, records, todo, log)
-        session.start(engine, config.metric_names(pairs))
+        session.start(engine, names)
+        unscored = [key for key in unscored if _lacks(records[key], session.metrics)]
+        if unscored:
+            log(f"scoring {len(unscored)} saved images with the metrics their records lack")
         label = f"bench {index + 1}/{count}" if count > 1 else "bench"
-        with tqdm(total=len(todo), desc=label, unit="image", position=index, disable=not progress) as bar:
+        total = len(todo) + len(unscored)
+        with tqdm(total=total, desc=label, unit="image", position=index, disable=not progress) as bar:
             session.bar = bar
             for pair in mine:
+                saved = [records[key] for key in unscored if key[0] == pair.pair_id]
+                if not saved and not any(key[0] == pair.pair_id for key in todo):
+                    continue
+                if saved:
+                    for record in score_saved(out, saved, session.metrics):
+                        records[_key(record)] = record
+                        bar.update(1)
                 if any(key[0] == pair.pair_id for key in todo):
                     session.run_pair(pair)
-                    if merge:  # keep results.jsonl current, so a long run can be looked at midway
-                        write_results(out, [records[key] for key in keys if records[key] is not None])
+                if merge:  # keep results.jsonl current, so a long run can be looked at midway
+                    write_results(out, [records[key] for key in keys if records[key] is not None])
     if not merge:
         return []
     ordered = [records[key] for key in keys if records[key] is not None]
     write_results(out, ordered)
     write_report(out, ordered, log=log)
     return ordered
+
+
+def rescore_bench(
+    out: str | Path,
+    names: Sequence[str],
+    models: MetricModels = MetricModels(),
+    *,
+    device: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], object] = tqdm.write,
+) -> list[dict[str, Any]]:
+    """Score the images of a bench's ``results.jsonl`` with the named metrics their records lack.
+
+    Nothing is generated and no diffusion model is loaded. Each record is rewritten (atomically) once
+    scored, so a killed rescore carries on where it stopped; then ``results.jsonl`` and the report
+    are written again. Returns the records, in the order of ``results.jsonl``.
+    """
+    out = Path(out)
+    stored = stored_settings(out)
+    if stored is None:
+        raise DataError(
+            f"{out} holds no bench (no bench_config.json); give the --out of an imposter bench run"
+        )
+    wanted = {name: models.settings(name) for name in names}
+    conflict = settings_conflict(stored, {**stored, "metrics": wanted})
+    if conflict:
+        raise ConfigError(
+            f"{out} was scored with other metric settings ({conflict}); pass the model it was scored with"
+        )
+    # the record files, not results.jsonl, are current: a killed rescore rewrote some of them
+    records = [read_record(out, r["pair_id"], r["method"], r["seed"]) or r for r in read_results(out)]
+    metrics = models.load(names, resolve_device(device), log)
+    remember_metrics(out, {name: models.settings(name) for name in metrics})
+    position = {_key(record): i for i, record in enumerate(records)}
+    unscored = [record for record in records if _lacks(record, metrics)]
+    with tqdm(total=len(unscored), desc="rescore", unit="image", disable=not progress) as bar:
+        for record in score_saved(out, unscored, metrics):
+            records[position[_key(record)]] = record
+            bar.update(1)
+    log(f"scored {len(unscored)} of {len(records)} images with {', '.join(metrics) or 'no metric'}")
+    write_results(out, records)
+    write_report(out, records, log=log)
+    return records
+
+
+def score_saved(
+    out: Path, records: Sequence[dict[str, Any]], metrics: Mapping[str, Metric]
+) -> Iterator[dict[str, Any]]:
+    """Score saved images with the metrics their records lack; write and yield each updated record.
+
+    The records of one pair are scored together, against that pair's inputs loaded once.
+    """
+    by_pair: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_pair.setdefault(record["pair_id"], []).append(record)
+    for pair_records in by_pair.values():
+        row = pair_records[0]["pair"]
+        source = load_image(row["source_image"], "source")
+        driving = load_image(row["driving_image"], "driving")
+        target = load_image(row["target_image"], "target") if row.get("target_image") else None
+        items = [
+            EvalItem(
+                _saved_image(out / record["image"]),
+                source,
+                driving,
+                record["settings"]["target_prompt"],
+                target,
+            )
+            for record in pair_records
+        ]
+        scores: list[dict[str, float]] = [{} for _ in pair_records]
+        for name, metric in metrics.items():
+            chosen = [i for i, record in enumerate(pair_records) if _lacks(record, [name])]
+            for i, values in zip(chosen, metric.score_available([items[i] for i in chosen]), strict=True):
+                scores[i].update(values)
+        for record, values in zip(pair_records, scores, strict=True):
+            ran = [name for name in metrics if _lacks(record, [name])]
+            if not ran:
+                continue
+            updated = {
+                **record,
+                "metrics": {**record["metrics"], **values},
+                "metrics_run": sorted({*record.get("metrics_run", ()), *ran}),
+            }
+            write_record(out, updated)
+            yield updated
+
+
+def _saved_image(path: Path) -> Image.Image:
+    """A generated image as saved (not an input: no minimum size, no conversion warnings)."""
+    with Image.open(path) as saved:
+        return saved.convert("RGB")
+
+
+def _lacks(record: Mapping[str, Any], names: Iterable[str]) -> bool:
+    """Whether some of ``names`` has not scored the record's image (records before metrics_run: none has)."""
+    return not set(names) <= set(record.get("metrics_run", ()))
+
+
+def _key(record: Mapping[str, Any]) -> Key:
+    return (record["pair_id"], record["method"], record["seed"])
 
 
 @dataclass
@@ -235,22 +405,18 @@ class _Session:
     todo: set[Key]
     log: Callable[[str], object]
     engine: ImPoster | None = None
-    metrics: Sequence[Metric] = ()
+    metrics: Mapping[str, Metric] = field(default_factory=dict)
     bar: tqdm | None = None
 
     def start(self, engine: ImPoster | None, metric_names: Sequence[str]) -> None:
-        """Load the model (unless given) and the metrics (one that cannot load is logged and left out)."""
+        """Load the model (unless given, or no image is missing) and the metrics that can be loaded."""
         config = self.config
-        self.engine = engine or ImPoster.from_pretrained(config.model, config.device, config.dtype)
-        self.metrics = build_metrics(
-            metric_names,
-            self.engine.device,
-            clip_model=config.clip_model,
-            dino_model=config.dino_model,
-            dino_variant=config.dino_variant,
-            sscd_model=config.sscd_model,
-            log=self.log,
-        )
+        if engine is None and self.todo:
+            engine = ImPoster.from_pretrained(config.model, config.device, config.dtype)
+        self.engine = engine
+        device = engine.device if engine is not None else resolve_device(config.device)
+        self.metrics = config.metric_models.load(metric_names, device, self.log)
+        remember_metrics(self.out, {name: config.metric_models.settings(name) for name in self.metrics})
 
     def run_pair(self, row: BenchPair) -> None:
         """Every missing image of one pair: one fine-tune per group, then each method's missing batches."""
@@ -312,7 +478,7 @@ class _Session:
             pair.prepared, learned, seeds, setup.sampling, setup.method, progress=False
         ):
             generated = time.perf_counter()
-            scores = _score(self.metrics, pair.eval_items([image for _, image in batch]))
+            scores = _score(self.metrics.values(), pair.eval_items([image for _, image in batch]))
             timings = {
                 "personalize": learned.info.get("seconds"),
                 "generate_per_image": round((generated - start) / len(batch), 4),
@@ -360,10 +526,11 @@ class _Session:
             },
             "timings": timings,
             "metrics": metrics,
+            "metrics_run": sorted(self.metrics),
         }
 
 
-def _score(metrics: Sequence[Metric], items: Sequence[EvalItem]) -> list[dict[str, float]]:
+def _score(metrics: Iterable[Metric], items: Sequence[EvalItem]) -> list[dict[str, float]]:
     """Every metric's numbers for each item; a metric that cannot judge an item leaves it out."""
     scores: list[dict[str, float]] = [{} for _ in items]
     for metric in metrics:

@@ -7,7 +7,8 @@
     OUT/results.jsonl                         every record of the command, in pair, method, seed order
 
 Every file is written atomically, so a run killed at any moment leaves whole files only; a record
-exists only once its image does, so "the record exists" is what "done" means.
+exists only once its image does, so "the record exists" is what "made" means. A record lists the
+metrics that scored it (``metrics_run``); one a record lacks is scored later from the saved image.
 """
 
 from __future__ import annotations
@@ -88,13 +89,18 @@ def read_results(out: str | Path) -> list[dict[str, Any]]:
 def settings_conflict(previous: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
     """The first setting that differs between two benches ("path: old there, new now"), or None.
 
-    Seeds and methods may grow from one run to the next; a method present in both must keep its settings.
+    Seeds, methods and metrics may grow from one run to the next; a method or metric present in both
+    must keep its settings.
     """
-    shared = set(previous.get("methods", {})) & set(current.get("methods", {}))
+    grows = ("methods", "metrics")
+    shared = {part: set(previous.get(part, {})) & set(current.get(part, {})) for part in grows}
 
     def comparable(settings: Mapping[str, Any]) -> dict[str, Any]:
-        fixed = {key: value for key, value in settings.items() if key not in ("seeds", "methods")}
-        return {**fixed, "methods": {name: settings["methods"][name] for name in sorted(shared)}}
+        fixed = {key: value for key, value in settings.items() if key not in ("seeds", *grows)}
+        return {
+            **fixed,
+            **{part: {name: settings[part][name] for name in sorted(shared[part])} for part in grows},
+        }
 
     return _difference(comparable(previous), comparable(current))
 
@@ -113,7 +119,8 @@ def prepare_output(out: Path, settings: Mapping[str, Any], overwrite: bool) -> N
     """Refuse a folder that holds a bench with other settings (unless ``overwrite``), then record ours.
 
     The stored methods are the union over runs, so a method dropped from one command and brought back
-    with other settings is still caught.
+    with other settings is still caught. Metrics are stored once they have scored an image
+    (:func:`remember_metrics`): one that could not load may come back with another model.
     """
     settings = json.loads(json.dumps(settings, default=str))  # as JSON sees it: tuples become lists
     previous = stored_settings(out)
@@ -131,9 +138,19 @@ def prepare_output(out: Path, settings: Mapping[str, Any], overwrite: bool) -> N
                 entry.unlink(missing_ok=True)
         previous = None
     methods = {**(previous or {}).get("methods", {}), **settings["methods"]}
+    metrics = (previous or {}).get("metrics", {})
     write_json(
-        out / CONFIG_FILE, {"settings": {**settings, "methods": methods}, "environment": environment()}
+        out / CONFIG_FILE,
+        {"settings": {**settings, "methods": methods, "metrics": metrics}, "environment": environment()},
     )
+
+
+def remember_metrics(out: Path, metrics: Mapping[str, Any]) -> None:
+    """Add ``{metric: its settings}`` to the stored settings, once those metrics score images here."""
+    stored = json.loads((out / CONFIG_FILE).read_text())
+    settings = stored["settings"]
+    settings["metrics"] = {**settings.get("metrics", {}), **json.loads(json.dumps(metrics, default=str))}
+    write_json(out / CONFIG_FILE, stored)
 
 
 def stored_settings(out: Path) -> dict[str, Any] | None:
