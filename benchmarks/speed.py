@@ -17,68 +17,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-
-def sd21_pipeline(folder: Path, dtype: torch.dtype):
-    """A StableDiffusionPipeline shaped like stabilityai/stable-diffusion-2-1-base, random weights."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from tiny import tiny_tokenizer
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        sample_size=64,
-        block_out_channels=(320, 640, 1280, 1280),
-        layers_per_block=2,
-        cross_attention_dim=1024,
-        attention_head_dim=(5, 10, 20, 20),
-        use_linear_projection=True,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        latent_channels=4,
-        sample_size=512,
-    )
-    tokenizer = tiny_tokenizer(folder / "tokenizer-src", pad_token="!")
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=1024,
-            intermediate_size=4096,
-            num_hidden_layers=23,
-            num_attention_heads=16,
-            max_position_embeddings=77,
-            hidden_act="gelu",
-            projection_dim=512,
-        )
-    )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-    pipe = StableDiffusionPipeline(
-        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )  # fmt: skip
-    pipe.save_pretrained(folder / "sd21-random")
-    return str(folder / "sd21-random")
 
 
 def timed(fn, repeats: int, device: torch.device) -> float:
@@ -102,6 +45,7 @@ def main() -> None:
     from imposter.methods import get_method
     from imposter.methods.imposter import training_batch
     from imposter.sampling import denoise
+    from imposter.testing import SD21_BASE, save_random_pipeline
     from imposter.toyworld.pairs import make_pairs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -118,7 +62,11 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        model = args.model or ("toy" if args.config == "toy" else sd21_pipeline(Path(tmp), torch.float32))
+        model = args.model or (
+            "toy"
+            if args.config == "toy"
+            else str(save_random_pipeline("sd", Path(tmp), shape=SD21_BASE, pad_token="!"))
+        )
         engine = ImPoster.from_pretrained(model, args.device, args.dtype)
         device = engine.device
         toy = make_pairs(1, 0)[0]
