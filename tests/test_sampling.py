@@ -123,7 +123,7 @@ def test_hook_sees_every_step_with_the_right_alpha(engine):
             if following is None
             else engine.scheduler.alphas_cumprod[following]
         )
-        assert step.alpha_prod_prev == pytest.approx(float(expected))
+        assert step.signal_scale == pytest.approx(float(expected) ** 0.5)
 
 
 def test_denoised_space_moves_latents_by_sqrt_alpha_times_the_x0_update():
@@ -134,7 +134,7 @@ def test_denoised_space_moves_latents_by_sqrt_alpha_times_the_x0_update():
         timestep=500,
         latents=torch.randn(1, 4, 8, 8),
         denoised=torch.randn(1, 4, 8, 8),
-        alpha_prod_prev=0.36,
+        signal_scale=0.6,
     )
     hook = FrequencyGuidanceHook(targets, 0.1, 0.01, "cos", "denoised")
     expected = step.latents + 0.6 * (

@@ -17,6 +17,7 @@ from . import __version__
 from .errors import ImposterError
 from .flags import (
     add_generation_flags,
+    add_memory_flags,
     add_model_flags,
     add_pair_flags,
     configs_from_args,
@@ -34,7 +35,13 @@ def cmd_generate(args: argparse.Namespace) -> None:
     finetune, sampling, explicit = configs_from_args(args, method)
     finetune.validate()
     sampling.validate()
-    config = RunConfig(**run_fields(args), seeds=tuple(args.seeds), finetune=finetune, sampling=sampling)
+    config = RunConfig(
+        **run_fields(args),
+        seeds=tuple(args.seeds),
+        finetune=finetune,
+        sampling=sampling,
+        offload=args.offload,
+    )
     out = args.out or Path("runs") / f"{args.method}-{Path(args.source).stem}-{Path(args.driving).stem}"
     result = run_generate(
         config, out, method=method, explicit=explicit, overwrite=args.overwrite, progress=not args.quiet
@@ -57,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="make the source subject perform the driving action")
     add_pair_flags(gen, "image of the action", "runs/METHOD-SOURCE-DRIVING")
     add_model_flags(gen)
+    add_memory_flags(gen)
     add_generation_flags(gen)
     gen.set_defaults(func=cmd_generate)
     for name in COMMAND_MODULES:

@@ -38,8 +38,13 @@ class FinetuneConfig:
     learning_rate: float = 5e-4
     weight_decay: float = 1e-2
     max_grad_norm: float = 1.0
-    # paper Sec. 4: LoRA on the UNet attention projections (self- and cross-attention)
-    target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
+    # paper Sec. 4: LoRA on the denoiser's attention projections. None: the model family's list, which is what
+    # diffusers' DreamBooth-LoRA trainer of that family targets (imposter.families: SD, SDXL to_q/to_k/to_v/
+    # to_out.0; FLUX.1 also the text stream's add_q/k/v_proj and to_add_out).
+    target_modules: tuple[str, ...] | None = None
+    # Recompute activations in the backward pass: less memory, ~30% slower, same numbers. None: the
+    # family's default (off for SD 1.x/2.x, on for SDXL and FLUX.1, which need it on a 24 GB card).
+    gradient_checkpointing: bool | None = None
     kind: str = "lora"  # set by the method: "full-authors" (the released code), peers' text-side kinds
     seed: int = 0
 
@@ -134,6 +139,7 @@ class RunConfig:
     adapter: str | None = None
     device: str = "cpu"
     dtype: str = "float32"
+    offload: bool = False  # model CPU offload: each model on the GPU only while it runs
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -141,7 +147,13 @@ class RunConfig:
 
 
 # command-line flag (argparse dest) -> FinetuneConfig field; sampling flags are named after their fields
-FINETUNE_FLAGS = {"train_steps": "steps", "lr": "learning_rate", "rank": "rank", "train_seed": "seed"}
+FINETUNE_FLAGS = {
+    "train_steps": "steps",
+    "lr": "learning_rate",
+    "rank": "rank",
+    "train_seed": "seed",
+    "gradient_checkpointing": "gradient_checkpointing",
+}
 
 
 def flag_for(section: str, field_name: str) -> str:

@@ -18,48 +18,49 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .config import FinetuneConfig, SamplingConfig
+from .config import FinetuneConfig, SamplingConfig, override
 from .errors import ConfigError, ImposterError, ModelLoadError
-from .finetune import DenoisingLoss
-from .images import check_size, fit_image, load_image, to_pil, to_rgb, to_tensor
+from .families import family_of
+from .families.base import Conditioning, Family
+from .images import check_size, fit_image, load_image, to_rgb
 from .methods import check_compatible, get_method
 from .methods.base import Method
-from .models import (
-    TOY,
-    first_line,
-    load_pipeline,
-    native_size,
-    resolve_device,
-    resolve_dtype,
-    set_up_pipeline,
-    vae_scale_factor,
-)
+from .models import TOY, first_line, load_pipeline, resolve_device, resolve_dtype, set_up_pipeline
 from .personalizations import EMBEDDINGS_FILE, LORA_FILE, METADATA_FILE, UNET_FILE, Personalization
 from .prepared import PreparedPair
 from .prompts import check_caption, check_token_length, compose_target_prompt, toy_vocabulary_notice
 
 
 class ImPoster:
-    """A Stable Diffusion pipeline wrapped for subject-driven action personalization."""
+    """A diffusers pipeline (SD 1.x/2.x, SDXL or FLUX.1) wrapped for subject-driven action personalization."""
 
-    def __init__(self, pipe, model: str = "custom"):
+    def __init__(self, pipe, model: str = "custom", family: Family | None = None):
         self.pipe = pipe
         self.model = model
+        self.family = family or family_of(pipe)
 
     @classmethod
     def from_pretrained(
-        cls, model: str = "toy", device: str | None = None, dtype: str | torch.dtype | None = None
+        cls,
+        model: str = "toy",
+        device: str | None = None,
+        dtype: str | torch.dtype | None = None,
+        offload: bool = False,
     ) -> ImPoster:
         """Load a hub id, a local diffusers folder, or ``"toy"`` (the bundled toy-world model).
 
-        ``dtype``: a torch.dtype or its name ("float16"); the scheduler becomes DDIM (said if it was another).
+        The model family comes from the checkpoint's ``model_index.json``. ``dtype``: a torch.dtype or its
+        name ("float16"); SD and SDXL sample with DDIM (said if the checkpoint had another scheduler).
+        ``offload``: model CPU offload (each model on the GPU only while it runs).
         """
         resolved = resolve_device(device)
-        return cls(load_pipeline(model, resolved, resolve_dtype(dtype, resolved)), model=model)
+        return cls(
+            load_pipeline(model, resolved, resolve_dtype(dtype, resolved), offload=offload), model=model
+        )
 
     @classmethod
     def from_pipe(cls, pipe, model: str = "custom", ddim: bool = False) -> ImPoster:
-        """Wrap a ``StableDiffusionPipeline`` you already have (diffusers' convention), on its device and dtype.
+        """Wrap a pipeline you already have (diffusers' convention), on its device and dtype.
 
         It is frozen for our use like a loaded one; its scheduler stays unless ``ddim`` (the paper's sampler).
         """
@@ -67,15 +68,17 @@ class ImPoster:
 
     @property
     def device(self) -> torch.device:
-        return self.pipe.unet.device
+        """Where the models run (the GPU under model CPU offload, although the weights rest on the CPU)."""
+        return self.pipe._execution_device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.pipe.unet.dtype
+        return self.unet.dtype
 
     @property
     def unet(self):
-        return self.pipe.unet
+        """The denoiser: the UNet (SD, SDXL) or the transformer (FLUX.1)."""
+        return self.family.denoiser(self.pipe)
 
     @property
     def scheduler(self):
@@ -83,41 +86,73 @@ class ImPoster:
 
     # -- encoding ---------------------------------------------------------------------------------
 
-    @torch.no_grad()
     def encode_prompt(self, prompt: str) -> torch.Tensor:
         """Text-encoder output (1, L, D) for ``prompt``, padded to the tokenizer's length like diffusers."""
-        tokenizer = self.pipe.tokenizer
-        ids = tokenizer(
-            prompt,
-            padding="max_length",
-            max_length=tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids
-        return self.pipe.text_encoder(ids.to(self.device))[0].float()
+        return self.family.encode(self.pipe, prompt).embeds
+
+    def conditioning(self, pair: PreparedPair, prompt: str) -> Conditioning:
+        """Cached conditioning of ``prompt`` for this pair (the sequence embeddings and, SDXL/FLUX.1, pooled)."""
+        if prompt not in pair.embeds:
+            encoded = self.family.encode(self.pipe, prompt)
+            pair.embeds[prompt] = encoded.embeds
+            if encoded.pooled is not None:
+                pair.pooled[prompt] = encoded.pooled
+        return Conditioning(pair.embeds[prompt], pair.pooled.get(prompt))
 
     def embed(self, pair: PreparedPair, prompt: str) -> torch.Tensor:
-        """Cached embedding of ``prompt`` for this pair."""
-        if prompt not in pair.embeds:
-            pair.embeds[prompt] = self.encode_prompt(prompt)
-        return pair.embeds[prompt]
+        """Cached embedding (1, L, D) of ``prompt`` for this pair."""
+        return self.conditioning(pair, prompt).embeds
 
-    @torch.no_grad()
     def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """VAE latents (N, C, h, w) of the images (the posterior mean, scaled), float32."""
-        pixels = to_tensor(images).to(self.device, self.pipe.vae.dtype)
-        latents = self.pipe.vae.encode(pixels).latent_dist.mean
-        return latents.float() * self.pipe.vae.config.scaling_factor
+        """VAE latents (N, C, h, w) of the images (the posterior mean, normalized), float32."""
+        return self.family.encode_images(self.pipe, images)
 
-    @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> list[Image.Image]:
         """Images from clean latents."""
-        scaled = latents / self.pipe.vae.config.scaling_factor
-        return to_pil(self.pipe.vae.decode(scaled.to(self.pipe.vae.dtype)).sample)
+        return self.family.decode(self.pipe, latents)
 
-    def training_loss(self) -> DenoisingLoss:
-        """The family's fine-tuning loss (SD 1.x/2.x: epsilon or v MSE at uniform timesteps)."""
-        return DenoisingLoss.for_scheduler(self.scheduler)
+    def training_loss(self):
+        """The family's fine-tuning loss (SD/SDXL: epsilon or v MSE; FLUX.1: flow matching)."""
+        return self.family.training_loss(self.pipe)
+
+    # -- settings ---------------------------------------------------------------------------------
+
+    def check_method(self, method: Method) -> None:
+        """ConfigError unless ``method`` runs on this model's family."""
+        if self.family.name not in method.families:
+            raise ConfigError(
+                f"--method {method.name} runs on SD 1.x/2.x checkpoints only, and this is a "
+                f"{self.family.title} model; use --method imposter, baseline++ or an ablation"
+            )
+
+    def finetune_config(
+        self, method: Method, config: FinetuneConfig | None = None, explicit: Sequence[str] | None = None
+    ) -> FinetuneConfig:
+        """``method``'s fine-tuning settings on this family: its LoRA targets and gradient checkpointing where
+        unset, and its defaults (learning rate) for the fields not in ``explicit`` (None: ``config`` as given)."""
+        config = config or method.default_finetune()
+        if explicit is not None:
+            config = override(
+                config, **_unset(self.family.finetune_defaults, explicit, method.fixed_finetune)
+            )
+        if config.target_modules is None:
+            config = override(config, target_modules=self.family.lora_targets)
+        if config.gradient_checkpointing is None:
+            config = override(config, gradient_checkpointing=self.family.gradient_checkpointing)
+        return method.finetune_config(config)
+
+    def sampling_config(
+        self, method: Method, config: SamplingConfig | None = None, explicit: Sequence[str] | None = None
+    ) -> SamplingConfig:
+        """``method``'s sampling settings on this family: the family's defaults (FLUX.1: 28 steps, guidance
+        3.5) for the fields not in ``explicit`` (``config`` None: all of them; else None: ``config`` as given)."""
+        if config is None:
+            config, explicit = method.default_sampling(), ()
+        if explicit is not None:
+            config = override(
+                config, **_unset(self.family.sampling_defaults, explicit, method.fixed_sampling)
+            )
+        return method.sampling_config(config)
 
     # -- the task ---------------------------------------------------------------------------------
 
@@ -148,10 +183,11 @@ class ImPoster:
             ("--driving-prompt", driving_prompt),
             ("--target-prompt", target_prompt),
         ):
-            check_token_length(self.pipe.tokenizer, prompt, name)
-        side = native_size(self.pipe)
+            for tokenizer in self.family.tokenizers(self.pipe):
+                check_token_length(tokenizer, prompt, name)
+        side = self.family.native_size(self.pipe)
         width, height = width or side, height or side
-        check_size(width, height, vae_scale_factor(self.pipe))
+        check_size(width, height, self.family.size_multiple(self.pipe))
         images = [
             fit_image(_as_image(image, role), width, height, fit)
             for image, role in ((source, "source"), (driving, "driving"))
@@ -179,10 +215,11 @@ class ImPoster:
     ) -> Personalization:
         """Run the method's learning step (for ImPoster: the LoRA fine-tune on both pairs)."""
         method = get_method(method) if isinstance(method, str) else method
-        config = method.finetune_config(finetune)
+        self.check_method(method)
+        config = self.finetune_config(method, finetune)
         start = time.perf_counter()
         learned = method.personalize(self, pair, config, progress=progress)
-        learned.family, learned.base_model = FAMILY, self.model
+        learned.family, learned.base_model = self.family.name, self.model
         learned.info.setdefault("finetune", config.__dict__ | {"target_modules": list(config.target_modules)})
         learned.info["seconds"] = round(time.perf_counter() - start, 3)
         return learned
@@ -205,12 +242,13 @@ class ImPoster:
         method = get_method(method or stored or "imposter") if not isinstance(method, Method) else method
         if stored:
             check_compatible(method, stored, f"--adapter {directory}")
-        family = metadata.get("family", FAMILY)
-        if family != FAMILY:
+        family = metadata.get("family", self.family.name)
+        if family != self.family.name:
             raise ModelLoadError(
-                f"--adapter {directory} was learned on a {family} model; this is a {FAMILY} model: "
+                f"--adapter {directory} was learned on a {family} model; this is a {self.family.name} model: "
                 "use a checkpoint of that family"
             )
+        self.check_method(method)
         if not metadata:
             metadata = {"kind": _kind_of(directory), "method": method.name, "info": {}}
         try:
@@ -222,7 +260,7 @@ class ImPoster:
                 f"--adapter {directory} could not be read ({first_line(err)}); it may be incomplete: "
                 "fine-tune again, or give another adapter folder"
             ) from err
-        learned.base_model = metadata.get("base_model", "")
+        learned.family, learned.base_model = self.family.name, metadata.get("base_model", "")
         try:
             learned.check_fits(self)
         except (RuntimeError, ValueError, KeyError) as err:
@@ -241,9 +279,9 @@ class ImPoster:
         Drawn on the CPU, so that a seed gives the same noise on every device; a generator per seed, so
         that a seed gives the same image alone or in a batch.
         """
-        channels = self.pipe.unet.config.in_channels
+        channels = self.family.latent_channels(self.pipe)
         width, height = pair.size
-        factor = vae_scale_factor(self.pipe)
+        factor = self.family.vae_scale_factor(self.pipe)
         shape = (1, channels, height // factor, width // factor)
         generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
         noise = [torch.randn(shape, generator=generator) for generator in generators]
@@ -265,7 +303,8 @@ class ImPoster:
         """Yield (seed, image) lists, one per batch of ``sampling.batch_size`` seeds (all at once by default)."""
         method = get_method(method or personalization.method) if not isinstance(method, Method) else method
         check_compatible(method, personalization.method)
-        config = method.sampling_config(sampling)
+        self.check_method(method)
+        config = self.sampling_config(method, sampling)
         seeds = [int(s) for s in seeds]
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"--seeds has duplicates: {seeds}")
@@ -299,7 +338,9 @@ def _as_image(image: str | Path | Image.Image, role: str) -> Image.Image:
     return load_image(image, role)
 
 
-FAMILY = "sd"  # Stable Diffusion 1.x/2.x: the one model family so far (issue 11 adds SDXL and FLUX.1)
+def _unset(defaults: dict, explicit: Sequence[str], fixed: dict) -> dict:
+    """The entries of ``defaults`` that neither the user (``explicit``) nor the method (``fixed``) decides."""
+    return {k: v for k, v in defaults.items() if k not in explicit and k not in fixed}
 
 
 def _read_metadata(directory: Path) -> dict:

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from .config import FinetuneConfig
 from .errors import NumericalError
+from .families.base import Conditioning
 from .lora import ADAPTER_NAME, add_lora, lora_state_dict, own_adapter
 
 
@@ -42,10 +43,16 @@ def denoising_loss(
     embeds: torch.Tensor,
     noise: torch.Tensor,
     timesteps: torch.Tensor,
+    **unet_kwargs: Any,
 ) -> torch.Tensor:
-    """The diffusion training loss: MSE between the UNet's output and its target (epsilon or v)."""
+    """The diffusion training loss: MSE between the UNet's output and its target (epsilon or v).
+
+    ``unet_kwargs``: what else the UNet reads (SDXL's ``added_cond_kwargs``).
+    """
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-    prediction = unet(noisy.to(unet.dtype), timesteps, encoder_hidden_states=embeds.to(unet.dtype)).sample
+    prediction = unet(
+        noisy.to(unet.dtype), timesteps, encoder_hidden_states=embeds.to(unet.dtype), **unet_kwargs
+    ).sample
     kind = noise_scheduler.config.prediction_type
     if kind == "epsilon":
         target = noise
@@ -112,7 +119,9 @@ class DenoisingLoss:
         )
 
     def __call__(self, model, latents, conditioning, noise, timesteps) -> torch.Tensor:
-        return denoising_loss(model, self.noise_scheduler, latents, conditioning, noise, timesteps)
+        # a Conditioning (ImPoster) or a bare embedding tensor (the SD peers' learned text tensors)
+        embeds = conditioning.embeds if isinstance(conditioning, Conditioning) else conditioning
+        return denoising_loss(model, self.noise_scheduler, latents, embeds, noise, timesteps)
 
 
 class Objective:
@@ -171,7 +180,7 @@ class PairsObjective(Objective):
     model: Any
     loss: TrainingLoss
     latents: torch.Tensor
-    conditioning: torch.Tensor
+    conditioning: torch.Tensor | Conditioning  # one row per pair
     parameters: list[torch.nn.Parameter]
     update_per_pair: bool = False
     max_grad_norm: float | None = None  # clip the gradient norm of ``parameters`` before each step
@@ -195,29 +204,44 @@ class PairsObjective(Objective):
             torch.nn.utils.clip_grad_norm_(self.parameters, self.max_grad_norm)
 
 
+@contextlib.contextmanager
+def checkpointing(model, on: bool | None) -> Iterator[None]:
+    """Gradient checkpointing on ``model`` inside the block when ``on`` (same gradients, less memory)."""
+    if not on:
+        yield
+        return
+    model.enable_gradient_checkpointing()
+    try:
+        yield
+    finally:
+        model.disable_gradient_checkpointing()
+
+
 def finetune_lora(
     unet,
     scheduler,
     latents: torch.Tensor,
-    embeds: torch.Tensor,
+    embeds: torch.Tensor | Conditioning,
     config: FinetuneConfig,
     progress: bool = True,
     loss: TrainingLoss | None = None,
+    prefix: str = "unet",
 ) -> tuple[dict[str, torch.Tensor], list[float]]:
     """Train a LoRA on (latents[i], embeds[i]) pairs, all in one batch per step; return its weights and losses.
 
-    ``loss``: the family's training loss (default: SD's, from ``scheduler``). The adapter is removed
+    ``unet``: the denoiser (FLUX.1's transformer too); ``loss``: the family's training loss (default: SD's,
+    from ``scheduler``); ``prefix``: the weights' key prefix in diffusers' format. The adapter is removed
     from ``unet`` afterwards (any LoRA of the user's stays), so the model is left as it was.
     """
     loss = loss or DenoisingLoss.for_scheduler(scheduler)
-    with own_adapter(unet):
+    with own_adapter(unet), checkpointing(unet, config.gradient_checkpointing):
         params = add_lora(unet, config)
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
         objective = PairsObjective(unet, loss, latents, embeds, params, max_grad_norm=config.max_grad_norm)
         unet.train()
         try:
             losses = train(objective, optimizer, config.steps, config.seed, "fine-tuning (LoRA)", progress)
-            return lora_state_dict(unet), losses
+            return lora_state_dict(unet, prefix=prefix), losses
         finally:
             unet.eval()
 
@@ -257,6 +281,7 @@ def finetune_full_authors(
     finally:
         if getattr(unet, "peft_config", None):
             unet.unload_lora()
+        unet.zero_grad(set_to_none=True)  # no gradients left on the user's model
         unet.requires_grad_(False)
         unet.eval()
         if original_dtype != torch.float32:

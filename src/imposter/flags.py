@@ -52,6 +52,15 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_memory_flags(parser: argparse.ArgumentParser) -> None:
+    """--offload: model CPU offload, for GPUs that cannot hold the whole pipeline (SDXL, FLUX.1)."""
+    parser.add_argument(
+        "--offload",
+        action="store_true",
+        help="keep the models on the CPU and move each to the GPU only while it runs (less GPU memory, slower)",
+    )
+
+
 def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool = False) -> None:
     """The method, fine-tuning and sampling flags shared by generate, bench and animate."""
     from .methods import METHOD_NAMES
@@ -84,6 +93,12 @@ def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool
     ft.add_argument("--rank", type=int, default=None, help="LoRA rank (default 4)")
     ft.add_argument(
         "--train-seed", type=int, default=None, help="seed of the fine-tuning noise and LoRA init (default 0)"
+    )
+    ft.add_argument(
+        "--gradient-checkpointing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="recompute activations in the backward pass: less memory, slower (default: on for SDXL, FLUX.1)",
     )
     sp = parser.add_argument_group("sampling (paper Sec. 4 defaults)")
     sp.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50)")

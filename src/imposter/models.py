@@ -1,7 +1,8 @@
-"""Load a Stable Diffusion pipeline (hub id, local folder, or the bundled "toy"), and pick device and dtype."""
+"""Load a pipeline of a supported family (hub id, local folder, or the bundled "toy"), and pick device and dtype."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -55,22 +56,35 @@ def _looks_like_path(model: str) -> bool:
     return model.startswith((".", "/", "~")) or os.sep * 2 in model or model.count("/") > 1 or "\\" in model
 
 
+def model_class_name(model: str, source: Path | None) -> str | None:
+    """The ``_class_name`` in a checkpoint's ``model_index.json`` (a local folder, or fetched alone from the hub)."""
+    if source is not None:
+        return json.loads((source / "model_index.json").read_text()).get("_class_name")
+    from diffusers import DiffusionPipeline
+
+    return DiffusionPipeline.load_config(model).get("_class_name")
+
+
 def load_pipeline(
     model: str,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
     log: Callable[[str], object] = print,
+    offload: bool = False,
 ):
-    """A ``StableDiffusionPipeline`` from a hub id, a local diffusers folder, or ``"toy"``, frozen and on ``device``.
+    """A diffusers pipeline of a supported family from a hub id, a local folder, or ``"toy"``, frozen, on ``device``.
 
-    Nothing is downloaded unless ``model`` is a hub id; weights load from safetensors only; the safety
-    checker is off (as in the authors' code). The scheduler becomes DDIM with the model's own betas.
+    The family (SD 1.x/2.x, SDXL, FLUX.1) is read from the checkpoint's ``model_index.json``. Nothing is
+    downloaded unless ``model`` is a hub id; weights load from safetensors only, never remote code; the
+    safety checker is off (as in the authors' code). SD and SDXL sample with DDIM (the paper's sampler),
+    FLUX.1 with its own flow-matching scheduler. ``offload``: model CPU offload onto ``device`` (a GPU).
     """
-    from diffusers import StableDiffusionPipeline
+    from .families import family_for_class
 
     device = resolve_device(str(device) if device is not None else None)
+    if offload and device.type == "cpu":
+        raise ConfigError("--offload moves each model to the GPU only while it runs: it needs --device cuda")
     dtype = dtype or resolve_dtype(None, device)
-    kwargs = dict(dtype=dtype, use_safetensors=True, safety_checker=None, requires_safety_checker=False)
     source = toy_checkpoint() if model == TOY else Path(model).expanduser()
     if model == TOY and not (source / "model_index.json").exists():
         raise ModelLoadError(f"the bundled toy model is missing at {source}; reinstall imposter-diffusion")
@@ -80,8 +94,10 @@ def load_pipeline(
                 f"{source} is not a diffusers pipeline folder (no model_index.json); "
                 "save one with pipe.save_pretrained(folder) or pass a hub id"
             )
+        family = family_for_class(model_class_name(model, source), str(source))
+        kwargs = dict(dtype=dtype, use_safetensors=True, **family.load_kwargs)
         try:
-            pipe = StableDiffusionPipeline.from_pretrained(source, local_files_only=True, **kwargs)
+            pipe = family.pipeline_class.from_pretrained(source, local_files_only=True, **kwargs)
         except (OSError, ValueError) as err:
             raise ModelLoadError(f"could not load the pipeline in {source}: {first_line(err)}") from err
     elif _looks_like_path(model):
@@ -90,45 +106,38 @@ def load_pipeline(
         )
     else:
         try:
-            pipe = StableDiffusionPipeline.from_pretrained(model, **kwargs)
+            class_name = model_class_name(model, None)
         except Exception as err:  # hub errors come in many types; all mean the same to the user
             raise ModelLoadError(
                 f"could not load {model!r}: no local folder of that name, and the Hugging Face hub said: "
                 f"{first_line(err)} (check the id and your connection, or pass a local folder)"
             ) from err
-    return set_up_pipeline(pipe, ddim=True, log=log).to(device)
+        family = family_for_class(class_name, repr(model))
+        try:
+            pipe = family.pipeline_class.from_pretrained(
+                model, dtype=dtype, use_safetensors=True, **family.load_kwargs
+            )
+        except Exception as err:
+            raise ModelLoadError(f"could not load {model!r} from the hub: {first_line(err)}") from err
+    pipe = set_up_pipeline(pipe, ddim=True, log=log)
+    if offload:
+        pipe.enable_model_cpu_offload(device=device)
+        return pipe
+    return pipe.to(device)
 
 
 def set_up_pipeline(pipe, ddim: bool = True, log: Callable[[str], object] = print):
-    """Freeze ``pipe`` for our use (no gradients, eval mode, no progress bars); with ``ddim`` its scheduler
-    becomes DDIM with the model's own betas (the paper's sampler), said in one line if it was another."""
-    if ddim:
-        from diffusers import DDIMScheduler
+    """Freeze ``pipe`` for our use (no gradients, eval mode, no progress bars); with ``ddim`` an SD or SDXL
+    scheduler becomes DDIM with the model's own betas (the paper's sampler), said in one line if it was another."""
+    from .families import family_of
 
-        previous = type(pipe.scheduler).__name__
-        pipe.scheduler = DDIMScheduler.from_config(
-            pipe.scheduler.config, clip_sample=False, set_alpha_to_one=False
-        )
-        if previous != "DDIMScheduler":
-            log(
-                f"sampling with DDIM (the paper's sampler) instead of the checkpoint's {previous}; "
-                "ImPoster.from_pipe(pipe) keeps a pipeline's own scheduler"
-            )
-    for part in (pipe.unet, pipe.vae, pipe.text_encoder):
+    family = family_of(pipe)
+    family.set_up(pipe, ddim=ddim, log=log)
+    for part in family.modules(pipe):
         part.requires_grad_(False)
         part.eval()
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def vae_scale_factor(pipe) -> int:
-    """Pixels per latent cell (8 for Stable Diffusion)."""
-    return 2 ** (len(pipe.vae.config.block_out_channels) - 1)
-
-
-def native_size(pipe) -> int:
-    """The side the UNet was trained at, in pixels (512 for SD 2.1-base)."""
-    return int(pipe.unet.config.sample_size) * vae_scale_factor(pipe)
 
 
 def first_line(err: BaseException) -> str:

@@ -40,7 +40,7 @@ class Personalization(ABC):
 
     method: str
     info: dict[str, Any] = field(default_factory=dict)  # settings, losses, timings: written with it
-    family: str = "sd"  # the model family it was learned on (SD 1.x/2.x)
+    family: str = "sd"  # the model family it was learned on (imposter.families: "sd", "sdxl", "flux")
     base_model: str = ""  # the checkpoint it was learned on, as the user named it
 
     kind: ClassVar[str] = ""
@@ -76,30 +76,34 @@ class Personalization(ABC):
 
 @dataclass
 class LoraPersonalization(Personalization):
-    """LoRA weights in diffusers' format (``unet.``-prefixed keys), loadable by ``pipe.load_lora_weights``."""
+    """LoRA weights of the denoiser in its family's diffusers format (``unet.``- or ``transformer.``-prefixed
+    keys), loadable by ``pipe.load_lora_weights``."""
 
     state: dict[str, torch.Tensor] = field(default_factory=dict)
     kind: ClassVar[str] = "lora"
 
     @contextlib.contextmanager
     def active(self, engine: Engine) -> Iterator[None]:
-        # the UNet-level half of pipe.load_lora_weights (which would also look for text-encoder keys)
+        # the denoiser-level half of pipe.load_lora_weights (which would also look for text-encoder keys)
         with own_adapter(engine.unet, ACTIVE_ADAPTER):  # afterwards: the model as it was, user LoRAs kept
-            engine.unet.load_lora_adapter(dict(self.state), prefix="unet", adapter_name=ACTIVE_ADAPTER)
+            engine.unet.load_lora_adapter(
+                dict(self.state), prefix=engine.family.lora_prefix, adapter_name=ACTIVE_ADAPTER
+            )
             yield
 
     def _save_weights(self, directory: Path) -> None:
-        from diffusers import StableDiffusionPipeline
+        from .families import get_family
 
-        unet_layers = {k.removeprefix("unet."): v.contiguous() for k, v in self.state.items()}
-        StableDiffusionPipeline.save_lora_weights(
-            directory, unet_lora_layers=unet_layers, safe_serialization=True
-        )
+        get_family(self.family).save_lora(directory, self.state)
 
     @classmethod
-    def load(cls, directory: Path, method: str, info: dict | None = None) -> LoraPersonalization:
-        """Read a LoRA folder (ours, or any diffusers SD LoRA saved as ``pytorch_lora_weights.safetensors``)."""
-        return cls(method=method, info=info or {}, state=load_file(directory / LORA_FILE))
+    def load(
+        cls, directory: Path, method: str, info: dict | None = None, family: str | None = None
+    ) -> LoraPersonalization:
+        """Read a LoRA folder (ours, or any diffusers LoRA saved as ``pytorch_lora_weights.safetensors``)."""
+        return cls(
+            method=method, info=info or {}, state=load_file(directory / LORA_FILE), family=family or "sd"
+        )
 
 
 @dataclass

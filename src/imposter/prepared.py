@@ -27,6 +27,7 @@ class PreparedPair:
     source_latents: torch.Tensor  # (1, C, h, w), float32, scaled by the VAE's scaling factor
     driving_latents: torch.Tensor
     embeds: dict[str, torch.Tensor] = field(default_factory=dict)  # caption -> (1, L, D)
+    pooled: dict[str, torch.Tensor] = field(default_factory=dict)  # caption -> (1, P) (SDXL, FLUX.1)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -35,12 +36,15 @@ class PreparedPair:
 
 
 class Engine(Protocol):
-    """The part of :class:`imposter.engine.ImPoster` a method uses: the pipeline and the encoders."""
+    """The part of :class:`imposter.engine.ImPoster` a method uses: the pipeline, its family, the encoders."""
 
     pipe: Any
+    family: Any  # an ``imposter.families.base.Family``
 
     @property
-    def unet(self) -> Any: ...
+    def unet(self) -> Any:
+        """The denoiser (the UNet, or FLUX.1's transformer)."""
+        ...
 
     @property
     def scheduler(self) -> Any: ...
@@ -50,6 +54,10 @@ class Engine(Protocol):
 
     def embed(self, pair: PreparedPair, prompt: str) -> torch.Tensor:
         """Cached text embedding (1, L, D) of ``prompt`` for this pair."""
+        ...
+
+    def conditioning(self, pair: PreparedPair, prompt: str) -> Any:
+        """Cached :class:`imposter.families.base.Conditioning` of ``prompt`` (pooled embeddings included)."""
         ...
 
     def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:

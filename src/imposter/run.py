@@ -131,6 +131,22 @@ def load_or_personalize(
     return learned, False
 
 
+def family_settings(
+    config: C, engine: ImPoster, method: Method, explicit: Mapping[str, Mapping[str, Any]] | None
+) -> C:
+    """``config`` with ``method``'s settings on the engine's model family (its LoRA targets, and its defaults
+    for every setting the user left unset; ``explicit`` None: the settings as given); ConfigError if the
+    method does not run on that family."""
+    engine.check_method(method)
+    given = None if explicit is None else explicit.get("finetune", {})
+    sampled = None if explicit is None else explicit.get("sampling", {})
+    return replace(
+        config,
+        finetune=engine.finetune_config(method, config.finetune, given),
+        sampling=engine.sampling_config(method, config.sampling, sampled),
+    )
+
+
 def settled(config: C, pair: PreparedPair, engine: ImPoster, log: Callable[[str], None], **more: Any) -> C:
     """``config`` with what the run settled on (target prompt, image size, device, dtype), for config.json.
 
@@ -168,17 +184,13 @@ def run_generate(
     out = Path(out)
     method = method or get_method(config.method)
     method.check_flags(explicit or {})
-    config = replace(
-        config,
-        finetune=method.finetune_config(config.finetune),
-        sampling=method.sampling_config(config.sampling),
-    )
     source = load_image(config.source, "source")
     driving = load_image(config.driving, "driving")
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    engine = engine or ImPoster.from_pretrained(config.model, config.device, config.dtype)
+    engine = engine or ImPoster.from_pretrained(config.model, config.device, config.dtype, config.offload)
     timings["load_model"] = time.perf_counter() - start
+    config = family_settings(config, engine, method, explicit)
     pair = engine.prepare(
         source,
         config.source_prompt,

@@ -11,6 +11,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from tqdm.auto import tqdm
@@ -25,17 +26,28 @@ class Step:
 
     index: int
     timestep: int
-    latents: torch.Tensor  # z_{t-1}, the scheduler's output
+    latents: torch.Tensor  # z_{t-1}, the scheduler's output (spatial: B, C, h, w)
     denoised: torch.Tensor | None  # the step's prediction of the clean latents x0 (None: not given)
-    alpha_prod_prev: float  # alpha_bar of the timestep z_{t-1} belongs to
+    # the weight of x0 in z_{t-1}: sqrt(alpha_bar_{t-1}) for DDPM-type models, 1 - sigma_{t-1} for flow matching
+    signal_scale: float
 
 
 StepHook = Callable[[Step], torch.Tensor]
+C = TypeVar("C")  # a conditioning: an embedding tensor, or a family's Conditioning
 
 
-def stepwise_prompts(driving: torch.Tensor, target: torch.Tensor, k: int) -> Callable[[int], torch.Tensor]:
+def stepwise_prompts(driving: C, target: C, k: int) -> Callable[[int], C]:
     """Conditioning schedule: the driving caption for steps 0..k-1, the target caption after (Sec. 3.2)."""
     return lambda index: driving if index < k else target
+
+
+def check_finite(latents: torch.Tensor, index: int, timestep: float) -> None:
+    """NumericalError if the latents hold a NaN or an infinity after denoising step ``index``."""
+    if not torch.isfinite(latents).all():
+        raise NumericalError(
+            f"the latents became NaN or infinite at denoising step {index} (timestep {int(timestep)}); "
+            "lower --amp-scale/--phase-scale, or run in float32 with --dtype float32"
+        )
 
 
 def _alpha_prod(scheduler, timestep: int | None) -> float:
@@ -107,14 +119,10 @@ def denoise(
                     timestep=int(timestep),
                     latents=latents,
                     denoised=denoised,
-                    alpha_prod_prev=_alpha_prod(scheduler, following),
+                    signal_scale=_alpha_prod(scheduler, following) ** 0.5,
                 )
             )
-        if not torch.isfinite(latents).all():
-            raise NumericalError(
-                f"the latents became NaN or infinite at denoising step {index} (timestep {int(timestep)}); "
-                "lower --amp-scale/--phase-scale, or run in float32 with --dtype float32"
-            )
+        check_finite(latents, index, timestep)
     return latents
 
 
@@ -123,8 +131,9 @@ class FrequencyGuidanceHook:
     """Applies ``z - s_a grad G_a - s_p grad G_p`` after every scheduler step (Sec. 3.3).
 
     ``space="noisy"`` guides z_{t-1} itself, as the paper and the authors' code do. ``space="denoised"``
-    guides the step's clean-latent prediction x0 and moves z_{t-1} by ``sqrt(alpha_bar_{t-1})`` times
-    that change (with DDIM at eta 0, z_{t-1} = sqrt(alpha_bar_{t-1}) x0 + sqrt(1 - alpha_bar_{t-1}) eps).
+    guides the step's clean-latent prediction x0 and moves z_{t-1} by the weight of x0 in it times that
+    change (DDIM at eta 0: z_{t-1} = sqrt(alpha_bar_{t-1}) x0 + sqrt(1 - alpha_bar_{t-1}) eps; flow
+    matching: z_{t-1} = (1 - sigma_{t-1}) x0 + sigma_{t-1} eps).
     """
 
     targets: FrequencyTargets
@@ -147,4 +156,4 @@ class FrequencyGuidanceHook:
         guided = frequency_guidance_step(
             step.denoised, self.targets, self.amp_scale, self.phase_scale, self.distance
         )
-        return step.latents + step.alpha_prod_prev**0.5 * (guided - step.denoised)
+        return step.latents + step.signal_scale * (guided - step.denoised)

@@ -36,9 +36,9 @@ def finetunes(monkeypatch):
     sizes = []
     real = imposter_method.finetune_lora
 
-    def counting(unet, scheduler, latents, embeds, config, progress=True):
+    def counting(unet, scheduler, latents, embeds, config, progress=True, **family):
         sizes.append(latents.shape[0])
-        return real(unet, scheduler, latents, embeds, config, progress)
+        return real(unet, scheduler, latents, embeds, config, progress, **family)
 
     monkeypatch.setattr(imposter_method, "finetune_lora", counting)
     return sizes

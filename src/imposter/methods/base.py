@@ -38,6 +38,8 @@ class Method(ABC):
     fixed_finetune: Mapping[str, Any] = {}
     finetune_defaults: Mapping[str, Any] = {}  # the method's own defaults; the user's flags win
     sampling_defaults: Mapping[str, Any] = {}
+    # model families it runs on (imposter.families); the peers and the authors' release are SD 1.x/2.x methods
+    families: tuple[str, ...] = ("sd",)
 
     def default_finetune(self, **explicit: Any) -> FinetuneConfig:
         """The paper's fine-tuning defaults, then this method's, the user's explicit settings, the fixed ones."""

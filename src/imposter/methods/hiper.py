@@ -36,6 +36,7 @@ import torch
 
 from ..config import FinetuneConfig
 from ..errors import PromptError
+from ..families.sd import padded_ids
 from ..finetune import Objective, TrainingLoss, train
 from ..personalizations import EmbeddingPersonalization, Personalization
 from .conditioning import count_tokens, encode_ids
@@ -61,13 +62,7 @@ def check_tail_room(tokenizer, prompt: str, tokens: int, flag: str) -> None:
 
 def tail_ids(tokenizer, prompt: str, tokens: int) -> torch.Tensor:
     """Token ids (1, L) of ``prompt`` padded as the pipeline pads, with the last ``tokens`` set to the end token."""
-    ids = tokenizer(
-        prompt,
-        padding="max_length",
-        max_length=tokenizer.model_max_length,
-        truncation=True,
-        return_tensors="pt",
-    ).input_ids
+    ids = padded_ids(tokenizer, prompt)
     ids[:, -tokens:] = tokenizer.eos_token_id
     return ids
 

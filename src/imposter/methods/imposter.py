@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..config import FinetuneConfig, SamplingConfig
+from ..families import FAMILY_NAMES
+from ..families.base import Conditioning
 from ..finetune import finetune_lora
 from ..guidance import FrequencyTargets
 from ..personalizations import LoraPersonalization, Personalization
-from ..sampling import FrequencyGuidanceHook, denoise, stepwise_prompts
+from ..sampling import FrequencyGuidanceHook, stepwise_prompts
 from .base import Method
 
 if TYPE_CHECKING:
@@ -29,27 +31,28 @@ def loss_summary(losses: list[float]) -> dict[str, Any]:
     return {"losses": [round(x, 5) for x in losses], "final_loss": sum(tail) / len(tail) if tail else None}
 
 
-def training_batch(engine: Engine, pair: PreparedPair) -> tuple[torch.Tensor, torch.Tensor]:
-    """Latents and caption embeddings of (source, driving), stacked: the fine-tuning data of Sec. 3.1.
+def training_batch(engine: Engine, pair: PreparedPair) -> tuple[torch.Tensor, Conditioning]:
+    """Latents and caption conditionings of (source, driving), stacked: the fine-tuning data of Sec. 3.1.
 
     With M driving frames (``pair.driving_latents`` of M rows, as ``animate`` makes) the source is
     repeated M times, keeping the paper's balance: half the loss on the subject, half on the action.
     """
     count = pair.driving_latents.shape[0]
     latents = torch.cat([pair.source_latents.expand(count, -1, -1, -1), pair.driving_latents])
-    embeds = torch.cat(
+    conditioning = Conditioning.cat(
         [
-            engine.embed(pair, pair.source_prompt).expand(count, -1, -1),
-            engine.embed(pair, pair.driving_prompt).expand(count, -1, -1),
+            engine.conditioning(pair, pair.source_prompt).expand(count),
+            engine.conditioning(pair, pair.driving_prompt).expand(count),
         ]
     )
-    return latents, embeds
+    return latents, conditioning
 
 
 class ImPosterMethod(Method):
     """Fine-tune a LoRA on (source, driving), then sample with stepwise prompts and frequency guidance."""
 
     personalization_key = "lora"
+    families = FAMILY_NAMES  # written against the family interface: SD 1.x/2.x, SDXL, FLUX.1
 
     def __init__(
         self,
@@ -64,12 +67,24 @@ class ImPosterMethod(Method):
     def personalize(
         self, engine: Engine, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
     ) -> Personalization:
-        latents, embeds = training_batch(engine, pair)
-        state, losses = finetune_lora(engine.unet, engine.scheduler, latents, embeds, finetune, progress)
-        return LoraPersonalization(method=self.name, info=loss_summary(losses), state=state)
+        latents, conditioning = training_batch(engine, pair)
+        family = engine.family
+        state, losses = finetune_lora(
+            engine.unet,
+            engine.scheduler,
+            latents,
+            conditioning,
+            finetune,
+            progress,
+            loss=engine.training_loss(),
+            prefix=family.lora_prefix,
+        )
+        return LoraPersonalization(
+            method=self.name, info=loss_summary(losses), state=state, family=family.name
+        )
 
     def load_personalization(self, directory: Path, metadata: dict[str, Any]) -> Personalization:
-        return LoraPersonalization.load(directory, self.name, metadata.get("info"))
+        return LoraPersonalization.load(directory, self.name, metadata.get("info"), metadata.get("family"))
 
     def sample(
         self,
@@ -94,19 +109,18 @@ class ImPosterMethod(Method):
                 sampling.guidance_space,
             )
         schedule = stepwise_prompts(
-            engine.embed(pair, pair.driving_prompt), engine.embed(pair, pair.target_prompt), sampling.k
+            engine.conditioning(pair, pair.driving_prompt),
+            engine.conditioning(pair, pair.target_prompt),
+            sampling.k,
         )
-        return denoise(
-            engine.unet,
-            engine.scheduler,
+        return engine.family.sample(
+            engine.pipe,
             noise,
             schedule,
-            engine.embed(pair, ""),
-            sampling.guidance_scale,
-            sampling.steps,
-            eta=sampling.eta,
-            generator=generators,
+            engine.conditioning(pair, ""),
+            sampling,
             hook=hook,
+            generators=generators,
             progress=progress,
         )
 

@@ -1,0 +1,176 @@
+"""What every model family provides: a caption's conditioning, latents, the training loss, LoRA, sampling.
+
+A **family** is a checkpoint's plumbing (SD 1.x/2.x, SDXL, FLUX.1); a **method** (ImPoster, its variants)
+is written once against :class:`Family`. Latents cross this interface in their *spatial* form
+(B, C, h, w), the form the frequency guidance works on; a family that packs them (FLUX.1's 2x2 patch
+tokens) packs and unpacks inside its own ``sample``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..config import SamplingConfig
+    from ..sampling import StepHook
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """All the text conditioning a family's denoiser reads for one or more captions (one row each)."""
+
+    embeds: torch.Tensor  # (N, L, D): the text encoder(s)' sequence output
+    pooled: torch.Tensor | None = None  # (N, P): SDXL text_encoder_2 projection, FLUX.1 CLIP pooled
+
+    def __getitem__(self, rows: slice) -> Conditioning:
+        return Conditioning(self.embeds[rows], None if self.pooled is None else self.pooled[rows])
+
+    def expand(self, count: int) -> Conditioning:
+        """Row 0 repeated ``count`` times (a view)."""
+        pooled = None if self.pooled is None else self.pooled.expand(count, -1)
+        return Conditioning(self.embeds.expand(count, -1, -1), pooled)
+
+    def to(self, dtype: torch.dtype) -> Conditioning:
+        return Conditioning(self.embeds.to(dtype), None if self.pooled is None else self.pooled.to(dtype))
+
+    @staticmethod
+    def cat(parts: Sequence[Conditioning]) -> Conditioning:
+        """The rows of ``parts``, in order."""
+        pooled = [p.pooled for p in parts]
+        return Conditioning(
+            torch.cat([p.embeds for p in parts]),
+            None if any(p is None for p in pooled) else torch.cat(pooled),
+        )
+
+
+Schedule = Callable[[int], Conditioning]  # denoising step index -> the conditioning for that step
+
+
+class Family(ABC):
+    """A model family: how its checkpoints encode captions and images, train, carry LoRAs and sample."""
+
+    name: ClassVar[str]  # stored with every adapter ("sd", "sdxl", "flux")
+    title: ClassVar[str]  # what a message calls it ("SDXL")
+    pipeline_classes: ClassVar[tuple[str, ...]]  # model_index.json ``_class_name`` values of this family
+    lora_prefix: ClassVar[str]  # key prefix of the denoiser's LoRA weights in diffusers' format
+    lora_targets: ClassVar[tuple[str, ...]]  # module names diffusers' DreamBooth-LoRA trainer targets
+    # settings where the family's own trainer or pipeline differs from the paper's (SD) defaults; the
+    # user's flags win over these (ImPoster.finetune_config / sampling_config)
+    finetune_defaults: ClassVar[dict[str, Any]] = {}
+    sampling_defaults: ClassVar[dict[str, Any]] = {}
+    load_kwargs: ClassVar[dict[str, Any]] = {}  # extra from_pretrained arguments
+    gradient_checkpointing: ClassVar[bool] = False  # on during the fine-tune unless the user says otherwise
+
+    @property
+    def pipeline_class(self):
+        """The diffusers pipeline class that loads this family's checkpoints."""
+        import diffusers
+
+        return getattr(diffusers, self.pipeline_classes[0])
+
+    @staticmethod
+    def denoiser(pipe) -> torch.nn.Module:
+        """The network that is fine-tuned and denoises: the UNet (SD, SDXL) or the transformer (FLUX.1)."""
+        return pipe.unet
+
+    def text_encoders(self, pipe) -> list[torch.nn.Module]:
+        return [pipe.text_encoder]
+
+    def tokenizers(self, pipe) -> list[Any]:
+        """Tokenizers whose length limit a caption must respect (each caption is checked against all)."""
+        return [pipe.tokenizer]
+
+    def modules(self, pipe) -> list[torch.nn.Module]:
+        """Every model of the pipeline (frozen for our use)."""
+        return [self.denoiser(pipe), pipe.vae, *self.text_encoders(pipe)]
+
+    def set_up(self, pipe, ddim: bool, log: Callable[[str], object]):
+        """The scheduler the method samples with (``ddim``: DDIM with the model's betas, the paper's), said if changed."""
+        if ddim:
+            from diffusers import DDIMScheduler
+
+            previous = type(pipe.scheduler).__name__
+            pipe.scheduler = DDIMScheduler.from_config(
+                pipe.scheduler.config, clip_sample=False, set_alpha_to_one=False
+            )
+            if previous != "DDIMScheduler":
+                log(
+                    f"sampling with DDIM (the paper's sampler) instead of the checkpoint's {previous}; "
+                    "ImPoster.from_pipe(pipe) keeps a pipeline's own scheduler"
+                )
+        return pipe
+
+    @staticmethod
+    def vae_scale_factor(pipe) -> int:
+        """Pixels per latent cell (8 for the real checkpoints)."""
+        return 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+
+    def size_multiple(self, pipe) -> int:
+        """Image sides must be a multiple of this."""
+        return self.vae_scale_factor(pipe)
+
+    def native_size(self, pipe) -> int:
+        """The side the denoiser was trained at, in pixels."""
+        return int(self.denoiser(pipe).config.sample_size) * self.vae_scale_factor(pipe)
+
+    def latent_channels(self, pipe) -> int:
+        return int(pipe.vae.config.latent_channels)
+
+    @abstractmethod
+    def encode(self, pipe, prompt: str) -> Conditioning:
+        """The conditioning of one caption (1 row), as the family's pipeline computes it."""
+
+    @torch.no_grad()
+    def encode_images(self, pipe, images: Sequence[Image.Image]) -> torch.Tensor:
+        """VAE latents (N, C, h, w) of the images (the posterior mean, normalized), float32."""
+        from ..images import to_tensor
+
+        pixels = to_tensor(images).to(pipe._execution_device, pipe.vae.dtype)
+        latents = pipe.vae.encode(pixels).latent_dist.mean.float()
+        return (latents - self._shift(pipe)) * pipe.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def decode(self, pipe, latents: torch.Tensor) -> list[Image.Image]:
+        """Images from clean (spatial, normalized) latents."""
+        from ..images import to_pil
+
+        scaled = latents / pipe.vae.config.scaling_factor + self._shift(pipe)
+        vae_device = next(pipe.vae.parameters()).device
+        return to_pil(pipe.vae.decode(scaled.to(vae_device, pipe.vae.dtype)).sample)
+
+    @staticmethod
+    def _shift(pipe) -> float:
+        return float(getattr(pipe.vae.config, "shift_factor", None) or 0.0)
+
+    @abstractmethod
+    def training_loss(self, pipe) -> Any:
+        """The fine-tuning loss (a ``finetune.TrainingLoss`` that reads :class:`Conditioning`)."""
+
+    def save_lora(self, directory, state: dict[str, torch.Tensor]) -> None:
+        """Write ``state`` (``lora_prefix``-ed keys) as ``pytorch_lora_weights.safetensors`` in diffusers' format."""
+        layers = {k.removeprefix(f"{self.lora_prefix}."): v.contiguous() for k, v in state.items()}
+        self.pipeline_class.save_lora_weights(
+            directory, **{f"{self.lora_prefix}_lora_layers": layers}, safe_serialization=True
+        )
+
+    @abstractmethod
+    def sample(
+        self,
+        pipe,
+        noise: torch.Tensor,
+        schedule: Schedule,
+        uncond: Conditioning,
+        sampling: SamplingConfig,
+        hook: StepHook | None = None,
+        generators: Sequence[torch.Generator] | None = None,
+        progress: bool = True,
+    ) -> torch.Tensor:
+        """Denoise ``noise`` (B, C, h, w) into clean spatial latents, with ``schedule(i)`` at step i and
+        ``hook`` after every scheduler step (on spatial latents)."""
