@@ -55,7 +55,7 @@ GUIDANCE_SCALE = "Guidance scale"
 SEEDS = "Seeds"
 SEED = "Seed"
 EVERY = "Every Nth frame"
-MAX_FRAMES = "Max frames"
+MAX_FRAMES = "Max frames (0: all)"
 
 # The sampling fields of the page -> SamplingConfig fields (the fine-tuning steps are FinetuneConfig.steps).
 SAMPLING_FIELDS = {

@@ -151,7 +151,7 @@ def animate_tab(app: h.App) -> None:
             fields = tuning_fields(SEQUENCE_METHODS, seeds_label=h.SEED)
             with gr.Row():
                 every = gr.Number(1, label=h.EVERY, precision=0, minimum=1)
-                max_frames = gr.Number(None, label=h.MAX_FRAMES, precision=0, placeholder="empty: all")
+                max_frames = gr.Number(0, label=h.MAX_FRAMES, precision=0, minimum=0)
             button = gr.Button("Animate", variant="primary")
     status = gr.Markdown(elem_id="animate-status")
     with gr.Row():

@@ -1,0 +1,47 @@
+"""The page is built with the labels users and tests find it by, and toy-world examples with ground truth."""
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("gradio")
+
+from imposter.app.handlers import App  # noqa: E402
+from imposter.app.layout import build, toy_examples  # noqa: E402
+
+LABELS = {
+    "Source image",
+    "Source caption",
+    "Driving image",
+    "Driving caption",
+    "Target caption",
+    "Method",
+    "Fine-tuning steps",
+    "Denoising steps",
+    "K",
+    "Amplitude scale",
+    "Phase scale",
+    "Guidance scale",
+    "Seeds",
+    "Results",
+    "Driving video or frames",
+    "Seed",
+}
+
+
+def test_toy_examples_are_files_with_captions_and_ground_truth(tmp_path):
+    rows = toy_examples(tmp_path, count=2)
+    assert len(rows) == 2
+    for source, source_caption, driving, driving_caption, truth in rows:
+        assert isinstance(App.compose(source_caption, driving_caption), str)  # the target composes
+        sizes = {Image.open(path).size for path in (source, driving, truth)}
+        assert len(sizes) == 1 and all(path.startswith(str(tmp_path)) for path in (source, driving, truth))
+
+
+def test_the_page_has_every_labelled_field_and_two_tabs(engine, tmp_path):
+    page = build(App(engine, tmp_path), toy_examples(tmp_path, count=1))
+    labels = {getattr(block, "label", None) for block in page.blocks.values()}
+    assert LABELS <= labels
+    buttons = {block.value for block in page.blocks.values() if type(block).__name__ == "Button"}
+    assert {"Generate", "Animate"} <= buttons
+    tabs = {block.label for block in page.blocks.values() if type(block).__name__ == "Tab"}
+    assert tabs == {"Generate", "Animate"}
