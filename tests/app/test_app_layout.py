@@ -5,8 +5,10 @@ from PIL import Image
 
 pytest.importorskip("gradio")
 
-from imposter.app.handlers import App  # noqa: E402
+from imposter.app.handlers import App, family_methods  # noqa: E402
 from imposter.app.layout import build, toy_examples  # noqa: E402
+from imposter.methods import METHOD_NAMES  # noqa: E402
+from imposter.video.animate import SEQUENCE_METHODS  # noqa: E402
 
 LABELS = {
     "Source image",
@@ -45,3 +47,14 @@ def test_the_page_has_every_labelled_field_and_two_tabs(engine, tmp_path):
     assert {"Generate", "Animate"} <= buttons
     tabs = {block.label for block in page.blocks.values() if type(block).__name__ == "Tab"}
     assert tabs == {"Generate", "Animate"}
+    methods = [block.choices for block in page.blocks.values() if getattr(block, "label", None) == "Method"]
+    assert [value for value, _ in methods[0]] == list(METHOD_NAMES)  # every SD method on an SD model
+    assert [value for value, _ in methods[1]] == list(SEQUENCE_METHODS)
+
+
+def test_the_method_list_is_the_model_family_s(engine, monkeypatch):
+    from imposter.methods import get_method
+
+    assert "hiper" in family_methods(engine, METHOD_NAMES)
+    monkeypatch.setattr(type(get_method("hiper")), "families", ("flux",))
+    assert "hiper" not in family_methods(engine, METHOD_NAMES)

@@ -107,6 +107,11 @@ def page_errors(fields: Mapping[str, str] = FIELD_OF_FLAG) -> Iterator[None]:
                     gr.Warning(FLAG.sub(lambda m: fields.get(m.group(), m.group()), str(warning.message)))
 
 
+def family_methods(engine: ImPoster, names: Sequence[str]) -> list[str]:
+    """The methods among ``names`` that run on ``engine``'s model family (SD, SDXL, FLUX.1)."""
+    return [name for name in names if engine.family.name in get_method(name).families]
+
+
 def required(value: Any, label: str) -> Any:
     """``value``, or a page error saying the field ``label`` is empty."""
     if value is None or (isinstance(value, str) and not value.strip()):

@@ -43,7 +43,7 @@ def toy_examples(folder: Path, count: int = EXAMPLE_PAIRS) -> list[list[str]]:
     return rows
 
 
-def tuning_fields(methods: tuple[str, ...], seeds_label: str = h.SEEDS) -> dict[str, gr.components.Component]:
+def tuning_fields(methods: list[str], seeds_label: str = h.SEEDS) -> dict[str, gr.components.Component]:
     """The Method dropdown and the "Advanced" accordion's fields, with the default method's defaults."""
     finetune, sampling = FinetuneConfig(), SamplingConfig()
     fields = {h.METHOD: gr.Dropdown(list(methods), value=methods[0], label=h.METHOD)}
@@ -109,7 +109,7 @@ def generate_tab(app: h.App, examples: list[list[str]] | None) -> None:
             driving = upload(h.DRIVING_IMAGE, "driving-image")
         with gr.Column():
             captions = caption_fields()
-            fields = tuning_fields(METHOD_NAMES)
+            fields = tuning_fields(h.family_methods(app.engine, METHOD_NAMES))
             button = gr.Button("Generate", variant="primary")
     status = gr.Markdown(elem_id="status")
     with gr.Row():
@@ -148,7 +148,7 @@ def animate_tab(app: h.App) -> None:
             driving = gr.File(label=h.DRIVING_FRAMES, file_count="multiple", file_types=["image", "video"])
         with gr.Column():
             captions = caption_fields()
-            fields = tuning_fields(SEQUENCE_METHODS, seeds_label=h.SEED)
+            fields = tuning_fields(h.family_methods(app.engine, SEQUENCE_METHODS), seeds_label=h.SEED)
             with gr.Row():
                 every = gr.Number(1, label=h.EVERY, precision=0, minimum=1)
                 max_frames = gr.Number(0, label=h.MAX_FRAMES, precision=0, minimum=0)
