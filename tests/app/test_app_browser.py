@@ -13,9 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("gradio")
-sync_api = pytest.importorskip("playwright.sync_api")
+from playwright import sync_api
 
 CHROMIUM = Path("/usr/bin/chromium")
 START_TIMEOUT_S = 120  # importing torch, diffusers and gradio on a busy 2-core machine

@@ -3,13 +3,12 @@
 import json
 import zipfile
 
+import gradio as gr
 import pytest
 from tiny import random_image
 
-gr = pytest.importorskip("gradio")
-
-from imposter.app.handlers import App  # noqa: E402
-from imposter.engine import ImPoster  # noqa: E402
+from imposter.app.handlers import App
+from imposter.engine import ImPoster
 
 # method, fine-tuning steps, denoising steps, K, amplitude, phase, guidance scale
 FAST = ["imposter", 2, 3, 1, 0.05, 0.3, 7.5]

@@ -1,14 +1,11 @@
 """The page is built with the labels users and tests find it by, and toy-world examples with ground truth."""
 
-import pytest
 from PIL import Image
 
-pytest.importorskip("gradio")
-
-from imposter.app.handlers import App, family_methods  # noqa: E402
-from imposter.app.layout import build, toy_examples  # noqa: E402
-from imposter.methods import METHOD_NAMES  # noqa: E402
-from imposter.video.animate import SEQUENCE_METHODS  # noqa: E402
+from imposter.app.handlers import App, family_methods
+from imposter.app.layout import build, toy_examples
+from imposter.methods import METHOD_NAMES
+from imposter.video.animate import SEQUENCE_METHODS
 
 LABELS = {
     "Source image",
