@@ -121,8 +121,8 @@ class ImPoster:
         """ConfigError unless ``method`` runs on this model's family."""
         if self.family.name not in method.families:
             raise ConfigError(
-                f"--method {method.name} runs on SD 1.x/2.x checkpoints only, and this is a "
-                f"{self.family.title} model; use --method imposter, baseline++ or an ablation"
+                f"--method {method.name} runs on SD 1.x/2.x checkpoints only and this model is "
+                f"{self.family.title}; use --method imposter, baseline++ or an ablation"
             )
 
     def finetune_config(

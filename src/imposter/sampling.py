@@ -50,7 +50,8 @@ def check_finite(latents: torch.Tensor, index: int, timestep: float) -> None:
         )
 
 
-def _alpha_prod(scheduler, timestep: int | None) -> float:
+def alpha_prod_at(scheduler, timestep: int | None) -> float:
+    """alpha_bar of ``timestep`` (None or negative: past the last step, the scheduler's final alpha_bar)."""
     if timestep is None or timestep < 0:
         final = getattr(scheduler, "final_alpha_cumprod", None)
         return float(final) if final is not None else 1.0
@@ -119,7 +120,7 @@ def denoise(
                     timestep=int(timestep),
                     latents=latents,
                     denoised=denoised,
-                    signal_scale=_alpha_prod(scheduler, following) ** 0.5,
+                    signal_scale=alpha_prod_at(scheduler, following) ** 0.5,
                 )
             )
         check_finite(latents, index, timestep)

@@ -28,3 +28,12 @@ def test_offload_on_the_cpu_is_a_one_line_error(tiny_model):
 
     with pytest.raises(ConfigError, match="--offload .* needs --device cuda"):
         load_pipeline(str(tiny_model), "cpu", offload=True)
+
+
+@pytest.mark.parametrize(
+    "class_name, family", [("StableDiffusionXLPipeline", "sdxl"), ("FluxPipeline", "flux")]
+)
+def test_class_names_map_to_families(class_name, family):
+    from imposter.families import family_for_class
+
+    assert family_for_class(class_name, "x").name == family

@@ -53,6 +53,18 @@ class Conditioning:
 Schedule = Callable[[int], Conditioning]  # denoising step index -> the conditioning for that step
 
 
+@dataclass(frozen=True)
+class SamplingPlan:
+    """What a method asks of a family's sampler: each step's conditioning, the settings, the per-step hook."""
+
+    schedule: Schedule  # step index -> conditioning (stepwise prompting)
+    uncond: Conditioning  # classifier-free guidance's unconditional input
+    sampling: SamplingConfig
+    hook: StepHook | None = None  # after every scheduler step, on the spatial latents
+    generators: Sequence[torch.Generator] | None = None  # one per row, for the sampler's own noise
+    progress: bool = True
+
+
 class Family(ABC):
     """A model family: how its checkpoints encode captions and images, train, carry LoRAs and sample."""
 
@@ -161,16 +173,5 @@ class Family(ABC):
         )
 
     @abstractmethod
-    def sample(
-        self,
-        pipe,
-        noise: torch.Tensor,
-        schedule: Schedule,
-        uncond: Conditioning,
-        sampling: SamplingConfig,
-        hook: StepHook | None = None,
-        generators: Sequence[torch.Generator] | None = None,
-        progress: bool = True,
-    ) -> torch.Tensor:
-        """Denoise ``noise`` (B, C, h, w) into clean spatial latents, with ``schedule(i)`` at step i and
-        ``hook`` after every scheduler step (on spatial latents)."""
+    def sample(self, pipe, noise: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:
+        """Denoise ``noise`` (B, C, h, w) into clean spatial latents as ``plan`` says."""

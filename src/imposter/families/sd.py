@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
 import torch
 
-from .base import Conditioning, Family, Schedule
-
-if TYPE_CHECKING:
-    from ..config import SamplingConfig
-    from ..sampling import StepHook
+from .base import Conditioning, Family, SamplingPlan
 
 
 def padded_ids(tokenizer, prompt: str) -> torch.Tensor:
@@ -50,17 +43,7 @@ class StableDiffusion(Family):
 
         return DenoisingLoss.for_scheduler(pipe.scheduler)
 
-    def sample(
-        self,
-        pipe,
-        noise: torch.Tensor,
-        schedule: Schedule,
-        uncond: Conditioning,
-        sampling: SamplingConfig,
-        hook: StepHook | None = None,
-        generators: Sequence[torch.Generator] | None = None,
-        progress: bool = True,
-    ) -> torch.Tensor:
+    def sample(self, pipe, noise: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:
         # Our own loop (``sampling.denoise``), not StableDiffusionPipeline.__call__: "denoised" guidance reads
         # each scheduler step's x0 prediction (``pred_original_sample``), which ``callback_on_step_end`` never
         # sees, and DDIM's x0 is what the guidance of the toy-world measurements (docs/toy-defaults.md) used.
@@ -70,12 +53,12 @@ class StableDiffusion(Family):
             pipe.unet,
             pipe.scheduler,
             noise,
-            lambda index: schedule(index).embeds,
-            uncond.embeds,
-            sampling.guidance_scale,
-            sampling.steps,
-            eta=sampling.eta,
-            hook=hook,
-            generator=generators,
-            progress=progress,
+            lambda index: plan.schedule(index).embeds,
+            plan.uncond.embeds,
+            plan.sampling.guidance_scale,
+            plan.sampling.steps,
+            eta=plan.sampling.eta,
+            hook=plan.hook,
+            generator=plan.generators,
+            progress=plan.progress,
         )

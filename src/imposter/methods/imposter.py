@@ -14,7 +14,7 @@ import torch
 
 from ..config import FinetuneConfig, SamplingConfig
 from ..families import FAMILY_NAMES
-from ..families.base import Conditioning
+from ..families.base import Conditioning, SamplingPlan
 from ..finetune import finetune_lora
 from ..guidance import FrequencyTargets
 from ..personalizations import LoraPersonalization, Personalization
@@ -113,16 +113,8 @@ class ImPosterMethod(Method):
             engine.conditioning(pair, pair.target_prompt),
             sampling.k,
         )
-        return engine.family.sample(
-            engine.pipe,
-            noise,
-            schedule,
-            engine.conditioning(pair, ""),
-            sampling,
-            hook=hook,
-            generators=generators,
-            progress=progress,
-        )
+        plan = SamplingPlan(schedule, engine.conditioning(pair, ""), sampling, hook, generators, progress)
+        return engine.family.sample(engine.pipe, noise, plan)
 
 
 NO_GUIDANCE = {"amp_scale": 0.0, "phase_scale": 0.0}

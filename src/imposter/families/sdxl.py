@@ -1,0 +1,133 @@
+"""SDXL: two CLIP text encoders (sequence outputs side by side, text_encoder_2's pooled projection), a UNet
+that also reads the pooled embedding and six "time ids" (original size, crop corner, target size).
+
+Defaults from diffusers' examples/dreambooth/train_dreambooth_lora_sdxl.py (huggingface/diffusers@58eb52c):
+LoRA on the UNet's ``to_k, to_q, to_v, to_out.0`` (line 1225), rank 4 (line 658, as ours), AdamW lr 1e-4
+(line 491) with weight decay 1e-4 (line 572), gradient clip 1.0 (line 597), gradient checkpointing as an
+option (line 1201, on here by default: SDXL's UNet does not fine-tune on a 24 GB card without it); time ids
+``original_size + crop top-left + target_size`` (line 1477), which for our fitted images are
+``(h, w, 0, 0, h, w)``, exactly what ``StableDiffusionXLPipeline.__call__`` computes for (h, w).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..finetune import DenoisingLoss, denoising_loss, noise_scheduler_for
+from ..sampling import Step, alpha_prod_at, check_finite
+from .base import Conditioning, Family, SamplingPlan
+
+
+def time_ids(height: int, width: int, rows: int, device, dtype) -> torch.Tensor:
+    """SDXL's micro-conditioning (rows, 6) for an uncropped image of (height, width) generated at that size."""
+    return torch.tensor([[height, width, 0, 0, height, width]], device=device, dtype=dtype).expand(rows, -1)
+
+
+@dataclass
+class SDXLDenoisingLoss(DenoisingLoss):
+    """SD's epsilon (or v) MSE at uniform timesteps, with SDXL's pooled embedding and time ids."""
+
+    vae_scale_factor: int = 8
+
+    def __call__(self, model, latents, conditioning: Conditioning, noise, timesteps) -> torch.Tensor:
+        rows, (height, width) = latents.shape[0], latents.shape[-2:]
+        factor = self.vae_scale_factor
+        added = {
+            "text_embeds": conditioning.pooled.to(model.dtype),
+            "time_ids": time_ids(height * factor, width * factor, rows, latents.device, model.dtype),
+        }
+        return denoising_loss(
+            model,
+            self.noise_scheduler,
+            latents,
+            conditioning.embeds,
+            noise,
+            timesteps,
+            added_cond_kwargs=added,
+        )
+
+
+class StableDiffusionXL(Family):
+    """SDXL checkpoints (``StableDiffusionXLPipeline``), e.g. stabilityai/stable-diffusion-xl-base-1.0."""
+
+    name = "sdxl"
+    title = "SDXL"
+    pipeline_classes = ("StableDiffusionXLPipeline",)
+    lora_prefix = "unet"
+    lora_targets = ("to_k", "to_q", "to_v", "to_out.0")  # train_dreambooth_lora_sdxl.py line 1225
+    finetune_defaults = {"learning_rate": 1e-4, "weight_decay": 1e-4}  # lines 491, 572
+    gradient_checkpointing = True
+
+    def text_encoders(self, pipe) -> list[torch.nn.Module]:
+        return [pipe.text_encoder, pipe.text_encoder_2]
+
+    def tokenizers(self, pipe) -> list:
+        return [pipe.tokenizer, pipe.tokenizer_2]
+
+    @torch.no_grad()
+    def encode(self, pipe, prompt: str) -> Conditioning:
+        """The pipeline's own ``encode_prompt``; "" under ``force_zeros_for_empty_prompt`` is zeros, as the
+        pipeline's unconditional input is when no negative prompt is given."""
+        embeds, _, pooled, _ = pipe.encode_prompt(
+            prompt, device=pipe._execution_device, num_images_per_prompt=1, do_classifier_free_guidance=False
+        )
+        if not prompt and pipe.config.force_zeros_for_empty_prompt:
+            embeds, pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
+        return Conditioning(embeds.float(), pooled.float())
+
+    def training_loss(self, pipe) -> SDXLDenoisingLoss:
+        return SDXLDenoisingLoss(noise_scheduler_for(pipe.scheduler), self.vae_scale_factor(pipe))
+
+    def sample(self, pipe, noise: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:
+        """``StableDiffusionXLPipeline.__call__``, its ``callback_on_step_end`` switching ``prompt_embeds`` and
+        ``add_text_embeds`` after step K-1 and guiding ``latents``. It hands the callback no x0 prediction, so
+        "denoised" guidance falls back to the noisy latents (with a warning)."""
+        schedule, uncond, sampling, hook = plan.schedule, plan.uncond, plan.sampling, plan.hook
+        rows = noise.shape[0]
+        cfg = sampling.guidance_scale > 1 and pipe.unet.config.time_cond_proj_dim is None
+        dtype = pipe.unet.dtype
+
+        def batch(conditioning: Conditioning) -> Conditioning:
+            """The rows the UNet sees: [uncond, cond] under classifier-free guidance, as the pipeline stacks them."""
+            rows_of = conditioning.expand(rows)
+            return Conditioning.cat([uncond.expand(rows), rows_of]) if cfg else rows_of
+
+        def on_step_end(pipe, index: int, timestep, tensors: dict) -> dict:
+            latents = tensors["latents"]
+            if hook is not None:
+                following = (
+                    pipe.scheduler.timesteps[index + 1] if index + 1 < len(pipe.scheduler.timesteps) else None
+                )
+                signal = alpha_prod_at(pipe.scheduler, None if following is None else int(following)) ** 0.5
+                latents = hook(Step(index, int(timestep), latents, None, signal)).to(latents.dtype)
+            check_finite(latents, index, timestep)
+            following = batch(schedule(index + 1)).to(dtype)
+            return {
+                "latents": latents,
+                "prompt_embeds": following.embeds,
+                "add_text_embeds": following.pooled,
+            }
+
+        first = schedule(0).expand(rows).to(dtype)
+        negative = uncond.expand(rows).to(dtype)
+        factor = self.vae_scale_factor(pipe)
+        pipe.set_progress_bar_config(disable=not plan.progress, leave=False, desc="denoising")
+        return pipe(
+            prompt_embeds=first.embeds,
+            pooled_prompt_embeds=first.pooled,
+            negative_prompt_embeds=negative.embeds,
+            negative_pooled_prompt_embeds=negative.pooled,
+            latents=noise.to(dtype),
+            height=noise.shape[-2] * factor,
+            width=noise.shape[-1] * factor,
+            num_inference_steps=sampling.steps,
+            guidance_scale=sampling.guidance_scale,
+            eta=sampling.eta,
+            generator=list(plan.generators) if plan.generators else None,
+            output_type="latent",
+            callback_on_step_end=on_step_end,
+            callback_on_step_end_tensor_inputs=["latents", "prompt_embeds", "add_text_embeds"],
+            return_dict=False,
+        )[0].float()
