@@ -143,3 +143,33 @@ def test_denoised_space_moves_latents_by_sqrt_alpha_times_the_x0_update():
     torch.testing.assert_close(hook(step), expected)
     noisy = FrequencyGuidanceHook(targets, 0.1, 0.01, "cos", "noisy")
     torch.testing.assert_close(noisy(step), frequency_guidance_step(step.latents, targets, 0.1, 0.01))
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_ddim_x0_from_two_latents_is_the_schedulers_own(prediction_type):
+    """What a pipeline callback can recover: x0 of a DDIM step (eta 0) from its input and output latents."""
+    from diffusers import DDIMScheduler
+
+    from imposter.sampling import alpha_prod_at, ddim_denoised
+
+    scheduler = DDIMScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type=prediction_type,
+        clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+    )  # fmt: skip
+    scheduler.set_timesteps(10)
+    generator = torch.Generator().manual_seed(0)
+    for index in (0, 4, 9):
+        timestep = scheduler.timesteps[index]
+        latents, output = (
+            torch.randn(2, 4, 8, 8, generator=generator),
+            torch.randn(2, 4, 8, 8, generator=generator),
+        )
+        step = scheduler.step(output, timestep, latents)
+        following = scheduler.timesteps[index + 1] if index + 1 < 10 else None
+        recovered = ddim_denoised(
+            latents,
+            step.prev_sample,
+            alpha_prod_at(scheduler, int(timestep)),
+            alpha_prod_at(scheduler, None if following is None else int(following)),
+        )
+        torch.testing.assert_close(recovered, step.pred_original_sample, atol=1e-4, rtol=1e-4)

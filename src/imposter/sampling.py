@@ -41,6 +41,19 @@ def stepwise_prompts(driving: C, target: C, k: int) -> Callable[[int], C]:
     return lambda index: driving if index < k else target
 
 
+def ddim_denoised(
+    latents: torch.Tensor, following: torch.Tensor, alpha_prod: float, alpha_prod_next: float
+) -> torch.Tensor:
+    """x0 from a deterministic DDIM step (eta 0) ``latents`` -> ``following``, for callers that see only the latents.
+
+    Both are sqrt(a) x0 + sqrt(1 - a) eps with the same eps (a = ``alpha_prod``, then ``alpha_prod_next``), two
+    equations in x0 and eps; eliminating eps gives x0 exactly (as DDIM's own ``pred_original_sample``).
+    """
+    a, b = alpha_prod, alpha_prod_next
+    mixed = (1 - a) ** 0.5 * following.float() - (1 - b) ** 0.5 * latents.float()
+    return mixed / (b**0.5 * (1 - a) ** 0.5 - (1 - b) ** 0.5 * a**0.5)
+
+
 def check_finite(latents: torch.Tensor, index: int, timestep: float) -> None:
     """NumericalError if the latents hold a NaN or an infinity after denoising step ``index``."""
     if not torch.isfinite(latents).all():

@@ -154,8 +154,7 @@ class Family(ABC):
         from ..images import to_pil
 
         scaled = latents / pipe.vae.config.scaling_factor + self._shift(pipe)
-        vae_device = next(pipe.vae.parameters()).device
-        return to_pil(pipe.vae.decode(scaled.to(vae_device, pipe.vae.dtype)).sample)
+        return to_pil(pipe.vae.decode(scaled.to(pipe._execution_device, pipe.vae.dtype)).sample)
 
     @staticmethod
     def _shift(pipe) -> float:

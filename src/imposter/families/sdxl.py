@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..finetune import DenoisingLoss, denoising_loss, noise_scheduler_for
-from ..sampling import Step, alpha_prod_at, check_finite
+from ..sampling import Step, alpha_prod_at, check_finite, ddim_denoised
 from .base import Conditioning, Family, SamplingPlan
 
 
@@ -82,8 +82,9 @@ class StableDiffusionXL(Family):
 
     def sample(self, pipe, noise: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:
         """``StableDiffusionXLPipeline.__call__``, its ``callback_on_step_end`` switching ``prompt_embeds`` and
-        ``add_text_embeds`` after step K-1 and guiding ``latents``. It hands the callback no x0 prediction, so
-        "denoised" guidance falls back to the noisy latents (with a warning)."""
+        ``add_text_embeds`` after step K-1 and guiding ``latents``. "Denoised" guidance needs x0, which the
+        callback is not given: with DDIM at eta 0 it is recovered exactly from two consecutive latents; with
+        another scheduler the noisy latents are guided instead (with a warning)."""
         schedule, uncond, sampling, hook = plan.schedule, plan.uncond, plan.sampling, plan.hook
         rows = noise.shape[0]
         cfg = sampling.guidance_scale > 1 and pipe.unet.config.time_cond_proj_dim is None
@@ -94,15 +95,26 @@ class StableDiffusionXL(Family):
             rows_of = conditioning.expand(rows)
             return Conditioning.cat([uncond.expand(rows), rows_of]) if cfg else rows_of
 
+        from diffusers import DDIMScheduler
+
+        scheduler = pipe.scheduler
+        # the pipeline hands the callback no x0; DDIM at eta 0 (the paper's sampler) gives it from two latents
+        exact_x0 = isinstance(scheduler, DDIMScheduler) and sampling.eta == 0
+        previous = {"latents": noise.to(dtype) * scheduler.init_noise_sigma}
+
         def on_step_end(pipe, index: int, timestep, tensors: dict) -> dict:
             latents = tensors["latents"]
             if hook is not None:
-                following = (
-                    pipe.scheduler.timesteps[index + 1] if index + 1 < len(pipe.scheduler.timesteps) else None
-                )
-                signal = alpha_prod_at(pipe.scheduler, None if following is None else int(following)) ** 0.5
-                latents = hook(Step(index, int(timestep), latents, None, signal)).to(latents.dtype)
+                upcoming = scheduler.timesteps[index + 1] if index + 1 < len(scheduler.timesteps) else None
+                alpha_next = alpha_prod_at(scheduler, None if upcoming is None else int(upcoming))
+                denoised = None
+                if exact_x0 and sampling.guidance_space == "denoised":
+                    alpha = alpha_prod_at(scheduler, int(timestep))
+                    denoised = ddim_denoised(previous["latents"], latents, alpha, alpha_next)
+                step = Step(index, int(timestep), latents.float(), denoised, alpha_next**0.5)
+                latents = hook(step).to(latents.dtype)
             check_finite(latents, index, timestep)
+            previous["latents"] = latents
             following = batch(schedule(index + 1)).to(dtype)
             return {
                 "latents": latents,
