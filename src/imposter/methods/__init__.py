@@ -1,4 +1,5 @@
-"""Methods by name: ImPoster, Baseline++, the paper's ablations, the authors' release, and peers.
+"""Methods by name: ImPoster, Baseline++, the paper's ablations, the authors' release, peers, and the
+reference rows (copies, model-free tricks, the pretrained model from text) every table shows.
 
 Each entry is imported only when asked for, so a method's module can use anything below it.
 """
@@ -25,6 +26,11 @@ _REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "hiper": ("hiper", "HiPerMethod", None),
     "adi": ("adi", "ADIMethod", None),
     "adi+lora": ("adi", "ADILoraMethod", None),
+    "copy-source": ("references", "reference", "copy-source"),
+    "copy-driving": ("references", "reference", "copy-driving"),
+    "phase-swap": ("references", "reference", "phase-swap"),
+    "guidance-only": ("references", "reference", "guidance-only"),
+    "text-only": ("references", "reference", "text-only"),
 }
 
 METHOD_NAMES: tuple[str, ...] = tuple(_REGISTRY)
