@@ -76,6 +76,12 @@ def test_generate_writes_the_run_and_reuses_the_fine_tune(app, pair_files, finet
     assert [path.name for path in tmp_path.iterdir()] == ["app"]  # nothing written outside the app's folder
 
 
+def test_a_reference_method_that_learns_nothing_runs_too(app, pair_files):
+    gallery, _, downloads, status = generate(app, pair_files, settings=["copy-source", *FAST[1:]], seeds="0")
+    assert len(gallery) == 1 and downloads[-1].endswith("config.json")
+    assert all(path.startswith(str(app.out)) for path in downloads)
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [

@@ -295,8 +295,9 @@ class App:
         finally:
             if adapter is None and (folder / ADAPTER_DIR / METADATA_FILE).exists():
                 self.cache.put(key, folder / ADAPTER_DIR)
-        archive = shutil.make_archive(str(folder / "adapter"), "zip", root_dir=self.cache.get(key))
-        return result, [archive, str(folder / CONFIG_FILE)], status(result, adapter is not None, key)
+        learned = self.cache.get(key)
+        archives = [shutil.make_archive(str(folder / "adapter"), "zip", root_dir=learned)] if learned else []
+        return result, [*archives, str(folder / CONFIG_FILE)], status(result, adapter is not None, key)
 
     def generate(
         self,
