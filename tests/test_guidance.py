@@ -10,6 +10,7 @@ from imposter.guidance import (
     amplitude_loss,
     frequency_guidance_step,
     guidance_losses,
+    low_pass_mask,
     phase,
     phase_loss,
 )
@@ -149,3 +150,24 @@ def test_missing_target_is_an_error():
     targets = FrequencyTargets.from_latents(None, latents(1, (1, 4, 8, 8)))
     with pytest.raises(ValueError, match="amplitude"):
         frequency_guidance_step(latents(2), targets, 0.1, 0.0)
+
+
+def test_low_pass_mask_keeps_the_low_frequencies_symmetrically():
+    assert low_pass_mask(8, 8, None) is None
+    mask = low_pass_mask(8, 8, 0.2)
+    assert mask[0, 0] == 1 and mask[0, 1] == 1 and mask[4, 4] == 0  # DC and 1/8 kept, Nyquist dropped
+    assert torch.equal(mask, torch.roll(torch.flip(mask, (0, 1)), (1, 1), (0, 1)))  # f and -f together
+    assert low_pass_mask(8, 8, 0.75).sum() == 64
+
+
+def test_phase_guidance_with_a_cutoff_leaves_the_high_frequencies_alone():
+    source, driving = latents(10), latents(11)
+    targets = FrequencyTargets.from_latents(source, driving, phase_cutoff=0.2)
+    start = latents(12)
+    moved = frequency_guidance_step(start, targets, amp_scale=0.0, phase_scale=0.5)
+    change = torch.fft.fft2(moved - start, norm="ortho").abs()
+    high = low_pass_mask(8, 8, 0.2) == 0
+    assert change[..., high].max() < 1e-9 < change[..., ~high].max()
+    everything = FrequencyTargets.from_latents(source, driving)
+    full = torch.fft.fft2(frequency_guidance_step(start, everything, 0.0, 0.5) - start, norm="ortho").abs()
+    assert full[..., high].max() > 1e-3

@@ -145,6 +145,17 @@ def test_denoised_space_moves_latents_by_sqrt_alpha_times_the_x0_update():
     torch.testing.assert_close(noisy(step), frequency_guidance_step(step.latents, targets, 0.1, 0.01))
 
 
+def test_guidance_until_step_leaves_later_steps_alone():
+    torch.manual_seed(1)
+    targets = FrequencyTargets.from_latents(torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8))
+    hook = FrequencyGuidanceHook(targets, 0.1, 0.1, until_step=3)
+    for index, guided in ((2, True), (3, False), (10, False)):
+        step = Step(
+            index=index, timestep=500, latents=torch.randn(1, 4, 8, 8), denoised=None, signal_scale=0.5
+        )
+        assert torch.equal(hook(step), step.latents) != guided
+
+
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
 def test_ddim_x0_from_two_latents_is_the_schedulers_own(prediction_type):
     """What a pipeline callback can recover: x0 of a DDIM step (eta 0) from its input and output latents."""

@@ -86,6 +86,12 @@ class SamplingConfig:
     # times the x0 update; the references are clean latents. Measured on the toy world: no better than
     # "noisy" (0.67 vs 0.70 pose IoU at s_p = 0.1), so the paper's choice stays the default.
     guidance_space: str = "noisy"
+    # Variants of the guidance within the paper's framework, off by default (the paper guides every
+    # frequency at every step): guide the phase only up to this frequency, in cycles per latent pixel
+    # (None: all; the pose lives in the low frequencies, the subject's details in the high ones) ...
+    phase_cutoff: float | None = None
+    # ... and guide only during the first fraction of the steps (1.0: every step), when the layout forms.
+    guidance_until: float = 1.0
     eta: float = 0.0  # authors' code: DDIM eta 0 (deterministic)
     batch_size: int | None = None  # seeds denoised together; None: all seeds of the run in one batch
 
@@ -114,6 +120,14 @@ class SamplingConfig:
             raise ConfigError(f"guidance space must be one of {GUIDANCE_SPACES}, got {self.guidance_space!r}")
         if not 0 <= self.eta <= 1:
             raise ConfigError(f"eta must be in [0, 1], got {self.eta}")
+        if self.phase_cutoff is not None and self.phase_cutoff <= 0:
+            raise ConfigError(
+                f"--phase-cutoff must be > 0 (cycles per latent pixel), got {self.phase_cutoff}"
+            )
+        if not 0 <= self.guidance_until <= 1:
+            raise ConfigError(
+                f"--guidance-until must be in [0, 1] (a fraction of the steps), got {self.guidance_until}"
+            )
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
         return self

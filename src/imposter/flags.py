@@ -35,6 +35,8 @@ SAMPLING_FLAGS = {
     "phase_distance": "phase_distance",
     "guidance_space": "guidance_space",
     "guidance_normalization": "guidance_normalization",
+    "phase_cutoff": "phase_cutoff",
+    "guidance_until": "guidance_until",
     "eta": "eta",
     "batch_size": "batch_size",
 }
@@ -129,6 +131,18 @@ def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool
     )
     sp.add_argument(
         "--guidance-normalization", choices=NORMALIZATIONS, default=None, help="what s_a, s_p mean (see docs)"
+    )
+    sp.add_argument(
+        "--phase-cutoff",
+        type=float,
+        default=None,
+        help="guide the phase only up to this frequency, cycles per latent pixel (default: every frequency)",
+    )
+    sp.add_argument(
+        "--guidance-until",
+        type=float,
+        default=None,
+        help="guide during this fraction of the steps only (default 1: every step)",
     )
     sp.add_argument("--eta", type=float, default=None, help="DDIM eta (default 0)")
     sp.add_argument("--batch-size", type=int, default=None, help="seeds denoised together (default: all)")

@@ -78,17 +78,31 @@ def _stable_angle(spec: torch.Tensor) -> torch.Tensor:
     return torch.atan2(spec.imag, spec.real + (spec.abs() < tiny) * tiny)
 
 
+def low_pass_mask(height: int, width: int, cutoff: float | None) -> torch.Tensor | None:
+    """(H, W) 1.0 at the FFT frequencies within ``cutoff`` cycles per latent pixel (radially), else 0.0.
+
+    In ``fft2``'s layout. None (every frequency) for ``cutoff`` None; the largest radius is about 0.71.
+    """
+    if cutoff is None:
+        return None
+    fy = torch.fft.fftfreq(height, dtype=torch.float64)[:, None]
+    fx = torch.fft.fftfreq(width, dtype=torch.float64)[None, :]
+    return ((fy.square() + fx.square()).sqrt() <= cutoff + 1e-12).to(torch.float32)
+
+
 def phase_loss(
     latents: torch.Tensor,
     driving_phase: torch.Tensor,
     distance: PhaseDistance = "cos",
     normalization: Normalization = "sum",
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """G_p per sample: distance between the phase of ``latents`` and the driving phase.
 
     ``"cos"``: ``1 - cos(phi - psi)``, zero exactly when the phases agree and blind to the 2*pi wrap.
     ``"abs"``: ``(|phi| - |psi|)^2``, the authors' formula: it compares absolute angles, so a phase and
     its negative count as equal and phases near +-pi are far apart across the wrap.
+    ``weight`` (H, W), e.g. :func:`low_pass_mask`, weights each frequency (None: all equally).
     """
     angle = _stable_angle(spectrum(latents, normalization))
     if distance == "cos":
@@ -97,6 +111,8 @@ def phase_loss(
         per_element = (angle.abs() - driving_phase.abs()).square()
     else:
         raise ValueError(f"phase distance must be one of {PHASE_DISTANCES}, got {distance!r}")
+    if weight is not None:
+        per_element = per_element * weight.to(per_element)
     return _reduce(per_element, normalization)
 
 
@@ -107,6 +123,7 @@ class FrequencyTargets:
     amplitude: torch.Tensor | None
     phase: torch.Tensor | None
     normalization: Normalization = "sum"
+    phase_weight: torch.Tensor | None = None  # (H, W) per-frequency weight of G_p; None: every frequency
 
     @classmethod
     def from_latents(
@@ -114,13 +131,21 @@ class FrequencyTargets:
         source_latents: torch.Tensor | None,
         driving_latents: torch.Tensor | None,
         normalization: Normalization = "sum",
+        phase_cutoff: float | None = None,
     ) -> FrequencyTargets:
-        """Targets from the clean VAE latents of the source and driving images."""
+        """Targets from the clean VAE latents of the source and driving images.
+
+        ``phase_cutoff``: guide the phase only up to this frequency (cycles per latent pixel), see
+        :func:`low_pass_mask`; None guides every frequency, as the paper.
+        """
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
         amp = None if source_latents is None else amplitude(source_latents, normalization)
         pha = None if driving_latents is None else phase(driving_latents, normalization)
-        return cls(amp, pha, normalization)
+        weight = None
+        if driving_latents is not None:
+            weight = low_pass_mask(*driving_latents.shape[-2:], phase_cutoff)
+        return cls(amp, pha, normalization, weight)
 
 
 def guidance_losses(
@@ -133,7 +158,9 @@ def guidance_losses(
         else amplitude_loss(latents, targets.amplitude, targets.normalization)
     )
     g_p = (
-        None if targets.phase is None else phase_loss(latents, targets.phase, distance, targets.normalization)
+        None
+        if targets.phase is None
+        else phase_loss(latents, targets.phase, distance, targets.normalization, targets.phase_weight)
     )
     return g_a, g_p
 
@@ -161,6 +188,7 @@ def frequency_guidance_step(
         if amp_scale != 0:
             total = total + amp_scale * amplitude_loss(z, targets.amplitude, targets.normalization).sum()
         if phase_scale != 0:
-            total = total + phase_scale * phase_loss(z, targets.phase, distance, targets.normalization).sum()
+            g_p = phase_loss(z, targets.phase, distance, targets.normalization, targets.phase_weight)
+            total = total + phase_scale * g_p.sum()
         (grad,) = torch.autograd.grad(total, z)
     return (z.detach() - grad).to(latents.dtype)

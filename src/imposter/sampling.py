@@ -155,8 +155,11 @@ class FrequencyGuidanceHook:
     phase_scale: float
     distance: str = "cos"
     space: str = "noisy"
+    until_step: int | None = None  # guide steps 0 .. until_step - 1 only (None: every step)
 
     def __call__(self, step: Step) -> torch.Tensor:
+        if self.until_step is not None and step.index >= self.until_step:
+            return step.latents
         if self.space == "denoised" and step.denoised is None and step.index == 0:
             warnings.warn(
                 "--guidance-space denoised needs the scheduler's x0 prediction, which this scheduler "

@@ -99,7 +99,10 @@ class ImPosterMethod(Method):
         hook = None
         if sampling.amp_scale or sampling.phase_scale:
             targets = FrequencyTargets.from_latents(
-                pair.source_latents, pair.driving_latents, sampling.guidance_normalization
+                pair.source_latents,
+                pair.driving_latents,
+                sampling.guidance_normalization,
+                sampling.phase_cutoff,
             )
             hook = FrequencyGuidanceHook(
                 targets,
@@ -107,6 +110,7 @@ class ImPosterMethod(Method):
                 sampling.phase_scale,
                 sampling.phase_distance,
                 sampling.guidance_space,
+                until_step=round(sampling.guidance_until * sampling.steps),
             )
         schedule = stepwise_prompts(
             engine.conditioning(pair, pair.driving_prompt),

@@ -52,7 +52,9 @@ def guidance_only(
     source_latents: torch.Tensor, driving_latents: torch.Tensor, sampling: SamplingConfig
 ) -> torch.Tensor:
     """The source latents after ``sampling.steps`` frequency-guidance steps at the sampling's scales, no UNet."""
-    targets = FrequencyTargets.from_latents(source_latents, driving_latents, sampling.guidance_normalization)
+    targets = FrequencyTargets.from_latents(
+        source_latents, driving_latents, sampling.guidance_normalization, sampling.phase_cutoff
+    )
     latents = source_latents
     for _ in range(sampling.steps):
         latents = frequency_guidance_step(
