@@ -1,7 +1,7 @@
 """Subcommand of this package: ``imposter app``.
 
 imposter app                                   # the bundled toy model, on a laptop CPU
-imposter app --model stabilityai/stable-diffusion-2-1-base --port 7860
+imposter app --model stabilityai/stable-diffusion-xl-base-1.0 --port 7860
 """
 
 from __future__ import annotations
