@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 from PIL import Image
@@ -29,6 +30,8 @@ from .models import TOY, first_line, load_pipeline, resolve_device, resolve_dtyp
 from .personalizations import EMBEDDINGS_FILE, LORA_FILE, METADATA_FILE, UNET_FILE, Personalization
 from .prepared import PreparedPair
 from .prompts import check_caption, check_token_length, compose_target_prompt, toy_vocabulary_notice
+
+C = TypeVar("C")  # FinetuneConfig or SamplingConfig
 
 
 class ImPoster:
@@ -118,12 +121,8 @@ class ImPoster:
     # -- settings ---------------------------------------------------------------------------------
 
     def check_method(self, method: Method) -> None:
-        """ConfigError unless ``method`` runs on this model's family."""
-        if self.family.name not in method.families:
-            raise ConfigError(
-                f"--method {method.name} runs on SD 1.x/2.x checkpoints only and this model is "
-                f"{self.family.title}; use --method imposter, baseline++ or an ablation"
-            )
+        """ConfigError unless ``method`` runs on this model (its family; Kontext: a Kontext checkpoint)."""
+        method.check_model(self)
 
     def finetune_config(
         self, method: Method, config: FinetuneConfig | None = None, explicit: Sequence[str] | None = None
@@ -132,9 +131,7 @@ class ImPoster:
         unset, and its defaults (learning rate) for the fields not in ``explicit`` (None: ``config`` as given)."""
         config = config or method.default_finetune()
         if explicit is not None:
-            config = override(
-                config, **_unset(self.family.finetune_defaults, explicit, method.fixed_finetune)
-            )
+            config = family_defaults(config, self.family.finetune_defaults, explicit, method.fixed_finetune)
         if config.target_modules is None:
             config = override(config, target_modules=self.family.lora_targets)
         if config.gradient_checkpointing is None:
@@ -149,9 +146,7 @@ class ImPoster:
         if config is None:
             config, explicit = method.default_sampling(), ()
         if explicit is not None:
-            config = override(
-                config, **_unset(self.family.sampling_defaults, explicit, method.fixed_sampling)
-            )
+            config = family_defaults(config, self.family.sampling_defaults, explicit, method.fixed_sampling)
         return method.sampling_config(config)
 
     # -- the task ---------------------------------------------------------------------------------
@@ -338,9 +333,12 @@ def _as_image(image: str | Path | Image.Image, role: str) -> Image.Image:
     return load_image(image, role)
 
 
-def _unset(defaults: dict, explicit: Sequence[str], fixed: dict) -> dict:
-    """The entries of ``defaults`` that neither the user (``explicit``) nor the method (``fixed``) decides."""
-    return {k: v for k, v in defaults.items() if k not in explicit and k not in fixed}
+def family_defaults(
+    config: C, defaults: Mapping[str, Any], explicit: Collection[str], fixed: Mapping[str, Any]
+) -> C:
+    """``config`` with a family's ``defaults`` for the fields neither the user (``explicit``) nor the method
+    (``fixed``) decides."""
+    return override(config, **{k: v for k, v in defaults.items() if k not in explicit and k not in fixed})
 
 
 def _read_metadata(directory: Path) -> dict:

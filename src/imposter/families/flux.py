@@ -17,6 +17,7 @@ space, x0 = x_t - s v, with v read off the Euler step the scheduler just took.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +49,16 @@ def image_ids(height: int, width: int, device, dtype) -> torch.Tensor:
     from diffusers import FluxPipeline
 
     return FluxPipeline._prepare_latent_image_ids(1, height // 2, width // 2, device, dtype)
+
+
+def call_size(pipe, height: int, width: int) -> dict[str, int]:
+    """The size arguments (pixels) that make a FLUX.1 pipeline's ``__call__`` generate exactly ``height`` x
+    ``width``: FluxKontextPipeline rescales them to its ``max_area`` (default 1024 x 1024, aspect ratio kept),
+    so that is given as their product."""
+    size = {"height": height, "width": width}
+    if "max_area" in inspect.signature(pipe.__call__).parameters:
+        size["max_area"] = height * width
+    return size
 
 
 @dataclass
@@ -95,11 +106,13 @@ class FlowMatchingLoss:
 
 
 class Flux(Family):
-    """FLUX.1 checkpoints (``FluxPipeline``), e.g. black-forest-labs/FLUX.1-dev."""
+    """FLUX.1 checkpoints (``FluxPipeline``), e.g. black-forest-labs/FLUX.1-dev, and FLUX.1 Kontext
+    (``FluxKontextPipeline``, black-forest-labs/FLUX.1-Kontext-dev: the same transformer, which can also read an
+    image to edit; without one it generates from text as FluxPipeline does)."""
 
     name = "flux"
     title = "FLUX.1"
-    pipeline_classes = ("FluxPipeline",)
+    pipeline_classes = ("FluxPipeline", "FluxKontextPipeline")
     lora_prefix = "transformer"
     lora_targets = (  # train_dreambooth_lora_flux.py lines 1257-1265 (the attention projections)
         "attn.to_k",
@@ -190,8 +203,7 @@ class Flux(Family):
                 prompt_embeds=first.embeds.to(dtype).expand(rows, -1, -1),
                 pooled_prompt_embeds=first.pooled.to(dtype).expand(rows, -1),
                 latents=current["latents"],
-                height=height * factor,
-                width=width * factor,
+                **call_size(pipe, height * factor, width * factor),
                 num_inference_steps=sampling.steps,
                 guidance_scale=sampling.guidance_scale,
                 output_type="latent",

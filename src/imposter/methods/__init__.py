@@ -1,5 +1,6 @@
 """Methods by name: ImPoster, Baseline++, the paper's ablations, the authors' release, peers, and the
-reference rows (copies, model-free tricks, the pretrained model from text) every table shows.
+reference rows (copies, model-free tricks, the pretrained model from text) every table shows, and the
+zero-shot editor a user tries first (FLUX.1 Kontext).
 
 Each entry is imported only when asked for, so a method's module can use anything below it.
 """
@@ -31,6 +32,7 @@ _REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "phase-swap": ("references", "reference", "phase-swap"),
     "guidance-only": ("references", "reference", "guidance-only"),
     "text-only": ("references", "reference", "text-only"),
+    "kontext": ("kontext", "KontextMethod", None),
 }
 
 METHOD_NAMES: tuple[str, ...] = tuple(_REGISTRY)

@@ -72,6 +72,14 @@ class Method(ABC):
                         f"{name} = {fixed[name]}; drop the flag or choose --method imposter"
                     )
 
+    def check_model(self, engine: Engine) -> None:
+        """ConfigError unless this method runs on ``engine``'s model (by default: on its family)."""
+        if engine.family.name not in self.families:
+            raise ConfigError(
+                f"--method {self.name} runs on SD 1.x/2.x checkpoints only and this model is "
+                f"{engine.family.title}; use --method imposter, baseline++ or an ablation"
+            )
+
     @abstractmethod
     def personalize(
         self, engine: Engine, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True

@@ -38,7 +38,14 @@ from ..methods.base import Method
 from ..methods.imposter import VARIANTS, ImPosterMethod
 from ..personalizations import Personalization
 from ..prepared import PreparedPair
-from ..run import CONFIG_FILE, environment, load_or_personalize, open_run_folder, settled
+from ..run import (
+    CONFIG_FILE,
+    environment,
+    family_settings,
+    load_or_personalize,
+    open_run_folder,
+    settled,
+)
 from .config import DEFAULT_FPS, DEFAULT_FRAME_BATCH, AnimateConfig
 from .frames import evenly_spaced, read_frames
 from .writers import frame_name, mp4_available, strip_picture, write_gif, write_mp4
@@ -175,6 +182,7 @@ def run_animate(
     start = time.perf_counter()
     engine = engine or ImPoster.from_pretrained(config.model, config.device, config.dtype)
     timings["load_model"] = time.perf_counter() - start
+    config = family_settings(config, engine, method, explicit)  # FLUX.1: 28 steps, guidance 3.5 unless given
     sequence = prepare_sequence(
         engine,
         source,
