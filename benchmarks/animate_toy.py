@@ -4,7 +4,7 @@
     python benchmarks/animate_toy.py --sequences 1 --frames 4 --train-steps 100 --no-docs
 
 Each sequence: a source subject S standing, a driver D != S moving from standing into action A, with
-(S, A) held out of pretraining (:mod:`imposter.video.toy_sequences`). ``imposter animate`` runs on it
+(S, A) held out of pretraining (:mod:`imposter.toyworld.sequences`). ``imposter animate`` runs on it
 (one fine-tune, every frame from the same noise); frame t is scored against render(S, pose_t):
 
 - pose IoU: figure mask against the ground truth's; the "source" column is what the unchanged source
@@ -30,12 +30,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from imposter.cli import quiet_libraries
 from imposter.engine import ImPoster
 from imposter.fileio import save_image
+from imposter.flags import quiet_libraries
 from imposter.images import image_grid
 from imposter.run import ADAPTER_DIR
-from imposter.toyworld.classify import figure_mask, mask_iou
+from imposter.toyworld.figures import figure_mask, mask_iou
+from imposter.toyworld.sequences import ToySequence, make_sequences, score_sequence, write_sequence
 from imposter.video.animate import (
     AnimateConfig,
     prepare_sequence,
@@ -43,7 +44,6 @@ from imposter.video.animate import (
     sample_frames,
     sequence_method,
 )
-from imposter.video.toy_sequences import ToySequence, make_sequences, score_sequence, write_sequence
 from imposter.video.writers import write_gif
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

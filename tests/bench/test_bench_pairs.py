@@ -41,7 +41,8 @@ def test_absolute_paths_no_target_column_and_a_composed_target_prompt(toy_pairs,
 
     pairs = read_pairs(copy_pairs(toy_pairs, tmp_path, edit, list(REQUIRED_COLUMNS)))
     assert pairs[0].target_image is None
-    assert pairs[0].target_prompt == f"{pairs[0].source_prompt} {pairs[0].driving_prompt.split()[-1]}"
+    action = " ".join(pairs[0].driving_prompt.split()[3:])  # toy captions: "a <colour> <animal> <action>"
+    assert pairs[0].target_prompt == f"{pairs[0].source_prompt} {action}"
 
 
 @pytest.mark.parametrize(

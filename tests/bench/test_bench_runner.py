@@ -13,6 +13,7 @@ from imposter.bench.store import prepare_output, read_results
 from imposter.cli import main
 from imposter.config import FinetuneConfig, SamplingConfig
 from imposter.engine import ImPoster
+from imposter.metrics.toy import ToyGroundTruth
 
 REPORT = ("report.md", "per_pair.csv", "tradeoff.png", "grids/toy-000.png", "grids/toy-001.png")
 
@@ -42,7 +43,7 @@ def test_end_to_end(reference):
     ]
     for record in records:
         assert {"pair_id", "method", "seed", "settings", "timings", "metrics", "image"} <= set(record)
-        assert set(record["metrics"]) == {"pose_iou", "identity", "leakage", "psnr"}  # no sscd
+        assert set(record["metrics"]) == set(ToyGroundTruth.keys)  # no sscd
         assert (out / record["image"]).is_file()
         assert record["settings"]["finetune"]["steps"] == 3 and record["settings"]["sampling"]["steps"] == 4
     k = {r["method"]: r["settings"]["sampling"]["k"] for r in records}
@@ -57,7 +58,7 @@ def test_end_to_end(reference):
     table = (out / "report.md").read_text()
     assert "| imposter | 4 |" in table and "| baseline++ | 4 |" in table and "SSCD" not in table
     assert (out / "per_pair.csv").read_text().splitlines()[0] == (
-        "pair_id,method,images,pose_iou,identity,leakage,psnr"
+        "pair_id,method,images,pose_iou,subject,leakage,identity,colour_leakage,psnr"
     )
     config = json.loads((out / "bench_config.json").read_text())
     assert (

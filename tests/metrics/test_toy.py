@@ -33,19 +33,22 @@ def _item(generated, source_subject="red robot", driving_subject="blue bird"):
 
 def test_keys_and_perfect_answer():
     metric = ToyGroundTruth()
-    assert metric.keys == ("pose_iou", "identity", "leakage", "psnr") and metric.needs_target
+    assert metric.keys == ("pose_iou", "subject", "leakage", "identity", "colour_leakage", "psnr")
+    assert metric.needs_target
     _, theta, _ = _poses()
     (scores,) = metric.score([_item(render("red robot", theta))])
     assert set(scores) == set(metric.keys)
     assert scores["pose_iou"] == 1.0 and scores["psnr"] == PSNR_CAP
-    assert scores["identity"] > 0.9 and scores["leakage"] < 0.4
+    assert scores["subject"] > 0.9 and scores["leakage"] < 0.05
+    assert scores["identity"] > 0.9 and scores["colour_leakage"] < 0.4
 
 
-def test_copying_the_driving_image_is_all_leakage():
+def test_copying_the_driving_image_is_all_leakage_and_another_body():
     _, theta, _ = _poses()
     (scores,) = ToyGroundTruth().score([_item(render("blue bird", theta))])
-    assert scores["pose_iou"] > 0.8  # same pose, other accessories
-    assert scores["leakage"] > 0.9 and scores["identity"] < 0.4
+    assert scores["pose_iou"] < 0.8  # same joint angles on another body: another silhouette
+    assert scores["leakage"] > 0.9 and scores["subject"] < 0.05
+    assert scores["colour_leakage"] > 0.9 and scores["identity"] < 0.4
 
 
 def test_identity_and_leakage_are_symmetric_under_swapping_source_and_driving():
@@ -62,7 +65,10 @@ def test_identity_and_leakage_are_symmetric_under_swapping_source_and_driving():
             EvalItem(generated=generated, source=bird, driving=robot, target_prompt="", target=target),
         ]
     )
-    assert forward["identity"] == swapped["leakage"] and forward["leakage"] == swapped["identity"]
+    assert forward["identity"] == swapped["colour_leakage"]
+    assert forward["colour_leakage"] == swapped["identity"]
+    assert forward["subject"] == pytest.approx(swapped["leakage"])
+    assert forward["leakage"] == pytest.approx(swapped["subject"])
     assert forward["pose_iou"] == swapped["pose_iou"]
 
 
@@ -85,6 +91,7 @@ def test_blurred_correct_answer_still_beats_another_subject():
     blurred = render("red robot", theta).filter(ImageFilter.GaussianBlur(1))
     good, bad = ToyGroundTruth().score([_item(blurred), _item(render("green frog", theta))])
     assert good["identity"] > 0.6 > 0.3 > bad["identity"]
+    assert good["subject"] > 0.9 > 0.1 > bad["subject"]
     assert good["pose_iou"] > 0.75
 
 

@@ -6,17 +6,29 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from imposter.bench.pairs import PAIRS_COLUMNS
 from imposter.errors import ConfigError
-from imposter.toyworld.pairs import PAIRS_COLUMNS, make_pairs, sample_training_example, write_pairs
+from imposter.toyworld.figures import figure_mask, mask_iou
+from imposter.toyworld.pairs import make_pairs, sample_training_example, write_pairs
 from imposter.toyworld.render import render
-from imposter.toyworld.world import HELDOUT_COMBOS, SUBJECT_NAMES, VOCABULARY, caption, is_heldout
+from imposter.toyworld.world import (
+    SUBJECT_NAMES,
+    TABLE_COMBOS,
+    TRAIN_COMBOS,
+    TUNE_COMBOS,
+    VOCABULARY,
+    caption,
+    is_heldout,
+)
 
 
-def test_pairs_transfer_a_heldout_action_from_a_subject_that_was_seen_doing_it():
-    pairs = make_pairs(len(HELDOUT_COMBOS), seed=0)
-    assert {(p.source_subject, p.action) for p in pairs} == set(HELDOUT_COMBOS)  # one full round
+@pytest.mark.parametrize("split, combos", [("table", TABLE_COMBOS), ("tune", TUNE_COMBOS)])
+def test_pairs_transfer_a_heldout_action_from_a_subject_that_was_seen_doing_it(split, combos):
+    pairs = make_pairs(len(combos), seed=0, split=split)
+    assert {(p.source_subject, p.action) for p in pairs} == set(combos)  # one full round
     for pair in pairs:
         assert is_heldout(pair.source_subject, pair.action)
+        assert pair.source_action is None or (pair.source_subject, pair.source_action) in TRAIN_COMBOS
         assert pair.driving_subject != pair.source_subject
         assert not is_heldout(pair.driving_subject, pair.action)
         assert np.array_equal(
@@ -25,6 +37,26 @@ def test_pairs_transfer_a_heldout_action_from_a_subject_that_was_seen_doing_it()
         assert pair.source_prompt == caption(pair.source_subject)
         assert pair.driving_prompt == caption(pair.driving_subject, pair.action)
         assert pair.target_prompt == caption(pair.source_subject, pair.action)
+
+
+def test_table_and_tune_splits_are_disjoint_and_sources_are_not_all_standing():
+    assert set(TABLE_COMBOS).isdisjoint(TUNE_COMBOS)
+    table, tune = make_pairs(40, 0, "table"), make_pairs(40, 0, "tune")
+    assert {(p.source_subject, p.action) for p in table}.isdisjoint(
+        (p.source_subject, p.action) for p in tune
+    )
+    posed = sum(p.source_action is not None for p in table) / len(table)
+    assert 0.25 < posed < 0.75
+    assert table[0].pair_id == "toy-000" and tune[0].pair_id == "tune-000"
+    with pytest.raises(ConfigError, match="unknown toy split"):
+        make_pairs(1, 0, "test")
+
+
+def test_copying_the_driving_image_is_far_from_the_ground_truth():
+    """The floor that v1 lacked: every subject shared one skeleton, so a copy scored pose IoU 0.907."""
+    pairs = make_pairs(48, 0)
+    copies = [mask_iou(figure_mask(p.driving_image), figure_mask(p.target_image)) for p in pairs]
+    assert np.mean(copies) <= 0.80
 
 
 def test_pairs_are_deterministic_in_the_seed():

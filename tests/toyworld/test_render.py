@@ -1,12 +1,10 @@
-"""The renderer: size, purity, framing and speed."""
-
-import time
+"""The renderer: size, purity, framing, body plans and the placement rule."""
 
 import numpy as np
 
-from imposter.toyworld.classify import figure_mask
-from imposter.toyworld.render import render
-from imposter.toyworld.world import ACTIONS, BACKGROUND, SUBJECTS, sample_pose
+from imposter.toyworld.figures import figure_mask, mask_iou
+from imposter.toyworld.render import GROUND_Y, SIZE, render, skeleton
+from imposter.toyworld.world import ACTIONS, BACKGROUND, BODY_TYPES, SUBJECTS, mean_pose, sample_pose
 
 
 def test_render_is_a_pure_64px_rgb_image():
@@ -17,11 +15,40 @@ def test_render_is_a_pure_64px_rgb_image():
     assert image.getpixel((0, 0)) == BACKGROUND
 
 
-def test_standing_figure_fills_about_half_the_height():
+def test_standing_figures_differ_in_height_by_body_type():
     rng = np.random.default_rng(1)
+    heights = {}
     for subject in SUBJECTS:
         rows = np.nonzero(figure_mask(render(subject, sample_pose(None, rng))).any(axis=1))[0]
-        assert 0.4 * 64 <= rows.max() - rows.min() + 1 <= 0.7 * 64, subject.name
+        heights[subject.name] = rows.max() - rows.min() + 1
+        assert 0.35 * 64 <= heights[subject.name] <= 0.75 * 64, subject.name
+    assert max(heights.values()) - min(heights.values()) >= 10, heights  # a long-limbed vs a stocky body
+
+
+def test_every_subject_has_its_own_body_and_at_least_three_types_differ():
+    bodies = [subject.body for subject in SUBJECTS]
+    assert len(set(bodies)) == len(SUBJECTS)
+    assert len(BODY_TYPES) >= 3
+    legs = {name: body.thigh + body.shin for name, body in BODY_TYPES.items()}
+    heads = {name: body.head_r / (body.torso_high - body.torso_low) for name, body in BODY_TYPES.items()}
+    assert legs["long-limbed"] > 1.8 * legs["stocky"]
+    assert heads["big-head"] > 1.5 * heads["average"]
+
+
+def test_one_pose_on_two_bodies_gives_two_silhouettes():
+    pose = mean_pose("raising both arms")
+    robot, alien = (figure_mask(render(name, pose)) for name in ("red robot", "purple alien"))
+    assert mask_iou(robot, alien) < 0.6
+
+
+def test_placement_rule_hip_on_the_center_line_lowest_point_on_the_ground():
+    pose = sample_pose("kicking", np.random.default_rng(4))
+    for subject in SUBJECTS:
+        points = skeleton(pose, subject.body).points
+        hip = points["hip"]
+        assert abs(hip.real - (SIZE / 2 + pose.dx)) < 1e-9 or pose.tilt != 0
+        rows = np.nonzero(figure_mask(render(subject, pose)).any(axis=1))[0]
+        assert abs(rows.max() + 1 - (GROUND_Y + pose.dy)) <= 1.5, subject.name
 
 
 def test_every_pose_stays_inside_the_frame():
@@ -30,12 +57,3 @@ def test_every_pose_stays_inside_the_frame():
         for action in (None, *ACTIONS):
             mask = figure_mask(render(SUBJECTS[k % len(SUBJECTS)], sample_pose(action, rng)))
             assert not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()), action
-
-
-def test_render_is_fast():
-    rng = np.random.default_rng(3)
-    poses = [sample_pose(ACTIONS[k % len(ACTIONS)], rng) for k in range(100)]
-    start = time.perf_counter()
-    for k, pose in enumerate(poses):
-        render(SUBJECTS[k % len(SUBJECTS)], pose)
-    assert (time.perf_counter() - start) / len(poses) < 0.01  # about 0.5 ms on one core

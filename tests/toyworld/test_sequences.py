@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from imposter.toyworld.classify import figure_mask, mask_iou
+from imposter.toyworld.figures import figure_mask, mask_iou
 from imposter.toyworld.render import render
+from imposter.toyworld.sequences import make_sequences, score_sequence, write_sequence
 from imposter.toyworld.world import caption, is_heldout
 from imposter.video.frames import read_frames
-from imposter.video.toy_sequences import make_sequences, score_sequence, write_sequence
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,9 @@ from imposter.toyworld.world import (
     JOINTS,
     SUBJECT_NAMES,
     SUBJECTS,
+    TABLE_COMBOS,
     TRAIN_COMBOS,
+    TUNE_COMBOS,
     VOCABULARY,
     Pose,
     Subject,
@@ -71,6 +73,10 @@ def test_heldout_design_is_balanced():
     assert all(is_heldout(s, a) for s, a in HELDOUT_COMBOS)
     assert not any(is_heldout(s, a) for s, a in TRAIN_COMBOS)
     assert not is_heldout("red robot", None)
+    assert sorted(TABLE_COMBOS + TUNE_COMBOS) == sorted(HELDOUT_COMBOS)
+    for half in (TABLE_COMBOS, TUNE_COMBOS):  # each half holds every subject and every action once
+        assert sorted(s for s, _ in half) == sorted(SUBJECT_NAMES)
+        assert sorted(a for _, a in half) == sorted(ACTIONS)
 
 
 def test_sample_pose_is_seeded_jittered_and_bounded():

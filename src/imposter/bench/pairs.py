@@ -17,11 +17,17 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataError, PromptError
 from ..prompts import compose_target_prompt
-from ..toyworld.pairs import PAIRS_COLUMNS
 
 TARGET_COLUMN = "target_image"
-# the toy world writes the paper's columns plus the ground truth: one definition of the format serves both
-REQUIRED_COLUMNS = tuple(name for name in PAIRS_COLUMNS if name != TARGET_COLUMN)
+REQUIRED_COLUMNS = (
+    "pair_id",
+    "source_image",
+    "source_prompt",
+    "driving_image",
+    "driving_prompt",
+    "target_prompt",
+)  # the paper's evaluation set (imposter120's pairs.csv)
+PAIRS_COLUMNS = (*REQUIRED_COLUMNS, TARGET_COLUMN)  # what a writer with ground truth (the toy world) writes
 PAIR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # pair ids name folders in the output
 
 

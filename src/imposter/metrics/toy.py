@@ -1,28 +1,32 @@
 """Ground-truth scores in the toy world, where the right output is known exactly.
 
 - ``pose_iou``: IoU of the generated figure's mask with the ground-truth target's mask (the pose).
+- ``subject``: the probability the world's classifier (:mod:`imposter.toyworld.classifier`, our DINO:
+  it sees head, pattern, accessories and proportions) gives the source subject.
+- ``leakage``: the classifier's probability of the driving subject (its identity leaking in).
 - ``identity``: color similarity of the generated figure with the source figure, in [0, 1].
-- ``leakage``: the same similarity with the driving figure (its appearance leaking into the result).
+- ``colour_leakage``: the same color similarity with the driving figure.
 - ``psnr``: PSNR in dB of the generated image against the target, pixels in [0, 1], capped at 100 dB
   so that a perfect image scores 100 instead of infinity and means stay finite.
 
 The color similarity is the cosine of soft foreground color histograms
-(:func:`imposter.toyworld.classify.color_similarity`): it ignores where the colors are, so it does not
-depend on the pose; on renders the same subject in two poses scores about 0.99, two subjects at most
-about 0.4, and a blurred render against a sharp one of the same subject about 0.8.
+(:func:`imposter.toyworld.figures.color_similarity`): it ignores where the colors are and what shape
+they take, so a render in the source's colours with another subject's head and accessories scores as
+the source; ``subject`` does not.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from imposter.errors import DataError
 from imposter.metrics.base import EvalItem, Metric
-from imposter.toyworld.classify import color_similarity, figure_mask, mask_iou
+from imposter.toyworld.figures import color_similarity, figure_mask, mask_iou
 
 PSNR_CAP = 100.0  # dB: the score of an exact match
 
@@ -42,24 +46,40 @@ def _at_size(image: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 
 class ToyGroundTruth(Metric):
-    """Pose IoU, identity, leakage and PSNR against the toy world's exact ground truth."""
+    """Pose IoU, subject, leakage, colour identity and PSNR against the toy world's exact ground truth."""
 
-    keys = ("pose_iou", "identity", "leakage", "psnr")
+    keys = ("pose_iou", "subject", "leakage", "identity", "colour_leakage", "psnr")
     needs_target = True
+
+    def __init__(self, classifier_folder: str | Path | None = None):
+        """``classifier_folder``: a toy pipeline folder with its ``classifier/`` (default: the bundled one)."""
+        from imposter.toyworld.classifier import load_classifier
+
+        self.classifier = load_classifier(classifier_folder)
 
     def score(self, items: Sequence[EvalItem]) -> list[dict[str, float]]:
         """Score each item against its target, source and driving images."""
-        return [self._score_one(item) for item in items]
+        from imposter.toyworld.classifier import predict
 
-    @staticmethod
-    def _score_one(item: EvalItem) -> dict[str, float]:
-        if item.target is None:
+        if any(item.target is None for item in items):
             raise DataError("the toy ground-truth metric needs EvalItem.target; score toy-world pairs only")
-        target = item.target.convert("RGB")
-        generated = _at_size(item.generated, target.size)
-        return {
-            "pose_iou": mask_iou(figure_mask(generated), figure_mask(target)),
-            "identity": color_similarity(generated, item.source),
-            "leakage": color_similarity(generated, item.driving),
-            "psnr": psnr(generated, target),
-        }
+        generated = [_at_size(item.generated, item.target.size) for item in items]
+        images = generated + [item.source for item in items] + [item.driving for item in items]
+        subject_probs, _ = predict(self.classifier, images)
+        n = len(items)
+        scores = []
+        for k, (item, image) in enumerate(zip(items, generated, strict=True)):
+            source_subject = int(subject_probs[n + k].argmax())  # who the source and driving images show
+            driving_subject = int(subject_probs[2 * n + k].argmax())
+            target = item.target.convert("RGB")
+            scores.append(
+                {
+                    "pose_iou": mask_iou(figure_mask(image), figure_mask(target)),
+                    "subject": float(subject_probs[k, source_subject]),
+                    "leakage": float(subject_probs[k, driving_subject]),
+                    "identity": color_similarity(image, item.source),
+                    "colour_leakage": color_similarity(image, item.driving),
+                    "psnr": psnr(image, target),
+                }
+            )
+        return scores

@@ -13,22 +13,27 @@ from pathlib import Path
 def cmd_pairs(args: argparse.Namespace) -> None:
     from .pairs import write_pairs
 
-    path = write_pairs(args.n, args.seed, args.out)
-    print(f"wrote {args.n} pairs with ground truth to {path}")
+    path = write_pairs(args.n, args.seed, args.out, args.split)
+    print(f"wrote {args.n} {args.split} pairs with ground truth to {path}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from .classifier import ClassifierConfig
     from .train import ToyTrainConfig, train_toy_model
 
-    overrides = {
-        k: getattr(args, k)
-        for k in ("seed", "examples", "vae_steps", "unet_steps")
-        if getattr(args, k) is not None
-    }
-    config = ToyTrainConfig(**overrides)
+    def given(*names: str) -> dict:
+        return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+
+    config = ToyTrainConfig(**given("seed", "examples", "vae_steps", "unet_steps", "sanity_samples"))
+    classifier = ClassifierConfig(
+        **{
+            k.removeprefix("classifier_"): v
+            for k, v in given("classifier_steps", "classifier_renders").items()
+        }
+    )
     log_path = Path(str(args.out).rstrip("/") + ".log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log_file:
+    with log_path.open("a") as log_file:  # a resumed run continues its log
 
         def log(line: str) -> None:
             print(line, flush=True)
@@ -36,23 +41,40 @@ def cmd_train(args: argparse.Namespace) -> None:
             log_file.flush()
 
         command = shlex.join(["imposter", *sys.argv[1:]])
-        summary = train_toy_model(args.out, config, log=log, progress=not args.quiet, command=command)
+        summary = train_toy_model(
+            args.out, config, classifier=classifier, log=log, progress=not args.quiet, command=command
+        )
     shutil.move(log_path, Path(args.out) / "train.log")  # the checkpoint carries its own log
     print(
         f"saved the toy pipeline to {args.out} (with train.log); total {sum(summary['timings_s'].values()):.0f} s"
     )
 
 
+def cmd_classifier(args: argparse.Namespace) -> None:
+    from .classifier import ClassifierConfig
+    from .train import retrain_classifier
+
+    given = {k: getattr(args, k) for k in ("steps", "renders") if getattr(args, k) is not None}
+    retrain_classifier(
+        args.model,
+        ClassifierConfig(**given),
+        sanity_samples=args.sanity_samples,
+        progress=not args.quiet,
+        command=shlex.join(["imposter", *sys.argv[1:]]),
+    )
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
-    from ..models import load_pipeline
+    from ..models import load_pipeline, toy_checkpoint
+    from .classifier import load_classifier
     from .sanity import sanity_check
 
     pipe = load_pipeline(args.model, "cpu")
-    print(
-        json.dumps(
-            sanity_check(pipe, samples=args.samples, seed=args.seed, progress=not args.quiet), indent=2
-        )
+    folder = toy_checkpoint() if args.model == "toy" else Path(args.model)
+    result = sanity_check(
+        pipe, load_classifier(folder), samples=args.samples, seed=args.seed, progress=not args.quiet
     )
+    print(json.dumps(result, indent=2))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -85,6 +107,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     pairs.add_argument("--n", type=int, default=24, help="number of pairs (default 24)")
     pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument(
+        "--split",
+        choices=("table", "tune"),
+        default="table",
+        help="held-out combinations to draw from: 'table' for reported results (default), 'tune' for "
+        "choosing settings (disjoint)",
+    )
     pairs.add_argument("--out", type=Path, required=True, help="folder for pairs.csv and the images")
     pairs.set_defaults(func=cmd_pairs)
 
@@ -96,8 +125,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--examples", type=int, default=None, help="pretraining images rendered")
     train.add_argument("--vae-steps", type=int, default=None)
     train.add_argument("--unet-steps", type=int, default=None)
+    train.add_argument("--classifier-steps", type=int, default=None)
+    train.add_argument(
+        "--classifier-renders", type=int, default=None, help="renders the classifier learns from"
+    )
+    train.add_argument(
+        "--sanity-samples",
+        type=int,
+        default=None,
+        help="generations per caption in the final check (0: skip)",
+    )
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=cmd_train)
+
+    retrain = sub.add_parser(
+        "classifier",
+        help="train a toy pipeline's subject/action classifier anew and re-measure its sanity with it",
+    )
+    retrain.add_argument("--model", required=True, help="a toy pipeline folder (its classifier/ is replaced)")
+    retrain.add_argument("--steps", type=int, default=None)
+    retrain.add_argument("--renders", type=int, default=None)
+    retrain.add_argument("--sanity-samples", type=int, default=4, help="generations per caption (0: skip)")
+    retrain.add_argument("--quiet", action="store_true")
+    retrain.set_defaults(func=cmd_classifier)
 
     evaluate = sub.add_parser(
         "eval", help="text-to-image sanity: subject and action accuracy of a toy pipeline"

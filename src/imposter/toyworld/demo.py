@@ -1,8 +1,10 @@
 """``imposter demo``: the whole method on the bundled toy model, with ground truth, in a few CPU minutes.
 
 Renders one held-out pair (a subject never shown doing that action in pretraining), fine-tunes once,
-generates with ImPoster and Baseline++ (which share that fine-tune), scores every image against the
-ground truth, and writes the bench outputs (grid, table, records) under ``out``.
+generates with ImPoster and Baseline++ (which share that fine-tune) and the model-free phase swap (the
+floor a method must beat), scores every image against the ground truth, and writes the bench outputs
+(table, records) under ``out/bench`` and the picture at ``out/grid.png``: source, driving, ground
+truth, then a column per method, a row per seed.
 """
 
 from __future__ import annotations
@@ -10,10 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from PIL import Image
+
 from ..bench.runner import BenchConfig, MethodSetup, run_bench
+from ..config import FinetuneConfig, SamplingConfig
+from ..fileio import save_image
+from ..methods import get_method
 from .pairs import write_pairs
 
-DEMO_METHODS = ("imposter", "baseline++")
+DEMO_METHODS = ("imposter", "baseline++", "phase-swap")
 DEMO_METRICS = ("toy", "phase")
 
 
@@ -25,13 +32,28 @@ def run_demo(
     device: str | None = None,
     progress: bool = True,
     log: Callable[[str], object] = print,
+    finetune: FinetuneConfig | None = None,
+    sampling: SamplingConfig | None = None,
 ) -> Path:
-    """Run the demo into ``out``; returns the path of the picture (source | driving | truth | methods)."""
+    """Run the demo into ``out``; returns the path of the picture (source | driving | truth | methods).
+
+    ``finetune`` and ``sampling`` (None: each method's defaults) exist for quick checks of the demo itself.
+    """
     out = Path(out)
     csv = write_pairs(1, pair_seed, out / "pair")
+    setups = []
+    for name in methods:
+        method = get_method(name)
+        setups.append(
+            MethodSetup.of(
+                method,
+                finetune and method.finetune_config(finetune),
+                sampling and method.sampling_config(sampling),
+            )
+        )
     config = BenchConfig(
         pairs=str(csv),
-        methods=tuple(MethodSetup.of(name) for name in methods),
+        methods=tuple(setups),
         seeds=tuple(seeds),
         model="toy",
         device=device,
@@ -39,6 +61,7 @@ def run_demo(
     )
     records = run_bench(config, out / "bench", progress=progress, log=log)
     log("\n" + (out / "bench" / "report.md").read_text())
-    picture = out / "bench" / "grids" / f"{records[0]['pair_id']}.png"
+    with Image.open(out / "bench" / "grids" / f"{records[0]['pair_id']}.png") as grid:
+        picture = save_image(grid, out / "grid.png")
     log(f"\nthe picture: {picture}\nall outputs: {out / 'bench'} (report.md, results.jsonl, images/)")
     return picture

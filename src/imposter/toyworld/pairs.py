@@ -1,8 +1,12 @@
 """Data drawn from the toy world: evaluation pairs with exact ground truth, and pretraining examples.
 
-A pair is a source (subject S standing), a driving image (subject D != S doing action A in pose theta)
-and the ground truth render(S, theta). (S, A) is always a held-out combination, so a method must move an
-action onto a subject that never performed it in pretraining, while (D, A) was seen.
+A pair is a source (subject S standing, or doing an action it was seen doing in pretraining: real
+source photos are not posed; its caption names the subject alone), a driving image (subject D != S doing
+action A in pose theta) and the ground truth render(S, theta): S's own body in D's joint angles, standing
+where D stands (the placement rule of :func:`imposter.toyworld.render.skeleton`). (S, A) is always a
+held-out combination, from the split asked for (``table`` for reported results, ``tune`` for choosing
+settings), so a method must move an action onto a subject that never performed it in pretraining, while
+(D, A) was seen.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from imposter.bench.pairs import PAIRS_COLUMNS
 from imposter.errors import ConfigError
 from imposter.toyworld.render import render
 from imposter.toyworld.world import (
-    HELDOUT_COMBOS,
+    SPLITS,
     SUBJECT_NAMES,
     TRAIN_COMBOS,
     Pose,
@@ -28,16 +33,8 @@ from imposter.toyworld.world import (
     sample_pose,
 )
 
-PAIRS_COLUMNS = (
-    "pair_id",
-    "source_image",
-    "source_prompt",
-    "driving_image",
-    "driving_prompt",
-    "target_prompt",
-    "target_image",
-)  # the real pairs.csv's six columns, plus the ground truth
 STANDING_FRACTION = 0.22  # share of standing images among pretraining examples
+SOURCE_STANDING_FRACTION = 0.5  # share of evaluation sources that stand; the others do a seen action
 
 
 @dataclass(frozen=True)
@@ -48,6 +45,7 @@ class ToyPair:
     source_subject: str
     driving_subject: str
     action: str
+    source_action: str | None  # what the source image shows its subject doing (None: standing)
     source_pose: Pose
     driving_pose: Pose
     source_image: Image.Image
@@ -67,27 +65,40 @@ class ToyPair:
         return caption(self.source_subject, self.action)
 
 
-def make_pairs(n: int, seed: int) -> list[ToyPair]:
-    """``n`` evaluation pairs, deterministic in ``seed``; the held-out combinations are used in turn."""
+def check_split(split: str) -> tuple[tuple[str, str], ...]:
+    """The held-out combinations of ``split`` ("table" or "tune")."""
+    if split not in SPLITS:
+        raise ConfigError(f"unknown toy split {split!r}; choose one of {', '.join(SPLITS)}")
+    return SPLITS[split]
+
+
+def make_pairs(n: int, seed: int, split: str = "table") -> list[ToyPair]:
+    """``n`` evaluation pairs from ``split``'s combinations, used in turn; deterministic in (seed, split)."""
     if n < 0:
         raise ConfigError(f"the number of pairs must be >= 0, got {n}")
-    rng = np.random.default_rng(seed)
+    combos = check_split(split)
+    rng = np.random.default_rng([seed, list(SPLITS).index(split)])
     width = max(3, len(str(n - 1)))
     pairs: list[ToyPair] = []
     order: list[tuple[str, str]] = []
     for k in range(n):
-        if k % len(HELDOUT_COMBOS) == 0:  # a fresh shuffle of all combinations, so they stay balanced
-            order = [HELDOUT_COMBOS[i] for i in rng.permutation(len(HELDOUT_COMBOS))]
-        source, action = order[k % len(HELDOUT_COMBOS)]
+        if k % len(combos) == 0:  # a fresh shuffle of all combinations, so they stay balanced
+            order = [combos[i] for i in rng.permutation(len(combos))]
+        source, action = order[k % len(combos)]
         drivers = [s for s in SUBJECT_NAMES if s != source and not is_heldout(s, action)]
         driving = drivers[int(rng.integers(len(drivers)))]
-        source_pose, driving_pose = sample_pose(None, rng), sample_pose(action, rng)
+        seen = [a for s, a in TRAIN_COMBOS if s == source]
+        source_action = (
+            None if rng.random() < SOURCE_STANDING_FRACTION else seen[int(rng.integers(len(seen)))]
+        )
+        source_pose, driving_pose = sample_pose(source_action, rng), sample_pose(action, rng)
         pairs.append(
             ToyPair(
-                pair_id=f"toy-{k:0{width}d}",
+                pair_id=f"{'toy' if split == 'table' else 'tune'}-{k:0{width}d}",
                 source_subject=source,
                 driving_subject=driving,
                 action=action,
+                source_action=source_action,
                 source_pose=source_pose,
                 driving_pose=driving_pose,
                 source_image=render(source, source_pose),
@@ -108,11 +119,11 @@ def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
         temp.unlink(missing_ok=True)
 
 
-def write_pairs(n: int, seed: int, out_dir: str | Path) -> Path:
+def write_pairs(n: int, seed: int, out_dir: str | Path, split: str = "table") -> Path:
     """Write ``n`` pairs (PNG images in source/, driving/, target/ and pairs.csv) to ``out_dir``; return the CSV."""
     out = Path(out_dir)
     rows = []
-    for pair in make_pairs(n, seed):
+    for pair in make_pairs(n, seed, split):
         names = {}
         for role, image in (
             ("source", pair.source_image),

@@ -1,8 +1,8 @@
 """Draw a subject in a pose: a 64x64 RGB image, drawn at 4x with flat colors and box-downsampled.
 
 Geometry works in complex numbers (x + iy, y down), so turning a vector by an angle is one product.
-Lengths are in output pixels at scale 1; a standing figure is about 36 px tall with its
-accessories (56% of the image).
+Lengths are in output pixels at scale 1, from the subject's body plan
+(:class:`imposter.toyworld.world.BodyPlan`); a standing figure is 27 to 45 px tall with its accessories.
 """
 
 from __future__ import annotations
@@ -13,21 +13,16 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from imposter.toyworld.world import BACKGROUND, RGB, Pose, Subject, get_subject
+from imposter.toyworld.world import BACKGROUND, RGB, BodyPlan, Pose, Subject, get_subject
 
 SIZE = 64
 SUPERSAMPLE = 4  # draw at 256x256 and average 4x4 blocks: exact-coverage anti-aliasing
-GROUND_Y = 54.0  # the lowest point of the figure rests here (plus pose.dy)
+GROUND_Y = 56.0  # the lowest point of the figure rests here (plus pose.dy)
 
-# Body proportions (pixels at scale 1). Limbs are thick so that a tiny model can learn them.
-HIP_HALF = 2.2
-TORSO_LOW, TORSO_HIGH, TORSO_R = 2.4, 8.3, 4.2  # torso: capsule along the spine, from hip center up
-SHOULDER = complex(3.6, -9.3)
-HEAD_R = 4.3
-HEAD_CENTER = complex(0.0, -(TORSO_HIGH + TORSO_R + HEAD_R - 1.2))
-UPPER_ARM, FOREARM, ARM_R, HAND_R = 5.0, 4.6, 1.9, 2.2
-THIGH, SHIN, LEG_R, FOOT_R = 5.6, 5.3, 2.1, 2.3
-TAIL = (complex(2.8, -1.5), 4.5, 3.5, 1.3)  # root, two segment lengths, radius
+# Accessories and face are drawn in the average head's coordinates (``REFERENCE.head_r``) and scaled
+# with the subject's head; torso patterns likewise with its torso.
+REFERENCE = BodyPlan()
+TAIL = (complex(2.8, -1.5), 4.5, 3.5, 1.3)  # root (reference torso), two segment lengths, radius
 EYE_R = 1.05
 
 SIDES = {"left": -1, "right": 1}
@@ -38,8 +33,10 @@ class Skeleton:
     """Joint positions in output pixels, plus what the parts need to be drawn."""
 
     points: dict[str, complex]
+    radii: dict[str, float]  # how far each joint's part reaches around it (pixels, scaled)
     upper_turn: complex  # unit rotation of torso, arms and head (tilt + spine)
     unit: float  # pixels per body unit (pose.scale)
+    body: BodyPlan
 
 
 def _turn(degrees: float) -> complex:
@@ -53,24 +50,36 @@ def _limb_direction(angle: float, side: int) -> complex:
     return complex(side * math.sin(a), math.cos(a))
 
 
-def skeleton(pose: Pose) -> Skeleton:
-    """Place every joint of ``pose`` in image pixels, resting the lowest point on the ground line."""
+def head_center(body: BodyPlan) -> complex:
+    """Where the head's center sits above the hip center, for an upright body."""
+    return complex(0.0, -(body.torso_high + body.torso_r + body.head_r - 1.2))
+
+
+def skeleton(pose: Pose, body: BodyPlan = REFERENCE) -> Skeleton:
+    """Place every joint of ``body`` in ``pose`` in image pixels.
+
+    Placement rule (the same for every body, so a ground truth stands where its driver stands): the hip
+    center is ``pose.dx`` right of the image's center line and the figure's lowest point rests on the
+    ground line ``GROUND_Y + pose.dy``; ``pose.scale`` and ``pose.tilt`` act as the camera's zoom and roll.
+    """
     upper = _turn(pose.spine)
+    shoulder_y = -(body.torso_high + body.shoulder_rise)
     pts: dict[str, complex] = {
         "hip": 0j,
-        "torso_low": upper * complex(0, -TORSO_LOW),
-        "torso_high": upper * complex(0, -TORSO_HIGH),
-        "head": upper * HEAD_CENTER,
+        "torso_low": upper * complex(0, -body.torso_low),
+        "torso_high": upper * complex(0, -body.torso_high),
+        "head": upper * head_center(body),
     }
+    radii = {"hip": 0.0, "torso_low": body.torso_r, "torso_high": body.torso_r, "head": body.head_r}
     for name, side in SIDES.items():
         shoulder_angle, elbow_angle = getattr(pose, f"{name}_shoulder"), getattr(pose, f"{name}_elbow")
         hip_angle, knee_angle = getattr(pose, f"{name}_hip"), getattr(pose, f"{name}_knee")
-        shoulder = upper * complex(side * SHOULDER.real, SHOULDER.imag)
-        elbow = shoulder + UPPER_ARM * upper * _limb_direction(shoulder_angle, side)
-        hand = elbow + FOREARM * upper * _limb_direction(shoulder_angle + elbow_angle, side)
-        hip = complex(side * HIP_HALF, 0)
-        knee = hip + THIGH * _limb_direction(hip_angle, side)
-        foot = knee + SHIN * _limb_direction(hip_angle + knee_angle, side)
+        shoulder = upper * complex(side * body.shoulder_x, shoulder_y)
+        elbow = shoulder + body.upper_arm * upper * _limb_direction(shoulder_angle, side)
+        hand = elbow + body.forearm * upper * _limb_direction(shoulder_angle + elbow_angle, side)
+        hip = complex(side * body.hip_half, 0)
+        knee = hip + body.thigh * _limb_direction(hip_angle, side)
+        foot = knee + body.shin * _limb_direction(hip_angle + knee_angle, side)
         pts.update(
             {
                 f"{name}_shoulder": shoulder,
@@ -81,34 +90,27 @@ def skeleton(pose: Pose) -> Skeleton:
                 f"{name}_foot": foot,
             }
         )
-    root, first, second, _ = TAIL
-    pts["tail_root"] = root
-    pts["tail_mid"] = root + first * _limb_direction(105, 1)
+        radii.update(
+            {
+                f"{name}_shoulder": body.arm_r,
+                f"{name}_elbow": body.arm_r,
+                f"{name}_hand": body.hand_r,
+                f"{name}_hip": body.leg_r,
+                f"{name}_knee": body.leg_r,
+                f"{name}_foot": body.foot_r,
+            }
+        )
+    root, first, second, tail_r = TAIL
+    pts["tail_root"] = complex(root.real * body.torso_r / REFERENCE.torso_r, root.imag)
+    pts["tail_mid"] = pts["tail_root"] + first * _limb_direction(105, 1)
     pts["tail_tip"] = pts["tail_mid"] + second * _limb_direction(160, 1)
+    radii.update(tail_root=tail_r, tail_mid=tail_r, tail_tip=tail_r)
 
     tilt = _turn(pose.tilt)
     scaled = {k: v * tilt * pose.scale for k, v in pts.items()}
-    lowest = max(_extent(k, v, pose.scale) for k, v in scaled.items())
+    lowest = max(v.imag + radii[k] * pose.scale for k, v in scaled.items())
     offset = complex(SIZE / 2 + pose.dx, GROUND_Y + pose.dy - lowest)
-    return Skeleton({k: v + offset for k, v in scaled.items()}, tilt * upper, pose.scale)
-
-
-_RADIUS = {
-    "head": HEAD_R,
-    "low": TORSO_R,
-    "high": TORSO_R,
-    "hand": HAND_R,
-    "foot": FOOT_R,
-    "knee": LEG_R,
-    "elbow": ARM_R,
-    "mid": TAIL[3],
-    "tip": TAIL[3],
-}
-
-
-def _extent(name: str, point: complex, unit: float) -> float:
-    """How low the part around joint ``name`` reaches: its y plus its radius."""
-    return point.imag + _RADIUS.get(name.rsplit("_", 1)[-1], 0.0) * unit
+    return Skeleton({k: v + offset for k, v in scaled.items()}, radii, tilt * upper, pose.scale, body)
 
 
 def limb_color(subject: Subject) -> RGB:
@@ -183,7 +185,7 @@ def _head_outline(shape: str) -> list[complex]:
 
 
 def _draw_tail(paint: _Painter, sk: Skeleton, subject: Subject) -> None:
-    p, radius = sk.points, TAIL[3] * sk.unit
+    p, radius = sk.points, sk.radii["tail_mid"] * sk.unit
     paint.capsule(p["tail_root"], p["tail_mid"], radius, limb_color(subject))
     paint.capsule(p["tail_mid"], p["tail_tip"], radius, limb_color(subject))
     if subject.pattern == "stripes":
@@ -195,10 +197,9 @@ def _draw_limb(
     sk: Skeleton,
     subject: Subject,
     joints: tuple[str, str, str],
-    radius: float,
-    end_radius: float,
 ) -> None:
     upper, middle, end = (sk.points[j] for j in joints)
+    radius, end_radius = sk.radii[joints[1]], sk.radii[joints[2]]
     color = limb_color(subject)
     paint.capsule(upper, middle, radius * sk.unit, color)
     paint.capsule(middle, end, radius * sk.unit, color)
@@ -209,27 +210,31 @@ def _draw_limb(
 
 
 def _draw_torso(paint: _Painter, sk: Skeleton, subject: Subject) -> None:
-    low, high, unit = sk.points["torso_low"], sk.points["torso_high"], sk.unit
-    paint.capsule(low, high, TORSO_R * unit, subject.main)
+    low, high, unit, body = sk.points["torso_low"], sk.points["torso_high"], sk.unit, sk.body
+    paint.capsule(low, high, body.torso_r * unit, subject.main)
+    wide, tall = body.torso_r / REFERENCE.torso_r, body.torso_high / REFERENCE.torso_high
     if subject.pattern == "stripes":
         for t in (0.1, 0.5, 0.9):
-            _stripe(paint, low, high, TORSO_R * unit, t, 1.7 * unit, subject.accent)
+            _stripe(paint, low, high, body.torso_r * unit, t, 1.7 * unit, subject.accent)
     elif subject.pattern == "spots":
         for x, y, r in ((-1.8, -3.0, 1.5), (1.9, -5.8, 1.4), (-1.2, -8.8, 1.3), (1.7, -1.5, 1.2)):
-            paint.disc(sk.points["hip"] + sk.upper_turn * complex(x, y) * unit, r * unit, subject.accent)
+            spot = complex(x * wide, y * tall)
+            paint.disc(sk.points["hip"] + sk.upper_turn * spot * unit, r * unit, subject.accent)
     elif subject.pattern == "belly":
         center = (low + high) / 2
-        paint.polygon([center + sk.upper_turn * q * unit for q in _ellipse(2.3, 3.6)], subject.accent)
+        belly = _ellipse(2.3 * wide, 3.6 * min(tall, 1.2))
+        paint.polygon([center + sk.upper_turn * q * unit for q in belly], subject.accent)
 
 
 def _draw_head(paint: _Painter, sk: Skeleton, subject: Subject) -> None:
-    center, unit, turn = sk.points["head"], sk.unit, sk.upper_turn
+    center, turn = sk.points["head"], sk.upper_turn
+    unit = sk.unit * sk.body.head_r / REFERENCE.head_r  # accessories are drawn for the reference head
 
     def at(q: complex) -> complex:
         return center + turn * q * unit
 
     accessories = set(subject.accessories)
-    r = HEAD_R
+    r = REFERENCE.head_r
     if "ears" in accessories:  # pointed ears, behind the head
         for s in (-1, 1):
             paint.polygon(
@@ -275,15 +280,15 @@ def _draw_head(paint: _Painter, sk: Skeleton, subject: Subject) -> None:
 def render(subject: Subject | str, pose: Pose) -> Image.Image:
     """Draw ``subject`` in ``pose`` on the plain background: a 64x64 RGB image (pure, deterministic)."""
     subject = get_subject(subject)
-    sk = skeleton(pose)
+    sk = skeleton(pose, subject.body)
     canvas = Image.new("RGB", (SIZE * SUPERSAMPLE, SIZE * SUPERSAMPLE), BACKGROUND)
     paint = _Painter(canvas)
     if "tail" in subject.accessories:
         _draw_tail(paint, sk, subject)
     for side in SIDES:
-        _draw_limb(paint, sk, subject, (f"{side}_hip", f"{side}_knee", f"{side}_foot"), LEG_R, FOOT_R)
+        _draw_limb(paint, sk, subject, (f"{side}_hip", f"{side}_knee", f"{side}_foot"))
     _draw_torso(paint, sk, subject)
     for side in SIDES:
-        _draw_limb(paint, sk, subject, (f"{side}_shoulder", f"{side}_elbow", f"{side}_hand"), ARM_R, HAND_R)
+        _draw_limb(paint, sk, subject, (f"{side}_shoulder", f"{side}_elbow", f"{side}_hand"))
     _draw_head(paint, sk, subject)
     return canvas.reduce(SUPERSAMPLE)

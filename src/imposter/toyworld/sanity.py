@@ -1,7 +1,7 @@
 """Text-to-image sanity of a toy pipeline: does "a red robot waving" draw a red robot waving?
 
 Each caption is generated ``samples`` times (DDIM 50, CFG 7.5, as ImPoster samples); the figure's
-subject is read by the nearest palette and its action by the nearest pose template (mask IoU).
+subject and action are read by the world's classifier (:mod:`imposter.toyworld.classifier`).
 Accuracies are reported separately for the pretraining combinations and the held-out ones.
 """
 
@@ -14,11 +14,13 @@ from tqdm.auto import tqdm
 
 from ..engine import ImPoster
 from ..sampling import denoise
-from .classify import classify_action, classify_subject
+from .classifier import LABELS_ACTION, ToyClassifier, predict
 from .world import ACTIONS, SUBJECT_NAMES, caption, is_heldout
 
 
-def sanity_check(pipe, samples: int = 4, seed: int = 0, batch: int = 64, progress: bool = True) -> dict:
+def sanity_check(
+    pipe, classifier: ToyClassifier, samples: int = 4, seed: int = 0, batch: int = 64, progress: bool = True
+) -> dict:
     """Subject and action accuracies of text-to-image generations, on train and held-out combinations."""
     engine = ImPoster(pipe)
     uncond = engine.encode_prompt("")
@@ -36,11 +38,13 @@ def sanity_check(pipe, samples: int = 4, seed: int = 0, batch: int = 64, progres
         latents = denoise(
             pipe.unet, pipe.scheduler, noise, lambda i, c=conds: c, uncond, 7.5, 50, progress=False
         )
-        for (subject, action), image in zip(chunk, engine.decode(latents), strict=True):
+        subject_probs, action_probs = predict(classifier, engine.decode(latents))
+        for (subject, action), p_subject, p_action in zip(chunk, subject_probs, action_probs, strict=True):
             split = "heldout_" if is_heldout(subject, action) else ""
-            hits[f"{split}subject"].append(classify_subject(image) == subject)
-            hits[f"{split}action"].append(classify_action(image) == (action or "standing"))
-            per_action[action or "standing"].append(classify_action(image) == (action or "standing"))
+            action_right = LABELS_ACTION[int(p_action.argmax())] == (action or "standing")
+            hits[f"{split}subject"].append(SUBJECT_NAMES[int(p_subject.argmax())] == subject)
+            hits[f"{split}action"].append(action_right)
+            per_action[action or "standing"].append(action_right)
     result = {f"{key}_accuracy": sum(values) / len(values) for key, values in sorted(hits.items())}
     result["per_action_accuracy"] = {k: sum(v) / len(v) for k, v in sorted(per_action.items())}
     result["samples"] = len(jobs)

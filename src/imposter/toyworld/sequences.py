@@ -1,9 +1,9 @@
 """Toy-world driving sequences with per-frame ground truth, and how an animation of one scores.
 
 A sequence is cast like a toy pair (:func:`imposter.toyworld.pairs.make_pairs`): a source subject S
-standing, a driving subject D != S who was seen doing action A in pretraining, (S, A) held out. The
-driving frames show D moving from standing into A (:func:`imposter.toyworld.world.sequence_poses`);
-frame t's ground truth is S in frame t's pose.
+(standing, or doing an action it was seen doing), a driving subject D != S who was seen doing action A
+in pretraining, (S, A) held out. The driving frames show D moving from standing into A
+(:func:`imposter.toyworld.world.sequence_poses`); frame t's ground truth is S in frame t's pose.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from PIL import Image
 from ..fileio import atomic_directory, save_image
 from ..metrics.base import EvalItem
 from ..metrics.toy import ToyGroundTruth
-from ..toyworld.classify import color_similarity
-from ..toyworld.pairs import ToyPair, make_pairs
-from ..toyworld.render import render
-from ..toyworld.world import Pose, sequence_poses
-from .writers import frame_name
+from ..video.writers import frame_name
+from .figures import color_similarity
+from .pairs import ToyPair, make_pairs
+from .render import render
+from .world import Pose, sequence_poses
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def write_sequence(sequence: ToySequence, folder: str | Path) -> tuple[Path, Pat
 
 
 def score_sequence(generated: Sequence[Image.Image], sequence: ToySequence) -> list[dict[str, float]]:
-    """Per frame: the toy ground-truth scores (pose IoU, identity, leakage, PSNR) and ``consistency``.
+    """Per frame: the toy ground-truth scores (:class:`imposter.metrics.toy.ToyGroundTruth`) and ``consistency``.
 
     ``consistency`` is the color similarity of the frame with the previous generated frame: the subject
     keeping its look from frame to frame. The first frame has none.

@@ -1,19 +1,25 @@
 """Train the toy pipeline from scratch, reproducibly: ``imposter toy train --out DIR``.
 
 1. Render a fixed, seeded set of pretraining examples (held-out subject/action pairs never appear).
-2. Train the VAE to reconstruct them (L1 weighted 5x on the figure, whose few pixels carry the subject's
-   colours and the pose, + a small KL term), then set its scaling factor to 1/std of the latents, as
+2. Train the VAE to reconstruct them (L1 + L2, weighted 5x on the figure, whose few pixels carry the
+   subject and the pose, + a small KL term), then set its scaling factor to 1/std of the latents, as
    SD's 0.18215 was chosen.
-3. Encode every example once, then train the UNet and the text encoder together on the denoising
+3. Train the world's subject/action classifier (``classifier.py``), with round trips through that VAE.
+4. Encode every example once, then train the UNet and the text encoder together on the denoising
    loss (epsilon, min-SNR-5 weighting), with 10% empty captions for classifier-free guidance and an
    exponential moving average of the weights, which is what is saved.
-4. Save a StableDiffusionPipeline (safetensors) and measure its text-to-image sanity (``sanity.py``).
+5. Save a StableDiffusionPipeline (safetensors) with the classifier, and measure its text-to-image
+   sanity (``sanity.py``).
+
+Killed at any point, the same command resumes: finished stages and denoiser checkpoints (every
+``checkpoint_every`` steps, safetensors) wait in ``OUT.work/`` until the pipeline is saved.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -24,10 +30,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..errors import ConfigError
 from ..fileio import atomic_directory, write_json
-from .classify import MASK_THRESHOLD
+from .classifier import ClassifierConfig, save_classifier, train_classifier
+from .figures import MASK_THRESHOLD
 from .model import ToyModelConfig, assemble_pipeline, build_components
 from .pairs import sample_training_example
+from .steps import optimizer_step
 from .world import BACKGROUND
 
 
@@ -37,12 +46,13 @@ class ToyTrainConfig:
 
     seed: int = 0
     examples: int = 40_000  # pre-rendered (image, caption) pairs, ~0.5 GB as uint8
-    vae_steps: int = 1_000
+    vae_steps: int = 2_500  # v1's 1000 left the VAE blurry
     vae_batch: int = 32
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6  # as SD's VAE: the KL only keeps the latents bounded
-    figure_weight: float = 5.0  # L1 weight of figure pixels relative to background pixels
-    unet_steps: int = 3_500
+    figure_weight: float = 5.0  # loss weight of figure pixels relative to background pixels
+    vae_l2_weight: float = 1.0  # L2 beside L1: punishes the large errors of blurred edges
+    unet_steps: int = 4_000
     unet_batch: int = 64
     unet_lr: float = 5e-4
     warmup_steps: int = 200
@@ -51,6 +61,7 @@ class ToyTrainConfig:
     min_snr_gamma: float = 5.0  # Hang et al. 2023: faster convergence of the epsilon loss
     threads: int = 2
     sanity_samples: int = 4  # generations per (subject, action) in the final sanity check
+    checkpoint_every: int = 500  # denoiser steps between resumable checkpoints
 
 
 def _cosine_lr(step: int, total: int, warmup: int) -> float:
@@ -96,15 +107,12 @@ def train_vae(
         latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
         reconstruction = vae.decode(latents).sample
         weight = 1.0 + (config.figure_weight - 1.0) * _figure(batch)
-        l1 = (weight * (reconstruction - batch).abs()).sum() / (weight.sum() * batch.shape[1])
-        loss = l1 + config.kl_weight * posterior.kl().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-        if (step + 1) % 250 == 0:
-            log(f"vae step {step + 1}: loss {np.mean(losses[-250:]):.4f}")
+        error = reconstruction - batch
+        denominator = weight.sum() * batch.shape[1]
+        l1 = (weight * error.abs()).sum() / denominator
+        l2 = (weight * error.square()).sum() / denominator
+        loss = l1 + config.vae_l2_weight * l2 + config.kl_weight * posterior.kl().mean()
+        optimizer_step(loss, optimizer, schedule, losses, step, log, "vae")
     vae.eval()
     return losses
 
@@ -139,6 +147,45 @@ class _EMA:
             param.copy_(shadow)
 
 
+def _save_denoiser_state(
+    folder: Path, step: int, components: dict, ema: _EMA, optimizer, generator, losses: list[float]
+) -> None:
+    """Everything the denoiser loop needs to go on from ``step``, as safetensors plus JSON."""
+    from safetensors.torch import save_file
+
+    tensors = {f"unet.{k}": v for k, v in components["unet"].state_dict().items()}
+    tensors |= {f"text.{k}": v for k, v in components["text_encoder"].state_dict().items()}
+    tensors |= {f"ema.{i}": v for i, v in enumerate(ema.shadow)}
+    for i, param in enumerate(ema.params):
+        state = optimizer.state.get(param)
+        if state:
+            tensors |= {f"adam.{i}.{k}": torch.as_tensor(v) for k, v in state.items()}
+    tensors["generator"] = generator.get_state()
+    with atomic_directory(folder) as temporary:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, temporary / "state.safetensors")
+        write_json(temporary / "progress.json", {"step": step, "losses": losses})
+
+
+def _load_denoiser_state(folder: Path, components: dict, ema: _EMA, optimizer, generator) -> tuple[int, list]:
+    """Restore what :func:`_save_denoiser_state` wrote; returns (step, losses); (0, []) when there is none."""
+    from safetensors.torch import load_file
+
+    if not (folder / "progress.json").is_file():
+        return 0, []
+    tensors = load_file(folder / "state.safetensors")
+    for prefix, module in (("unet.", components["unet"]), ("text.", components["text_encoder"])):
+        module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+    for i, shadow in enumerate(ema.shadow):
+        shadow.copy_(tensors[f"ema.{i}"])
+    for i, param in enumerate(ema.params):
+        state = {k.split(".", 2)[2]: v for k, v in tensors.items() if k.startswith(f"adam.{i}.")}
+        if state:
+            optimizer.state[param] = state
+    generator.set_state(tensors["generator"])
+    progress = json.loads((folder / "progress.json").read_text())
+    return int(progress["step"]), list(progress["losses"])
+
+
 def train_denoiser(
     components: dict,
     means: torch.Tensor,
@@ -147,8 +194,13 @@ def train_denoiser(
     config: ToyTrainConfig,
     log: Callable[[str], None],
     progress: bool = True,
+    checkpoints: Path | None = None,
 ) -> list[float]:
-    """Train UNet and text encoder on scaled latents; leaves the EMA weights in the models."""
+    """Train UNet and text encoder on scaled latents; leaves the EMA weights in the models.
+
+    With ``checkpoints`` (a folder), the loop saves its state there every ``config.checkpoint_every``
+    steps and starts from the last one it finds.
+    """
     from diffusers import DDPMScheduler
 
     unet, text_encoder, tokenizer = components["unet"], components["text_encoder"], components["tokenizer"]
@@ -166,15 +218,22 @@ def train_denoiser(
 
     params = list(unet.parameters()) + list(text_encoder.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.unet_lr, weight_decay=1e-2)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: _cosine_lr(s, config.unet_steps, config.warmup_steps)
-    )
     ema = _EMA([unet, text_encoder], config.ema_decay)
     generator = torch.Generator().manual_seed(config.seed + 2)
-    losses = []
+    first, losses = (
+        (0, [])
+        if checkpoints is None
+        else _load_denoiser_state(checkpoints, components, ema, optimizer, generator)
+    )
+    if first:
+        log(f"resuming the denoiser at step {first} from {checkpoints}")
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: _cosine_lr(s + first, config.unet_steps, config.warmup_steps)
+    )
     unet.train()
     text_encoder.train()
-    for step in tqdm(range(config.unet_steps), desc="training UNet + text encoder", disable=not progress):
+    bar = tqdm(range(first, config.unet_steps), desc="training UNet + text encoder", disable=not progress)
+    for step in bar:
         index = torch.randint(len(means), (config.unet_batch,), generator=generator)
         latents = (means[index] + stds[index] * torch.randn(means[index].shape, generator=generator)) * scale
         chosen = caption_index[index].clone()
@@ -189,83 +248,200 @@ def train_denoiser(
         ).sample
         per_sample = F.mse_loss(prediction, noise, reduction="none").mean(dim=(1, 2, 3))
         loss = (weight[timesteps] * per_sample).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        schedule.step()
+        optimizer_step(loss, optimizer, schedule, losses, step, log, "unet", clip=params)
         ema.update(step)
-        losses.append(loss.item())
-        if (step + 1) % 250 == 0:
-            log(f"unet step {step + 1}: loss {np.mean(losses[-250:]):.4f}")
+        if checkpoints is not None and (
+            (step + 1) % config.checkpoint_every == 0 or step + 1 == config.unet_steps
+        ):
+            _save_denoiser_state(checkpoints, step + 1, components, ema, optimizer, generator, losses)
     ema.copy_to_model()
     unet.eval()
     text_encoder.eval()
     return losses
 
 
+# Settings that only the denoiser stage (and after it) reads: a rerun that changes only these keeps the
+# finished VAE and classifier, and starts the denoiser afresh.
+DENOISER_SETTINGS = frozenset(
+    {"unet_steps", "unet_batch", "unet_lr", "warmup_steps", "caption_dropout", "ema_decay", "min_snr_gamma",
+     "checkpoint_every", "sanity_samples", "threads"}
+)  # fmt: skip
+
+
+class _Stages:
+    """Finished stages of one training run, kept in ``OUT.work/`` so that a killed run resumes."""
+
+    def __init__(self, folder: Path, settings: dict, log: Callable[[str], None]):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        recorded = folder / "settings.json"
+        settings = json.loads(json.dumps(settings))
+        if recorded.is_file() and (before := json.loads(recorded.read_text())) != settings:
+            changed = {k for k in settings["train"] if before.get("train", {}).get(k) != settings["train"][k]}
+            same_rest = {k: v for k, v in before.items() if k != "train"} == {
+                k: v for k, v in settings.items() if k != "train"
+            }
+            if not (same_rest and changed <= DENOISER_SETTINGS):
+                raise ConfigError(
+                    f"{folder} holds a training run with other settings; delete it, or run with the same settings"
+                )
+            shutil.rmtree(folder / "denoiser", ignore_errors=True)
+            log(
+                f"denoiser settings changed ({', '.join(sorted(changed))}): keeping the VAE and classifier stages"
+            )
+        write_json(recorded, settings)
+        self.timings_path = folder / "timings.json"
+        self.timings = json.loads(self.timings_path.read_text()) if self.timings_path.is_file() else {}
+
+    def done(self, name: str, seconds: float) -> None:
+        self.timings[name] = self.timings.get(name, 0.0) + seconds
+        write_json(self.timings_path, self.timings)
+
+
 def train_toy_model(
     out: str | Path,
     train: ToyTrainConfig | None = None,
     model: ToyModelConfig | None = None,
+    classifier: ClassifierConfig | None = None,
     log: Callable[[str], None] = print,
     progress: bool = True,
     command: str | None = None,
 ) -> dict:
-    """Train the toy pipeline into ``out`` (replaced atomically); returns the training summary."""
+    """Train the toy pipeline and its classifier into ``out`` (replaced atomically); returns the summary.
+
+    Resumes from ``OUT.work/`` (finished stages, denoiser checkpoints), which is removed at the end.
+    """
+    from diffusers import AutoencoderKL
+
+    from .classifier import load_classifier_weights
     from .sanity import sanity_check
 
-    train, model = train or ToyTrainConfig(), model or ToyModelConfig()
+    train, model, classifier = (
+        train or ToyTrainConfig(),
+        model or ToyModelConfig(),
+        classifier or ClassifierConfig(),
+    )
+    out = Path(out)
+    stages = _Stages(
+        out.with_name(out.name + ".work"),
+        {"train": asdict(train), "model": asdict(model), "classifier": asdict(classifier)},
+        log,
+    )
     torch.set_num_threads(train.threads)
     torch.manual_seed(train.seed)
-    timings: dict[str, float] = {}
     start = time.perf_counter()
     images, captions = render_examples(train.examples, train.seed, progress)
-    timings["render"] = time.perf_counter() - start
-    log(f"rendered {len(images)} examples in {timings['render']:.0f} s")
+    stages.timings["render"] = time.perf_counter() - start
+    log(f"rendered {len(images)} examples in {stages.timings['render']:.0f} s")
 
     components = build_components(model)
     for part in components.values():
         if isinstance(part, torch.nn.Module):
             part.float()
-    start = time.perf_counter()
-    vae_losses = train_vae(components["vae"], images, train, log, progress)
-    timings["vae"] = time.perf_counter() - start
-    means, stds = encode_examples(components["vae"], images)
-    scaling = float(1.0 / means.std())
-    components["vae"].register_to_config(scaling_factor=scaling)
-    log(f"VAE trained in {timings['vae']:.0f} s; latent scaling factor {scaling:.4f}")
+    vae_folder = stages.folder / "vae"
+    if (vae_folder / "config.json").is_file():
+        components["vae"] = AutoencoderKL.from_pretrained(vae_folder).eval()
+        log(f"VAE loaded from {vae_folder} (a finished stage)")
+    else:
+        start = time.perf_counter()
+        vae_losses = train_vae(components["vae"], images, train, log, progress)
+        means, _ = encode_examples(components["vae"], images)
+        components["vae"].register_to_config(scaling_factor=float(1.0 / means.std()))
+        components["vae"].save_pretrained(vae_folder, safe_serialization=True)
+        write_json(stages.folder / "vae_losses.json", vae_losses[::10])
+        stages.done("vae", time.perf_counter() - start)
+        log(f"VAE trained in {stages.timings['vae']:.0f} s")
+    vae = components["vae"]
+    scaling = float(vae.config.scaling_factor)
+    log(f"latent scaling factor {scaling:.4f}")
 
+    if (stages.folder / "classifier" / "model.safetensors").is_file():
+        recognizer = load_classifier_weights(stages.folder)
+        log("classifier loaded (a finished stage)")
+    else:
+        start = time.perf_counter()
+        recognizer, report = train_classifier(vae, classifier, log, progress)
+        save_classifier(recognizer, classifier, report, stages.folder)
+        stages.done("classifier", time.perf_counter() - start)
+        log(f"classifier trained in {stages.timings['classifier']:.0f} s: {json.dumps(report)}")
+
+    means, stds = encode_examples(vae, images)
     start = time.perf_counter()
-    unet_losses = train_denoiser(components, means, stds, captions, train, log, progress)
-    timings["unet"] = time.perf_counter() - start
-    log(f"UNet and text encoder trained in {timings['unet']:.0f} s")
+    unet_losses = train_denoiser(
+        components, means, stds, captions, train, log, progress, checkpoints=stages.folder / "denoiser"
+    )
+    stages.done("unet", time.perf_counter() - start)
+    log(f"UNet and text encoder trained ({stages.timings['unet']:.0f} s in this run)")
 
     pipe = assemble_pipeline(components)
     for part in (pipe.unet, pipe.vae, pipe.text_encoder):
         part.requires_grad_(False)
     start = time.perf_counter()
-    sanity = sanity_check(pipe, samples=train.sanity_samples, seed=train.seed, progress=progress)
-    timings["sanity"] = time.perf_counter() - start
-    log(
-        "sanity (train combinations): subject {subject_accuracy:.3f}, action {action_accuracy:.3f}; "
-        "held-out combinations: subject {heldout_subject_accuracy:.3f}, action {heldout_action_accuracy:.3f}".format(
-            **sanity
+    sanity = {}
+    if train.sanity_samples > 0:
+        sanity = sanity_check(
+            pipe, recognizer, samples=train.sanity_samples, seed=train.seed, progress=progress
         )
-    )
+        log(
+            "sanity (train combinations): subject {subject_accuracy:.3f}, action {action_accuracy:.3f}; "
+            "held-out combinations: subject {heldout_subject_accuracy:.3f}, "
+            "action {heldout_action_accuracy:.3f}".format(**sanity)
+        )
+    stages.timings["sanity"] = time.perf_counter() - start
+    report = json.loads((stages.folder / "classifier" / "config.json").read_text())["report"]
     summary = {
         "command": command,
         "train": asdict(train),
         "model": asdict(model),
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "classifier": {"config": asdict(classifier), "accuracy": report},
+        "timings_s": {k: round(v, 1) for k, v in stages.timings.items()},
         "latent_scaling_factor": scaling,
-        "final_vae_loss": float(np.mean(vae_losses[-100:])),
         "final_unet_loss": float(np.mean(unet_losses[-100:])),
         "sanity": sanity,
         "torch": torch.__version__,
     }
+    vae_losses_path = stages.folder / "vae_losses.json"
+    vae_losses = json.loads(vae_losses_path.read_text())
+    summary["final_vae_loss"] = float(np.mean(vae_losses[-10:]))
     with atomic_directory(out) as folder:
         pipe.save_pretrained(folder, safe_serialization=True)
+        save_classifier(recognizer, classifier, report, folder)
         write_json(folder / "training.json", summary)
-        (folder / "losses.json").write_text(json.dumps({"vae": vae_losses[::10], "unet": unet_losses[::10]}))
+        (folder / "losses.json").write_text(json.dumps({"vae": vae_losses, "unet": unet_losses[::10]}))
+    shutil.rmtree(stages.folder)
     return summary
+
+
+def retrain_classifier(
+    folder: str | Path,
+    classifier: ClassifierConfig | None = None,
+    sanity_samples: int = 4,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict:
+    """Train the classifier of the toy pipeline in ``folder`` anew (against its VAE), measure the pipeline's
+    text-to-image sanity with it, and record both in ``folder/training.json``; returns the accuracy report."""
+    from ..models import load_pipeline
+    from .sanity import sanity_check
+
+    folder, classifier = Path(folder), classifier or ClassifierConfig()
+    pipe = load_pipeline(str(folder), "cpu", log=lambda _: None)
+    start = time.perf_counter()
+    recognizer, report = train_classifier(pipe.vae, classifier, log, progress)
+    seconds = time.perf_counter() - start
+    log(f"classifier trained in {seconds:.0f} s: {json.dumps(report)}")
+    with atomic_directory(folder / ".classifier.new") as staged:  # staged/classifier, then one rename
+        save_classifier(recognizer, classifier, report, staged)
+    shutil.rmtree(folder / "classifier", ignore_errors=True)
+    (folder / ".classifier.new" / "classifier").replace(folder / "classifier")
+    shutil.rmtree(folder / ".classifier.new")
+    summary = json.loads((folder / "training.json").read_text())
+    summary["classifier"] = {"config": asdict(classifier), "accuracy": report, "command": command}
+    summary["timings_s"]["classifier"] = round(seconds, 1)
+    if sanity_samples > 0:
+        summary["sanity"] = sanity_check(pipe, recognizer, samples=sanity_samples, progress=progress)
+        overall = {k: v for k, v in summary["sanity"].items() if k.endswith("_accuracy") and "per_" not in k}
+        log(f"sanity: {json.dumps(overall)}")
+    write_json(folder / "training.json", summary)
+    return report

@@ -1,4 +1,5 @@
-"""The toy world's cast: subjects (appearance), actions (families of poses), captions and the held-out split.
+"""The toy world's cast: subjects (appearance and body plan), actions (families of poses), captions and
+the held-out splits.
 
 A pose is a set of joint angles in degrees. Every limb angle is 0 when the limb hangs straight down and
 grows *outward* (away from the body's midline), so 90 is horizontal and outward, 180 straight up, and a
@@ -7,9 +8,16 @@ frame; lower limbs (elbow, knee) relative to their upper limb. "left" and "right
 and right (the figure faces the viewer). ``spine`` leans the upper body about the hips (positive: toward
 the image's right); ``tilt`` turns the whole figure (positive: clockwise on screen).
 
+A subject's **body plan** (:class:`BodyPlan`) sets its proportions: torso, head, limb lengths and
+thickness. An action's joint angles apply to each subject's own skeleton, so the same action gives
+each body its own silhouette: a stocky robot and a long-limbed alien raising their arms do not overlap.
+
 Held-out design: subjects and actions are both numbered 0..9 in the order listed below; subject ``i``
 never performs actions ``i`` and ``(i + 3) % 10`` in pretraining. So every subject has 2 held-out
-actions, every action is held out for exactly 2 subjects and seen with the other 8.
+actions, every action is held out for exactly 2 subjects and seen with the other 8. The held-out
+combinations are split in two disjoint halves: ``(i, i)`` is for choosing settings (``TUNE_COMBOS``),
+``(i, i + 3)`` for the reported tables (``TABLE_COMBOS``); each half holds every subject and every
+action once.
 """
 
 from __future__ import annotations
@@ -30,8 +38,61 @@ ACCESSORIES = ("antenna", "antennae", "beak", "tail", "ears", "floppy_ears", "sn
 
 
 @dataclass(frozen=True)
+class BodyPlan:
+    """A subject's proportions, in output pixels at pose scale 1 (a 64x64 image).
+
+    The torso is a capsule along the spine from ``torso_low`` to ``torso_high`` above the hip center, of
+    half-width ``torso_r``; the head of radius ``head_r`` sits on top; arms hang from the shoulders
+    (``shoulder_x`` out, ``shoulder_rise`` above ``torso_high``) and legs from ``hip_half`` out.
+    """
+
+    torso_low: float = 2.4
+    torso_high: float = 8.3
+    torso_r: float = 4.2
+    head_r: float = 4.3
+    shoulder_x: float = 3.6
+    shoulder_rise: float = 1.0
+    hip_half: float = 2.2
+    upper_arm: float = 5.0
+    forearm: float = 4.6
+    arm_r: float = 1.9
+    hand_r: float = 2.2
+    thigh: float = 5.6
+    shin: float = 5.3
+    leg_r: float = 2.1
+    foot_r: float = 2.3
+
+    def but(self, **changes: float) -> BodyPlan:
+        """This plan with some proportions changed (how a subject tweaks its body type)."""
+        return replace(self, **changes)
+
+
+# Four body types, clearly apart in silhouette; each subject tweaks one of them, so no two subjects share
+# a body. Heights standing, without accessories: average ~33 px, stocky ~27, long-limbed ~40, big-head ~30.
+AVERAGE = BodyPlan()
+STOCKY = BodyPlan(
+    torso_low=2.2, torso_high=6.8, torso_r=5.6, head_r=4.4, shoulder_x=4.8, hip_half=3.2,
+    upper_arm=3.9, forearm=3.5, arm_r=2.5, hand_r=2.7, thigh=3.6, shin=3.3, leg_r=2.7, foot_r=2.8,
+)  # fmt: skip
+LONG_LIMBED = BodyPlan(
+    torso_low=2.6, torso_high=10.4, torso_r=3.1, head_r=3.6, shoulder_x=2.7, hip_half=1.6,
+    upper_arm=6.9, forearm=6.4, arm_r=1.45, hand_r=1.8, thigh=7.9, shin=7.4, leg_r=1.6, foot_r=1.9,
+)  # fmt: skip
+BIG_HEAD = BodyPlan(
+    torso_low=2.0, torso_high=5.8, torso_r=3.5, head_r=6.6, shoulder_x=3.0, shoulder_rise=0.6, hip_half=1.8,
+    upper_arm=4.1, forearm=3.7, arm_r=1.6, hand_r=2.0, thigh=4.2, shin=3.9, leg_r=1.8, foot_r=2.1,
+)  # fmt: skip
+BODY_TYPES: dict[str, BodyPlan] = {
+    "average": AVERAGE,
+    "stocky": STOCKY,
+    "long-limbed": LONG_LIMBED,
+    "big-head": BIG_HEAD,
+}
+
+
+@dataclass(frozen=True)
 class Subject:
-    """How a figure looks: colors, head shape, body pattern and accessories (never its pose)."""
+    """How a figure looks: colors, head shape, body pattern, accessories and body plan (never its pose)."""
 
     name: str  # two words, e.g. "red robot"
     main: RGB  # head and torso (the limbs are a shade of it)
@@ -39,6 +100,7 @@ class Subject:
     head: str  # one of HEAD_SHAPES
     pattern: str = "plain"  # one of PATTERNS
     accessories: tuple[str, ...] = ()  # some of ACCESSORIES
+    body: BodyPlan = AVERAGE
 
     def __post_init__(self) -> None:
         if len(self.name.split()) != 2:
@@ -57,18 +119,30 @@ class Subject:
 
 # Main colors are ten well-separated hues. The dog is lime, not brown, because a blurred striped tiger
 # (orange and black) turns brown; color statistics of generated images must still tell them apart.
+# Body types: stocky (robot, frog, pig), long-limbed (alien, cat, dragon), big head (bird, duck),
+# average (tiger, dog); the tweaks make every subject's proportions its own.
 SUBJECTS: tuple[Subject, ...] = (
-    Subject("red robot", (215, 35, 35), (60, 60, 75), "square", "belly", ("antenna",)),
-    Subject("blue bird", (40, 95, 215), (250, 175, 30), "circle", "plain", ("beak", "tail")),
-    Subject("green frog", (60, 170, 60), (20, 80, 30), "oval", "spots", ("eyes_up",)),
-    Subject("striped tiger", (245, 135, 20), (30, 30, 30), "circle", "stripes", ("ears", "tail")),
-    Subject("spotted dog", (160, 215, 50), (90, 50, 20), "square", "spots", ("floppy_ears", "tail")),
-    Subject("pink pig", (240, 120, 175), (170, 40, 100), "circle", "plain", ("ears", "snout")),
-    Subject("purple alien", (135, 55, 195), (70, 230, 210), "diamond", "spots", ("antennae",)),
-    Subject("yellow duck", (240, 220, 40), (240, 110, 20), "circle", "plain", ("beak",)),
-    Subject("black cat", (45, 45, 55), (245, 200, 40), "triangle", "plain", ("ears", "tail")),
-    Subject("teal dragon", (20, 165, 165), (20, 50, 110), "hexagon", "belly", ("horns", "tail")),
-)
+    Subject("red robot", (215, 35, 35), (60, 60, 75), "square", "belly", ("antenna",),
+            STOCKY.but(torso_r=5.9, head_r=4.0, thigh=3.9)),
+    Subject("blue bird", (40, 95, 215), (250, 175, 30), "circle", "plain", ("beak", "tail"),
+            BIG_HEAD.but(thigh=4.6, shin=4.4, leg_r=1.5)),
+    Subject("green frog", (60, 170, 60), (20, 80, 30), "oval", "spots", ("eyes_up",),
+            STOCKY.but(head_r=4.9, thigh=4.2, shin=3.8, torso_high=6.0)),
+    Subject("striped tiger", (245, 135, 20), (30, 30, 30), "circle", "stripes", ("ears", "tail"),
+            AVERAGE.but(torso_r=4.5, head_r=4.0)),
+    Subject("spotted dog", (160, 215, 50), (90, 50, 20), "square", "spots", ("floppy_ears", "tail"),
+            AVERAGE.but(thigh=4.9, shin=4.6, torso_high=9.0)),
+    Subject("pink pig", (240, 120, 175), (170, 40, 100), "circle", "plain", ("ears", "snout"),
+            STOCKY.but(torso_r=6.2, upper_arm=3.4, forearm=3.0, thigh=3.2, shin=3.0)),
+    Subject("purple alien", (135, 55, 195), (70, 230, 210), "diamond", "spots", ("antennae",),
+            LONG_LIMBED.but(head_r=4.2, torso_r=2.9)),
+    Subject("yellow duck", (240, 220, 40), (240, 110, 20), "circle", "plain", ("beak",),
+            BIG_HEAD.but(head_r=6.0, torso_r=4.1, thigh=3.6, shin=3.4)),
+    Subject("black cat", (45, 45, 55), (245, 200, 40), "triangle", "plain", ("ears", "tail"),
+            LONG_LIMBED.but(thigh=7.2, shin=6.8, upper_arm=6.2, forearm=5.8, torso_r=3.4)),
+    Subject("teal dragon", (20, 165, 165), (20, 50, 110), "hexagon", "belly", ("horns", "tail"),
+            LONG_LIMBED.but(torso_r=3.9, arm_r=1.7, leg_r=1.9, head_r=4.0)),
+)  # fmt: skip
 SUBJECT_NAMES: tuple[str, ...] = tuple(s.name for s in SUBJECTS)
 
 
@@ -149,6 +223,13 @@ def _heldout_combos() -> tuple[tuple[str, str], ...]:
 
 HELDOUT_COMBOS: tuple[tuple[str, str], ...] = _heldout_combos()
 _HELDOUT = frozenset(HELDOUT_COMBOS)
+# The two disjoint halves of the held-out combinations (module docstring): settings are chosen on one,
+# tables reported on the other.
+TUNE_COMBOS: tuple[tuple[str, str], ...] = tuple(
+    (s, ACTIONS[i % len(ACTIONS)]) for i, s in enumerate(SUBJECT_NAMES)
+)
+TABLE_COMBOS: tuple[tuple[str, str], ...] = tuple(c for c in HELDOUT_COMBOS if c not in set(TUNE_COMBOS))
+SPLITS: dict[str, tuple[tuple[str, str], ...]] = {"table": TABLE_COMBOS, "tune": TUNE_COMBOS}
 TRAIN_COMBOS: tuple[tuple[str, str], ...] = tuple(
     (s, a) for s in SUBJECT_NAMES for a in ACTIONS if (s, a) not in _HELDOUT
 )

@@ -1,0 +1,112 @@
+"""The toy trainer on tiny settings: it runs end to end, writes a loadable pipeline, and resumes exactly."""
+
+import json
+from dataclasses import asdict, replace
+
+import pytest
+import torch
+
+from imposter.errors import ConfigError
+from imposter.toyworld.classifier import ClassifierConfig, load_classifier_weights
+from imposter.toyworld.model import ToyModelConfig, build_components
+from imposter.toyworld.train import (
+    ToyTrainConfig,
+    encode_examples,
+    render_examples,
+    retrain_classifier,
+    train_denoiser,
+    train_toy_model,
+)
+
+TINY_MODEL = ToyModelConfig(
+    text_hidden=32, text_layers=1, text_heads=2, vae_channels=(8, 16, 16), vae_layers_per_block=1,
+    unet_channels=(16, 16, 32), unet_head_dim=8, vae_norm_groups=4, unet_norm_groups=4,
+)  # fmt: skip
+TINY_TRAIN = ToyTrainConfig(
+    examples=48, vae_steps=2, vae_batch=4, unet_steps=4, unet_batch=4, warmup_steps=1, sanity_samples=0,
+    checkpoint_every=2,
+)  # fmt: skip
+TINY_CLASSIFIER = ClassifierConfig(channels=(8, 8, 8, 8), steps=2, batch=8, renders=22, eval_renders=22)
+
+
+def test_train_writes_a_loadable_pipeline_with_its_classifier_and_removes_its_work_folder(tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    out = tmp_path / "toy"
+    summary = train_toy_model(
+        out, TINY_TRAIN, TINY_MODEL, TINY_CLASSIFIER, log=lambda _: None, progress=False
+    )
+    assert set(summary["timings_s"]) >= {"render", "vae", "classifier", "unet"}
+    assert json.loads((out / "training.json").read_text())["train"]["unet_steps"] == 4
+    pipe = StableDiffusionPipeline.from_pretrained(out, safety_checker=None, requires_safety_checker=False)
+    assert pipe.vae.config.scaling_factor == pytest.approx(summary["latent_scaling_factor"])
+    assert load_classifier_weights(out) is not None
+    assert not (tmp_path / "toy.work").exists()
+    assert not list(out.rglob("*.bin")) and not list(out.rglob("*.pt"))
+
+    before = (out / "classifier" / "model.safetensors").read_bytes()
+    again = replace(TINY_CLASSIFIER, seed=1)
+    retrain_classifier(
+        out, again, sanity_samples=0, log=lambda _: None, progress=False, command="imposter toy x"
+    )
+    assert (out / "classifier" / "model.safetensors").read_bytes() != before
+    recorded = json.loads((out / "training.json").read_text())["classifier"]
+    assert recorded["config"]["seed"] == 1 and recorded["command"] == "imposter toy x"
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_work_folder_from_other_settings_is_refused(tmp_path):
+    (tmp_path / "toy.work").mkdir()
+    (tmp_path / "toy.work" / "settings.json").write_text('{"train": {}}')
+    with pytest.raises(ConfigError, match="other settings"):
+        train_toy_model(
+            tmp_path / "toy", TINY_TRAIN, TINY_MODEL, TINY_CLASSIFIER, log=lambda _: None, progress=False
+        )
+
+
+class _Killed(Exception):
+    pass
+
+
+def _denoiser_run(tmp_path, kill_at_call=None):
+    torch.manual_seed(0)
+    components = build_components(TINY_MODEL)
+    images, captions = render_examples(TINY_TRAIN.examples, 0, progress=False)
+    means, stds = encode_examples(components["vae"], images)
+    if kill_at_call is not None:
+        calls = {"n": 0}
+
+        def kill(module, args):
+            calls["n"] += 1
+            if calls["n"] == kill_at_call:
+                raise _Killed
+
+        components["unet"].register_forward_pre_hook(kill)
+    losses = train_denoiser(
+        components, means, stds, captions, TINY_TRAIN, lambda _: None, progress=False, checkpoints=tmp_path
+    )
+    return losses, components["unet"].state_dict()
+
+
+def test_a_killed_denoiser_run_resumes_to_the_same_weights(tmp_path):
+    straight_losses, straight = _denoiser_run(tmp_path / "straight")
+    with pytest.raises(_Killed):
+        _denoiser_run(tmp_path / "resumed", kill_at_call=4)  # after the checkpoint at step 2
+    assert json.loads((tmp_path / "resumed" / "progress.json").read_text())["step"] == 2
+    resumed_losses, resumed = _denoiser_run(tmp_path / "resumed")
+    assert resumed_losses == straight_losses
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_changing_only_denoiser_settings_keeps_the_finished_vae_and_classifier(tmp_path):
+    out = tmp_path / "toy"
+    work = tmp_path / "toy.work"
+    work.mkdir()
+    first = {"train": asdict(TINY_TRAIN), "model": asdict(TINY_MODEL), "classifier": asdict(TINY_CLASSIFIER)}
+    (work / "settings.json").write_text(json.dumps({**first, "train": {**first["train"], "unet_steps": 99}}))
+    (work / "denoiser").mkdir()
+    (work / "denoiser" / "progress.json").write_text('{"step": 50, "losses": []}')
+    lines = []
+    train_toy_model(out, TINY_TRAIN, TINY_MODEL, TINY_CLASSIFIER, log=lines.append, progress=False)
+    assert any("keeping the VAE and classifier" in line for line in lines)
+    assert not any("resuming the denoiser" in line for line in lines)
