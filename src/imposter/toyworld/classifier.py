@@ -33,6 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import ModelLoadError
+from ..images import to_tensor
 from .render import render
 from .steps import optimizer_step
 from .world import ACTIONS, SUBJECT_NAMES, SUBJECTS, Subject, sample_pose
@@ -91,8 +92,12 @@ class ToyClassifier(nn.Module):
 
 def to_pixels(images: Sequence[Image.Image]) -> torch.Tensor:
     """(N, 3, 64, 64) float tensor in [-1, 1] of RGB images (resized to 64x64 if they are not)."""
-    arrays = [np.asarray(_at_64(image), dtype=np.float32) for image in images]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 127.5 - 1.0
+    return to_tensor([_at_64(image) for image in images])
+
+
+def array_pixels(images: np.ndarray) -> torch.Tensor:
+    """(N, 3, H, W) float tensor in [-1, 1] of uint8 (N, H, W, 3) renders (the trainers' arrays)."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 def _at_64(image: Image.Image) -> Image.Image:
@@ -218,7 +223,7 @@ def train_classifier(
         mixed, mixed_labels, mixed_actions = render_chimeras(chimeras, config.seed, progress)
         images, soft = np.concatenate([images, mixed]), np.concatenate([soft, mixed_labels])
         actions = np.concatenate([actions, mixed_actions])
-    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    pixels = array_pixels(images)
     round_trips = vae_round_trip(vae, pixels, config.latent_noise, generator) if vae is not None else pixels
     subject_labels, action_labels = torch.from_numpy(soft), torch.from_numpy(actions)
     model = ToyClassifier(config.channels)
@@ -243,7 +248,7 @@ def train_classifier(
 def evaluate_classifier(model: ToyClassifier, vae=None, seed: int = 1, count: int = 1_100) -> dict:
     """Accuracy on fresh renders (another seed than training) and on their VAE round trips."""
     images, subjects, actions = render_labelled(count, seed, progress=False)
-    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    pixels = array_pixels(images)
     report = {}
     sets = {"renders": pixels}
     if vae is not None:

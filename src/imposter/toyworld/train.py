@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..fileio import atomic_directory, write_json
-from .classifier import ClassifierConfig, save_classifier, train_classifier
+from .classifier import ClassifierConfig, array_pixels, save_classifier, train_classifier
 from .figures import MASK_THRESHOLD
 from .model import ToyModelConfig, assemble_pipeline, build_components
 from .pairs import sample_training_example
@@ -82,10 +82,6 @@ def render_examples(count: int, seed: int, progress: bool = True) -> tuple[np.nd
     return np.stack(images), captions
 
 
-def _pixels(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-
 def _figure(pixels: torch.Tensor) -> torch.Tensor:
     """(N, 1, H, W) 1.0 where a pixel differs from the background colour, as ``classify.figure_mask``."""
     background = torch.tensor(BACKGROUND, dtype=pixels.dtype).view(1, 3, 1, 1) / 127.5 - 1.0
@@ -102,7 +98,9 @@ def train_vae(
     losses = []
     vae.train()
     for step in tqdm(range(config.vae_steps), desc="training VAE", disable=not progress):
-        batch = _pixels(images[torch.randint(len(images), (config.vae_batch,), generator=generator).numpy()])
+        batch = array_pixels(
+            images[torch.randint(len(images), (config.vae_batch,), generator=generator).numpy()]
+        )
         posterior = vae.encode(batch).latent_dist
         latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
         reconstruction = vae.decode(latents).sample
@@ -122,7 +120,7 @@ def encode_examples(vae, images: np.ndarray, batch: int = 256) -> tuple[torch.Te
     """Posterior mean and std of every image's latents (unscaled)."""
     means, stds = [], []
     for start in range(0, len(images), batch):
-        posterior = vae.encode(_pixels(images[start : start + batch])).latent_dist
+        posterior = vae.encode(array_pixels(images[start : start + batch])).latent_dist
         means.append(posterior.mean)
         stds.append(posterior.std)
     return torch.cat(means), torch.cat(stds)
