@@ -12,12 +12,19 @@ import torch
 from .errors import ConfigError, ModelLoadError
 
 TOY = "toy"
+TOY_FLUX = "toy-flux"
+BUNDLED = {TOY: "checkpoint", TOY_FLUX: "checkpoint-flux"}  # --model name -> folder in imposter/toyworld/
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def toy_checkpoint() -> Path:
-    """Folder of the bundled toy-world pipeline (trained by ``imposter toy train``)."""
-    return Path(__file__).parent / "toyworld" / "checkpoint"
+def toy_checkpoint(model: str = TOY) -> Path:
+    """Folder of a bundled toy-world pipeline, "toy" (SD) or "toy-flux" (trained by ``imposter toy train``)."""
+    return Path(__file__).parent / "toyworld" / BUNDLED[model]
+
+
+def model_source(model: str) -> Path:
+    """The local folder ``model`` names: a bundled toy pipeline's, or the path as given."""
+    return toy_checkpoint(model) if model in BUNDLED else Path(model).expanduser()
 
 
 def resolve_device(device: str | None = None) -> torch.device:
@@ -66,10 +73,11 @@ def model_class_name(model: str, source: Path | None) -> str | None:
 
 
 def model_family(model: str):
-    """The family of ``model`` (a hub id, a local folder or "toy") from its ``model_index.json``, without loading it."""
+    """The family of ``model`` (a hub id, a local folder, "toy" or "toy-flux") from its ``model_index.json``,
+    without loading it."""
     from .families import family_for_class
 
-    source = toy_checkpoint() if model == TOY else Path(model).expanduser()
+    source = model_source(model)
     local = source if (source / "model_index.json").is_file() else None
     try:
         class_name = model_class_name(model, local)
@@ -88,7 +96,8 @@ def load_pipeline(
     log: Callable[[str], object] = print,
     offload: bool = False,
 ):
-    """A diffusers pipeline of a supported family from a hub id, a local folder, or ``"toy"``, frozen, on ``device``.
+    """A diffusers pipeline of a supported family from a hub id, a local folder, ``"toy"`` or ``"toy-flux"``, frozen,
+    on ``device``.
 
     The family (SD 1.x/2.x, SDXL, FLUX.1) is read from the checkpoint's ``model_index.json``. Nothing is
     downloaded unless ``model`` is a hub id; weights load from safetensors only, never remote code; the
@@ -101,9 +110,11 @@ def load_pipeline(
     if offload and device.type == "cpu":
         raise ConfigError("--offload moves each model to the GPU only while it runs: it needs --device cuda")
     dtype = dtype or resolve_dtype(None, device)
-    source = toy_checkpoint() if model == TOY else Path(model).expanduser()
-    if model == TOY and not (source / "model_index.json").exists():
-        raise ModelLoadError(f"the bundled toy model is missing at {source}; reinstall imposter-diffusion")
+    source = model_source(model)
+    if model in BUNDLED and not (source / "model_index.json").exists():
+        raise ModelLoadError(
+            f"the bundled {model} model is missing at {source}; reinstall imposter-diffusion"
+        )
     if source.exists():
         if not (source / "model_index.json").is_file():
             raise ModelLoadError(

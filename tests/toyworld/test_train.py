@@ -5,6 +5,7 @@ from dataclasses import asdict, replace
 
 import pytest
 import torch
+from tiny import assert_resumes_exactly
 
 from imposter.errors import ConfigError
 from imposter.toyworld.classifier import ClassifierConfig, load_classifier_weights
@@ -64,38 +65,21 @@ def test_a_work_folder_from_other_settings_is_refused(tmp_path):
         )
 
 
-class _Killed(Exception):
-    pass
-
-
-def _denoiser_run(tmp_path, kill_at_call=None):
+def _denoiser_run(folder, hook=None):
     torch.manual_seed(0)
     components = build_components(TINY_MODEL)
     images, captions = render_examples(TINY_TRAIN.examples, 0, progress=False)
     means, stds = encode_examples(components["vae"], images)
-    if kill_at_call is not None:
-        calls = {"n": 0}
-
-        def kill(module, args):
-            calls["n"] += 1
-            if calls["n"] == kill_at_call:
-                raise _Killed
-
-        components["unet"].register_forward_pre_hook(kill)
+    if hook is not None:
+        components["unet"].register_forward_pre_hook(hook)
     losses = train_denoiser(
-        components, means, stds, captions, TINY_TRAIN, lambda _: None, progress=False, checkpoints=tmp_path
+        components, means, stds, captions, TINY_TRAIN, lambda _: None, progress=False, checkpoints=folder
     )
     return losses, components["unet"].state_dict()
 
 
 def test_a_killed_denoiser_run_resumes_to_the_same_weights(tmp_path):
-    straight_losses, straight = _denoiser_run(tmp_path / "straight")
-    with pytest.raises(_Killed):
-        _denoiser_run(tmp_path / "resumed", kill_at_call=4)  # after the checkpoint at step 2
-    assert json.loads((tmp_path / "resumed" / "progress.json").read_text())["step"] == 2
-    resumed_losses, resumed = _denoiser_run(tmp_path / "resumed")
-    assert resumed_losses == straight_losses
-    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert_resumes_exactly(_denoiser_run, tmp_path)
 
 
 def test_changing_only_denoiser_settings_keeps_the_finished_vae_and_classifier(tmp_path):

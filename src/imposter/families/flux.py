@@ -147,13 +147,20 @@ class Flux(Family):
         return 2 * self.vae_scale_factor(pipe)  # latents are packed into 2x2 patches
 
     def native_size(self, pipe) -> int:
-        return int(pipe.default_sample_size) * self.vae_scale_factor(pipe)
+        # FluxPipeline's default_sample_size is a constant (128 latent cells: 1024 px); the VAE's sample_size is
+        # the checkpoint's own training side (FLUX.1: 1024, the toy FLUX: 64)
+        side = getattr(pipe.vae.config, "sample_size", None)
+        return int(side) if side else int(pipe.default_sample_size) * self.vae_scale_factor(pipe)
 
     @torch.no_grad()
     def encode(self, pipe, prompt: str) -> Conditioning:
+        # T5 reads up to 512 tokens (FLUX.1's tokenizer_2 says so too); a T5 trained on shorter padded
+        # captions (the toy FLUX: 16) says so in its tokenizer's model_max_length
+        length = min(512, int(pipe.tokenizer_2.model_max_length))
         embeds, pooled, _ = pipe.encode_prompt(
-            prompt, prompt_2=None, device=pipe._execution_device, num_images_per_prompt=1
-        )
+            prompt, prompt_2=None, device=pipe._execution_device, num_images_per_prompt=1,
+            max_sequence_length=length,
+        )  # fmt: skip
         return Conditioning(embeds.float(), pooled.float())
 
     def training_loss(self, pipe) -> FlowMatchingLoss:

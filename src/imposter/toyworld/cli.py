@@ -17,20 +17,43 @@ def cmd_pairs(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} {args.split} pairs with ground truth to {path}")
 
 
-def cmd_train(args: argparse.Namespace) -> None:
+def _given(args: argparse.Namespace, *names: str) -> dict:
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
+def _train_sd(args: argparse.Namespace, log, command: str) -> dict:
     from .classifier import ClassifierConfig
     from .train import ToyTrainConfig, train_toy_model
 
-    def given(*names: str) -> dict:
-        return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-
-    config = ToyTrainConfig(**given("seed", "examples", "vae_steps", "unet_steps", "sanity_samples"))
+    config = ToyTrainConfig(**_given(args, "seed", "examples", "vae_steps", "unet_steps", "sanity_samples"))
     classifier = ClassifierConfig(
         **{
             k.removeprefix("classifier_"): v
-            for k, v in given("classifier_steps", "classifier_renders").items()
+            for k, v in _given(args, "classifier_steps", "classifier_renders").items()
         }
     )
+    return train_toy_model(
+        args.out, config, classifier=classifier, log=log, progress=not args.quiet, command=command
+    )
+
+
+def _train_flux(args: argparse.Namespace, log, command: str) -> dict:
+    from ..errors import ConfigError
+    from .train_flux import ToyFluxTrainConfig, train_toy_flux
+
+    sd_only = _given(args, "vae_steps", "unet_steps", "classifier_steps", "classifier_renders")
+    if sd_only:
+        flags = ", ".join("--" + k.replace("_", "-") for k in sd_only)
+        raise ConfigError(f"{flags}: SD toy settings; --family flux takes --steps (transformer steps)")
+    config = ToyFluxTrainConfig(**_given(args, "seed", "examples", "steps", "sanity_samples", "threads"))
+    return train_toy_flux(args.out, args.base, config, log=log, progress=not args.quiet, command=command)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from ..errors import ConfigError
+
+    if args.family == "sd" and (args.steps is not None or args.base is not None or args.threads is not None):
+        raise ConfigError("--steps, --base and --threads are --family flux settings; SD takes --unet-steps")
     log_path = Path(str(args.out).rstrip("/") + ".log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("a") as log_file:  # a resumed run continues its log
@@ -41,9 +64,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             log_file.flush()
 
         command = shlex.join(["imposter", *sys.argv[1:]])
-        summary = train_toy_model(
-            args.out, config, classifier=classifier, log=log, progress=not args.quiet, command=command
-        )
+        summary = (_train_flux if args.family == "flux" else _train_sd)(args, log, command)
     shutil.move(log_path, Path(args.out) / "train.log")  # the checkpoint carries its own log
     print(
         f"saved the toy pipeline to {args.out} (with train.log); total {sum(summary['timings_s'].values()):.0f} s"
@@ -65,15 +86,15 @@ def cmd_classifier(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from ..models import load_pipeline, toy_checkpoint
+    from ..models import load_pipeline, model_source
     from .classifier import load_classifier
     from .sanity import sanity_check
 
     pipe = load_pipeline(args.model, "cpu")
-    folder = toy_checkpoint() if args.model == "toy" else Path(args.model)
-    result = sanity_check(
-        pipe, load_classifier(folder), samples=args.samples, seed=args.seed, progress=not args.quiet
-    )
+    folder = model_source(args.model)
+    # a toy FLUX pipeline has no classifier of its own: it shares the SD toy's VAE, so the bundled one reads it
+    classifier = load_classifier(folder if (folder / "classifier").is_dir() else None)
+    result = sanity_check(pipe, classifier, samples=args.samples, seed=args.seed, progress=not args.quiet)
     print(json.dumps(result, indent=2))
 
 
@@ -117,14 +138,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pairs.add_argument("--out", type=Path, required=True, help="folder for pairs.csv and the images")
     pairs.set_defaults(func=cmd_pairs)
 
-    train = sub.add_parser("train", help="train the toy pipeline from scratch (about an hour on 2 CPU cores)")
+    train = sub.add_parser(
+        "train",
+        help="train a toy pipeline from scratch (SD: about two hours on 2 CPU cores; FLUX: one on 1 thread)",
+    )
     train.add_argument(
         "--out", type=Path, required=True, help="folder for the pipeline (log beside it: OUT.log)"
+    )
+    train.add_argument(
+        "--family",
+        choices=("sd", "flux"),
+        default="sd",
+        help="sd: the StableDiffusionPipeline (VAE, classifier, UNet; default); flux: a FluxPipeline (transformer "
+        "and T5, on the SD toy's VAE and CLIP)",
     )
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--examples", type=int, default=None, help="pretraining images rendered")
     train.add_argument("--vae-steps", type=int, default=None)
     train.add_argument("--unet-steps", type=int, default=None)
+    train.add_argument("--steps", type=int, default=None, help="--family flux: transformer steps")
+    train.add_argument(
+        "--base",
+        type=Path,
+        default=None,
+        help="--family flux: the SD toy pipeline whose VAE, CLIP and classifier it uses (default: the bundled one)",
+    )
+    train.add_argument("--threads", type=int, default=None, help="--family flux: torch threads (default 1)")
     train.add_argument("--classifier-steps", type=int, default=None)
     train.add_argument(
         "--classifier-renders", type=int, default=None, help="renders the classifier learns from"
@@ -152,7 +191,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser(
         "eval", help="text-to-image sanity: subject and action accuracy of a toy pipeline"
     )
-    evaluate.add_argument("--model", default="toy", help="a toy pipeline folder (default: the bundled one)")
+    evaluate.add_argument(
+        "--model", default="toy", help="a toy pipeline folder, toy or toy-flux (default: toy)"
+    )
     evaluate.add_argument("--samples", type=int, default=4, help="generations per (subject, action)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--quiet", action="store_true")

@@ -146,13 +146,12 @@ class _EMA:
 
 
 def _save_denoiser_state(
-    folder: Path, step: int, components: dict, ema: _EMA, optimizer, generator, losses: list[float]
+    folder: Path, step: int, modules: dict[str, torch.nn.Module], ema: _EMA, optimizer, generator, losses
 ) -> None:
     """Everything the denoiser loop needs to go on from ``step``, as safetensors plus JSON."""
     from safetensors.torch import save_file
 
-    tensors = {f"unet.{k}": v for k, v in components["unet"].state_dict().items()}
-    tensors |= {f"text.{k}": v for k, v in components["text_encoder"].state_dict().items()}
+    tensors = {f"{name}.{k}": v for name, module in modules.items() for k, v in module.state_dict().items()}
     tensors |= {f"ema.{i}": v for i, v in enumerate(ema.shadow)}
     for i, param in enumerate(ema.params):
         state = optimizer.state.get(param)
@@ -160,18 +159,22 @@ def _save_denoiser_state(
             tensors |= {f"adam.{i}.{k}": torch.as_tensor(v) for k, v in state.items()}
     tensors["generator"] = generator.get_state()
     with atomic_directory(folder) as temporary:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, temporary / "state.safetensors")
+        # cloned: tied weights (T5's shared and encoder embeddings) are one tensor, which safetensors refuses
+        save_file({k: v.clone() for k, v in tensors.items()}, temporary / "state.safetensors")
         write_json(temporary / "progress.json", {"step": step, "losses": losses})
 
 
-def _load_denoiser_state(folder: Path, components: dict, ema: _EMA, optimizer, generator) -> tuple[int, list]:
+def _load_denoiser_state(
+    folder: Path, modules: dict[str, torch.nn.Module], ema: _EMA, optimizer, generator
+) -> tuple[int, list]:
     """Restore what :func:`_save_denoiser_state` wrote; returns (step, losses); (0, []) when there is none."""
     from safetensors.torch import load_file
 
     if not (folder / "progress.json").is_file():
         return 0, []
     tensors = load_file(folder / "state.safetensors")
-    for prefix, module in (("unet.", components["unet"]), ("text.", components["text_encoder"])):
+    for name, module in modules.items():
+        prefix = name + "."
         module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
     for i, shadow in enumerate(ema.shadow):
         shadow.copy_(tensors[f"ema.{i}"])
@@ -182,6 +185,83 @@ def _load_denoiser_state(folder: Path, components: dict, ema: _EMA, optimizer, g
     generator.set_state(tensors["generator"])
     progress = json.loads((folder / "progress.json").read_text())
     return int(progress["step"]), list(progress["losses"])
+
+
+@dataclass(frozen=True)
+class DenoiserLoop:
+    """The settings of the denoiser loop that the SD and the FLUX toy trainers share."""
+
+    steps: int
+    batch: int
+    lr: float
+    warmup_steps: int
+    caption_dropout: float
+    ema_decay: float
+    checkpoint_every: int
+    seed: int
+    weight_decay: float = 1e-2
+
+
+# (scaled latents, caption indices, generator) -> the batch's loss; draws its own noise from the generator
+BatchLoss = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def fit_denoiser(
+    modules: dict[str, torch.nn.Module],
+    batch_loss: BatchLoss,
+    latents: tuple[torch.Tensor, torch.Tensor, float],
+    caption_index: torch.Tensor,
+    empty: int,
+    loop: DenoiserLoop,
+    log: Callable[[str], None],
+    progress: bool = True,
+    checkpoints: Path | None = None,
+) -> list[float]:
+    """Train ``modules`` (name -> module; the names prefix their checkpoint keys) on ``batch_loss`` of latents
+    drawn from the posteriors ``latents`` = (means, stds, scale), captions replaced by ``empty`` at the
+    caption-dropout rate; AdamW, warm-up and cosine lr, gradient clip 1, EMA (left in the modules).
+
+    With ``checkpoints`` (a folder), the loop saves its state there every ``loop.checkpoint_every`` steps
+    and starts from the last one it finds.
+    """
+    means, stds, scale = latents
+    params = [p for module in modules.values() for p in module.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=loop.lr, weight_decay=loop.weight_decay)
+    ema = _EMA(list(modules.values()), loop.ema_decay)
+    generator = torch.Generator().manual_seed(loop.seed + 2)
+    first, losses = (
+        (0, [])
+        if checkpoints is None
+        else _load_denoiser_state(checkpoints, modules, ema, optimizer, generator)
+    )
+    if first:
+        log(f"resuming the denoiser at step {first} from {checkpoints}")
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: _cosine_lr(s + first, loop.steps, loop.warmup_steps)
+    )
+    for module in modules.values():
+        module.train()
+    names = " + ".join(modules)
+    for step in tqdm(range(first, loop.steps), desc=f"training {names}", disable=not progress):
+        index = torch.randint(len(means), (loop.batch,), generator=generator)
+        batch = (means[index] + stds[index] * torch.randn(means[index].shape, generator=generator)) * scale
+        chosen = caption_index[index].clone()
+        chosen[torch.rand(len(index), generator=generator) < loop.caption_dropout] = empty
+        loss = batch_loss(batch, chosen, generator)
+        optimizer_step(loss, optimizer, schedule, losses, step, log, next(iter(modules)), clip=params)
+        ema.update(step)
+        if checkpoints is not None and ((step + 1) % loop.checkpoint_every == 0 or step + 1 == loop.steps):
+            _save_denoiser_state(checkpoints, step + 1, modules, ema, optimizer, generator, losses)
+    ema.copy_to_model()
+    for module in modules.values():
+        module.eval()
+    return losses
+
+
+def caption_table(captions: list[str]) -> tuple[list[str], torch.Tensor, int]:
+    """The distinct captions plus "" (last), each example's index into them, and the index of ""."""
+    vocabulary = sorted(set(captions)) + [""]
+    return vocabulary, torch.tensor([vocabulary.index(c) for c in captions]), len(vocabulary) - 1
 
 
 def train_denoiser(
@@ -203,59 +283,35 @@ def train_denoiser(
 
     unet, text_encoder, tokenizer = components["unet"], components["text_encoder"], components["tokenizer"]
     noise_scheduler = DDPMScheduler.from_config(components["scheduler"].config)
-    scale = components["vae"].config.scaling_factor
-    vocabulary = sorted(set(captions)) + [""]
+    vocabulary, caption_index, empty = caption_table(captions)
     token_ids = tokenizer(
         vocabulary, padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt"
     ).input_ids
-    caption_index = torch.tensor([vocabulary.index(c) for c in captions])
-    empty = len(vocabulary) - 1
     alphas = noise_scheduler.alphas_cumprod
     snr = alphas / (1 - alphas)
     weight = torch.clamp(snr, max=config.min_snr_gamma) / snr  # min-SNR for epsilon prediction
 
-    params = list(unet.parameters()) + list(text_encoder.parameters())
-    optimizer = torch.optim.AdamW(params, lr=config.unet_lr, weight_decay=1e-2)
-    ema = _EMA([unet, text_encoder], config.ema_decay)
-    generator = torch.Generator().manual_seed(config.seed + 2)
-    first, losses = (
-        (0, [])
-        if checkpoints is None
-        else _load_denoiser_state(checkpoints, components, ema, optimizer, generator)
-    )
-    if first:
-        log(f"resuming the denoiser at step {first} from {checkpoints}")
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: _cosine_lr(s + first, config.unet_steps, config.warmup_steps)
-    )
-    unet.train()
-    text_encoder.train()
-    bar = tqdm(range(first, config.unet_steps), desc="training UNet + text encoder", disable=not progress)
-    for step in bar:
-        index = torch.randint(len(means), (config.unet_batch,), generator=generator)
-        latents = (means[index] + stds[index] * torch.randn(means[index].shape, generator=generator)) * scale
-        chosen = caption_index[index].clone()
-        chosen[torch.rand(len(index), generator=generator) < config.caption_dropout] = empty
+    def batch_loss(latents: torch.Tensor, chosen: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         noise = torch.randn(latents.shape, generator=generator)
         timesteps = torch.randint(
-            0, noise_scheduler.config.num_train_timesteps, (len(index),), generator=generator
+            0, noise_scheduler.config.num_train_timesteps, (len(latents),), generator=generator
         )
         embeds = text_encoder(token_ids[chosen])[0]
         prediction = unet(
             noise_scheduler.add_noise(latents, noise, timesteps), timesteps, encoder_hidden_states=embeds
         ).sample
         per_sample = F.mse_loss(prediction, noise, reduction="none").mean(dim=(1, 2, 3))
-        loss = (weight[timesteps] * per_sample).mean()
-        optimizer_step(loss, optimizer, schedule, losses, step, log, "unet", clip=params)
-        ema.update(step)
-        if checkpoints is not None and (
-            (step + 1) % config.checkpoint_every == 0 or step + 1 == config.unet_steps
-        ):
-            _save_denoiser_state(checkpoints, step + 1, components, ema, optimizer, generator, losses)
-    ema.copy_to_model()
-    unet.eval()
-    text_encoder.eval()
-    return losses
+        return (weight[timesteps] * per_sample).mean()
+
+    loop = DenoiserLoop(
+        config.unet_steps, config.unet_batch, config.unet_lr, config.warmup_steps, config.caption_dropout,
+        config.ema_decay, config.checkpoint_every, config.seed,
+    )  # fmt: skip
+    scale = components["vae"].config.scaling_factor
+    return fit_denoiser(
+        {"unet": unet, "text": text_encoder}, batch_loss, (means, stds, scale), caption_index, empty, loop,
+        log, progress, checkpoints,
+    )  # fmt: skip
 
 
 # Settings that only the denoiser stage (and after it) reads: a rerun that changes only these keeps the
@@ -266,10 +322,17 @@ DENOISER_SETTINGS = frozenset(
 )  # fmt: skip
 
 
-class _Stages:
-    """Finished stages of one training run, kept in ``OUT.work/`` so that a killed run resumes."""
+class Stages:
+    """Finished stages of one training run, kept in ``OUT.work/`` so that a killed run resumes; a rerun whose
+    settings differ only in ``restartable`` ones starts the denoiser afresh and keeps the other stages."""
 
-    def __init__(self, folder: Path, settings: dict, log: Callable[[str], None]):
+    def __init__(
+        self,
+        folder: Path,
+        settings: dict,
+        log: Callable[[str], None],
+        restartable: frozenset[str] = DENOISER_SETTINGS,
+    ):
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         recorded = folder / "settings.json"
@@ -279,7 +342,7 @@ class _Stages:
             same_rest = {k: v for k, v in before.items() if k != "train"} == {
                 k: v for k, v in settings.items() if k != "train"
             }
-            if not (same_rest and changed <= DENOISER_SETTINGS):
+            if not (same_rest and changed <= restartable):
                 raise ConfigError(
                     f"{folder} holds a training run with other settings; delete it, or run with the same settings"
                 )
@@ -312,7 +375,7 @@ def train_toy_model(
     from diffusers import AutoencoderKL
 
     from .classifier import load_classifier_weights
-    from .sanity import sanity_check
+    from .sanity import logged_sanity_check
 
     train, model, classifier = (
         train or ToyTrainConfig(),
@@ -320,7 +383,7 @@ def train_toy_model(
         classifier or ClassifierConfig(),
     )
     out = Path(out)
-    stages = _Stages(
+    stages = Stages(
         out.with_name(out.name + ".work"),
         {"train": asdict(train), "model": asdict(model), "classifier": asdict(classifier)},
         log,
@@ -374,18 +437,9 @@ def train_toy_model(
     pipe = assemble_pipeline(components)
     for part in (pipe.unet, pipe.vae, pipe.text_encoder):
         part.requires_grad_(False)
-    start = time.perf_counter()
-    sanity = {}
-    if train.sanity_samples > 0:
-        sanity = sanity_check(
-            pipe, recognizer, samples=train.sanity_samples, seed=train.seed, progress=progress
-        )
-        log(
-            "sanity (train combinations): subject {subject_accuracy:.3f}, action {action_accuracy:.3f}; "
-            "held-out combinations: subject {heldout_subject_accuracy:.3f}, "
-            "action {heldout_action_accuracy:.3f}".format(**sanity)
-        )
-    stages.timings["sanity"] = time.perf_counter() - start
+    sanity, stages.timings["sanity"] = logged_sanity_check(
+        pipe, recognizer, train.sanity_samples, train.seed, log, progress
+    )
     report = json.loads((stages.folder / "classifier" / "config.json").read_text())["report"]
     summary = {
         "command": command,
