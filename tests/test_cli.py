@@ -90,6 +90,7 @@ def test_adapter_flag_skips_finetuning_and_reproduces_images(base_args, tmp_path
         (["--amp-scale", "-1"], "guidance scales must be >= 0"),
         (["--method", "nope"], "unknown method 'nope'"),
         (["--method", "baseline++", "--phase-scale", "0.1"], "contradicts --method baseline++"),
+        (["--method", "imposter-paper", "--phase-cutoff", "0.2"], "contradicts --method imposter-paper"),
     ],
 )
 def test_bad_settings_are_one_line_errors(base_args, tmp_path, capsys, extra, message):
@@ -162,3 +163,12 @@ def test_the_toy_model_says_what_it_knows_when_a_caption_is_outside_it(pair_file
     args[4], args[8] = f"a {subject}", f"a {world.SUBJECT_NAMES[1]} {action}"
     args[10] = str(tmp_path / "toy2")
     assert toy_notices(args) == []
+
+
+def test_phase_cutoff_all_guides_every_frequency():
+    from imposter.flags import phase_cutoff
+    from imposter.guidance import low_pass_mask
+
+    assert phase_cutoff("all") == phase_cutoff("none") == 1.0 and phase_cutoff("0.35") == 0.35
+    assert bool(low_pass_mask(16, 16, phase_cutoff("all")).all())
+    assert not bool(low_pass_mask(16, 16, 0.35).all())

@@ -184,7 +184,13 @@ def test_method_settings_are_fixed_by_name():
     assert get_method("imposter-no-amp").sampling_config(base).amp_scale == 0
     assert get_method("imposter-authors").sampling_config(base).k == 6
     assert get_method("imposter").sampling_config(base) == base
-    assert {"imposter", "baseline++", "imposter-authors"} <= set(METHOD_NAMES)
+    variant = SamplingConfig(k=2, phase_cutoff=0.1, guidance_until=0.5, guidance_space="denoised")
+    paper = get_method("imposter-paper").sampling_config(variant)  # the recipe is fixed, the scales are not
+    assert (paper.phase_cutoff, paper.guidance_until, paper.guidance_space) == (None, 1.0, "noisy")
+    assert (paper.k, paper.amp_scale, paper.phase_scale) == (2, variant.amp_scale, variant.phase_scale)
+    defaults = get_method("imposter-paper").default_sampling()
+    assert (defaults.amp_scale, defaults.phase_scale, defaults.phase_cutoff) == (0.03, 0.1, None)
+    assert {"imposter", "imposter-paper", "baseline++", "imposter-authors"} <= set(METHOD_NAMES)
 
 
 def test_v_prediction_models_train_on_velocity(tmp_path):

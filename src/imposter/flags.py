@@ -42,6 +42,16 @@ SAMPLING_FLAGS = {
 }
 
 
+def phase_cutoff(text: str) -> float:
+    """``--phase-cutoff`` value: a frequency in cycles per latent pixel, or "all" (1.0, above the largest 0.71)."""
+    if text.strip().lower() in ("all", "none"):
+        return 1.0
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
+
+
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
     """--model, --device, --dtype."""
     parser.add_argument("--model", default="toy", help="hub id, local diffusers folder, or 'toy' (default)")
@@ -134,9 +144,10 @@ def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool
     )
     sp.add_argument(
         "--phase-cutoff",
-        type=float,
+        type=phase_cutoff,
         default=None,
-        help="guide the phase only up to this frequency, cycles per latent pixel (default: every frequency)",
+        help="guide the phase only up to this frequency, cycles per latent pixel (default 0.35; 'all': every "
+        "frequency, as the paper)",
     )
     sp.add_argument(
         "--guidance-until",

@@ -129,6 +129,10 @@ def test_choosing_baseline_locks_what_defines_it_and_imposter_gets_its_defaults_
     assert not k["interactive"] and steps["interactive"] and "value" not in steps  # the user's steps stay
     _, _, k, amp, _, _ = App.method_changed("imposter", "baseline++")
     assert (k["value"], amp["value"], k["interactive"]) == (5, 0.03, True)
+    _, _, k, amp, phase, _ = App.method_changed("imposter-paper", "imposter")  # its own default scales
+    assert (phase["value"], phase["interactive"], k["value"], k["interactive"]) == (0.1, True, 5, False)
+    _, _, _, _, phase, _ = App.method_changed("imposter", "imposter-paper")
+    assert phase["value"] == 0.2
 
 
 def test_animate_several_frames_then_reuse(app, pair_files, finetunes, tmp_path):

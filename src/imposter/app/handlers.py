@@ -216,7 +216,8 @@ class App:
         """The new method name (kept as the previous one), then an update per sampling field.
 
         Settings that define the new method (Baseline++: K = 0, no guidance) are shown and locked; a field
-        the previous method had locked gets the new method's default back; the user's other values stay.
+        the previous method had locked, or that either method has its own default for (imposter-paper's
+        scales), gets the new method's default; the user's other values stay.
         """
         method, previous = get_method(method_name), get_method(previous_name or method_name)
         defaults = method.default_sampling()
@@ -224,7 +225,7 @@ class App:
         for field in SAMPLING_FIELDS.values():
             if field in method.fixed_sampling:
                 updates.append(gr.update(value=method.fixed_sampling[field], interactive=False))
-            elif field in previous.fixed_sampling:
+            elif {field} & {*previous.fixed_sampling, *previous.sampling_defaults, *method.sampling_defaults}:
                 updates.append(gr.update(value=getattr(defaults, field), interactive=True))
             else:
                 updates.append(gr.update(interactive=True))

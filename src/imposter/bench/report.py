@@ -158,16 +158,26 @@ def markdown_report(summary: Summary, records: Sequence[Mapping[str, Any]]) -> s
         "",
         "## Settings",
         "",
-        "| method | fine-tune | train steps | lr | K | s_a | s_p | DDIM steps | CFG |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| method | fine-tune | train steps | lr | K | s_a | s_p | phase cutoff | guided | DDIM steps | CFG |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for method in summary.methods:
         settings = next(r for r in records if r["method"] == method).get("settings", {})
         ft, sp = settings.get("finetune", {}), settings.get("sampling", {})
+        if learns_nothing(method):
+            ft = {"kind": "none"}
         row = [ft.get("kind"), ft.get("steps"), ft.get("learning_rate"), sp.get("k")]
-        row += [sp.get("amp_scale"), sp.get("phase_scale"), sp.get("steps"), sp.get("guidance_scale")]
+        row += [sp.get("amp_scale"), sp.get("phase_scale"), sp.get("phase_cutoff", "all") or "all"]
+        row += [sp.get("guidance_until"), sp.get("steps"), sp.get("guidance_scale")]
         lines.append(f"| {method} | " + " | ".join("–" if v is None else str(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def learns_nothing(method: str) -> bool:
+    """Whether ``method`` is a reference row that fine-tunes nothing (its fine-tuning settings are unused)."""
+    from ..methods import METHOD_NAMES, get_method
+
+    return method in METHOD_NAMES and get_method(method).personalization_key == "none"
 
 
 def per_pair_csv(summary: Summary) -> str:

@@ -127,7 +127,17 @@ class Flux(Family):
     finetune_defaults = {"learning_rate": 1e-4, "weight_decay": 1e-4}  # lines 490, 588
     # FluxPipeline.__call__ defaults: 28 steps, (distilled) guidance 3.5. K stays the paper's 5 (of 28 here,
     # not 50: the driving caption then shapes the first 18% of the trajectory rather than 10%; unmeasured).
-    sampling_defaults = {"steps": 28, "guidance_scale": 3.5}
+    # The guidance scales: the SD toy's (s_p 0.2, cutoff 0.35, s_a 0.03) cost the FLUX-form toy model 0.59 of
+    # its subject for no pose; on its tune split phase guidance helps only at s_p 0.01-0.03, with amplitude
+    # guidance off (it cancelled the gain), and a 0.25 low-pass keeps the same gain (docs/toy-flux.md). On
+    # FLUX.1-dev's 16x128x128 latents these are a starting point, unmeasured.
+    sampling_defaults = {
+        "steps": 28,
+        "guidance_scale": 3.5,
+        "amp_scale": 0.0,
+        "phase_scale": 0.03,
+        "phase_cutoff": 0.25,
+    }
     gradient_checkpointing = True
 
     @staticmethod

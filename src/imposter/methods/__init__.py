@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 # name -> (module, factory name, argument)
 _REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "imposter": ("imposter", "ImPosterMethod", None),
+    "imposter-paper": ("imposter", "variant", "imposter-paper"),
     "baseline++": ("imposter", "variant", "baseline++"),
     "imposter-k0": ("imposter", "variant", "imposter-k0"),
     "imposter-no-guidance": ("imposter", "variant", "imposter-no-guidance"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,8 @@ class Method(ABC):
     name: str
     description: str
     personalization_key: str
-    fixed_sampling: Mapping[str, Any] = {}  # what defines the method; a contradicting flag is an error
+    # what defines the method (None included: "every frequency"); a contradicting flag is an error
+    fixed_sampling: Mapping[str, Any] = {}
     fixed_finetune: Mapping[str, Any] = {}
     finetune_defaults: Mapping[str, Any] = {}  # the method's own defaults; the user's flags win
     sampling_defaults: Mapping[str, Any] = {}
@@ -44,20 +46,20 @@ class Method(ABC):
     def default_finetune(self, **explicit: Any) -> FinetuneConfig:
         """The paper's fine-tuning defaults, then this method's, the user's explicit settings, the fixed ones."""
         config = override(override(FinetuneConfig(), **self.finetune_defaults), **explicit)
-        return override(config, **self.fixed_finetune)
+        return replace(config, **self.fixed_finetune)
 
     def default_sampling(self, **explicit: Any) -> SamplingConfig:
         """The paper's sampling defaults, then this method's, the user's explicit settings, the fixed ones."""
         config = override(override(SamplingConfig(), **self.sampling_defaults), **explicit)
-        return override(config, **self.fixed_sampling)
+        return replace(config, **self.fixed_sampling)
 
     def finetune_config(self, config: FinetuneConfig | None = None) -> FinetuneConfig:
         """The fine-tuning settings this method trains with, given the user's (None: the method's defaults)."""
-        return override(config or self.default_finetune(), **self.fixed_finetune).validate()
+        return replace(config or self.default_finetune(), **self.fixed_finetune).validate()
 
     def sampling_config(self, config: SamplingConfig | None = None) -> SamplingConfig:
         """The sampling settings this method samples with, given the user's (None: the method's defaults)."""
-        return override(config or self.default_sampling(), **self.fixed_sampling).validate()
+        return replace(config or self.default_sampling(), **self.fixed_sampling).validate()
 
     def check_flags(self, explicit: Mapping[str, Mapping[str, Any]]) -> None:
         """ConfigError if a setting the user gave explicitly contradicts what defines this method.

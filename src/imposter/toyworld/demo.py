@@ -1,10 +1,10 @@
 """``imposter demo``: the whole method on the bundled toy model, with ground truth, in a few CPU minutes.
 
 Renders one held-out pair (a subject never shown doing that action in pretraining), fine-tunes once,
-generates with ImPoster and Baseline++ (which share that fine-tune) and the model-free phase swap (the
-floor a method must beat), scores every image against the ground truth, and writes the bench outputs
-(table, records) under ``out/bench`` and the picture at ``out/grid.png``: source, driving, ground
-truth, then a column per method, a row per seed.
+generates with ImPoster, the paper's recipe (``imposter-paper``) and Baseline++ (which share that
+fine-tune) and the model-free phase swap (the floor a method must beat), scores every image against the
+ground truth, and writes the bench outputs (table, records) under ``out/bench`` and the picture at
+``out/grid.png``: source, driving, ground truth, then a column per method, a row per seed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..fileio import save_image
 from ..methods import get_method
 from .pairs import write_pairs
 
-DEMO_METHODS = ("imposter", "baseline++", "phase-swap")
+DEMO_METHODS = ("imposter", "imposter-paper", "baseline++", "phase-swap")
 DEMO_METRICS = ("toy", "phase")
 
 
