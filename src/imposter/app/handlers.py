@@ -225,7 +225,7 @@ class App:
         for field in SAMPLING_FIELDS.values():
             if field in method.fixed_sampling:
                 updates.append(gr.update(value=method.fixed_sampling[field], interactive=False))
-            elif {field} & {*previous.fixed_sampling, *previous.sampling_defaults, *method.sampling_defaults}:
+            elif field in {*previous.fixed_sampling, *previous.sampling_defaults, *method.sampling_defaults}:
                 updates.append(gr.update(value=getattr(defaults, field), interactive=True))
             else:
                 updates.append(gr.update(interactive=True))
