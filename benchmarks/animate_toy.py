@@ -30,6 +30,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from imposter.config import NOT_GIVEN
 from imposter.engine import ImPoster
 from imposter.fileio import save_image
 from imposter.flags import quiet_libraries
@@ -193,10 +194,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0, help="casting, poses and the initial noise")
     parser.add_argument("--train-steps", type=int, default=200, help="fine-tuning steps (default 200)")
-    parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50)")
-    parser.add_argument("--k", type=int, default=None, help="steps with the driving caption (default 5)")
-    parser.add_argument("--amp-scale", type=float, default=None, help="s_a (default: the library's)")
-    parser.add_argument("--phase-scale", type=float, default=None, help="s_p (default: the library's)")
+    parser.add_argument("--steps", type=int, default=NOT_GIVEN, help="DDIM steps (default 50)")
+    parser.add_argument("--k", type=int, default=NOT_GIVEN, help="steps with the driving caption (default 5)")
+    parser.add_argument("--amp-scale", type=float, default=NOT_GIVEN, help="s_a (default: the library's)")
+    parser.add_argument("--phase-scale", type=float, default=NOT_GIVEN, help="s_p (default: the library's)")
     parser.add_argument("--work", type=Path, default=Path("runs/animate_toy"), help="inputs and run folders")
     parser.add_argument("--docs", type=Path, default=DOCS, help="folder for toy_animation.gif/_strip.png")
     parser.add_argument("--no-docs", action="store_true", help="do not write the docs pictures")

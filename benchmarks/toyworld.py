@@ -27,6 +27,8 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from imposter.flags import phase_cutoff
+
 METHODS = (
     "copy-source", "copy-driving", "phase-swap", "guidance-only", "text-only",
     "imposter", "baseline++", "imposter-k0", "imposter-no-guidance", "imposter-no-phase", "imposter-no-amp",
@@ -215,8 +217,8 @@ def main() -> None:
     s.add_argument("--guidance-space", nargs="+", default=["noisy"])
     s.add_argument("--guidance-normalization", nargs="+", default=["sum"])
     s.add_argument(
-        "--phase-cutoff", nargs="+", type=lambda v: None if v == "none" else float(v), default=[None],
-        help="phase guidance up to this frequency (cycles per latent pixel); 'none': every frequency",
+        "--phase-cutoff", nargs="+", type=phase_cutoff, default=[None],
+        help="phase guidance up to this frequency (cycles per latent pixel); 'all': every frequency",
     )  # fmt: skip
     s.add_argument(
         "--guidance-until", nargs="+", type=float, default=[1.0], help="fraction of the steps guided"

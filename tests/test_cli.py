@@ -165,10 +165,21 @@ def test_the_toy_model_says_what_it_knows_when_a_caption_is_outside_it(pair_file
     assert toy_notices(args) == []
 
 
-def test_phase_cutoff_all_guides_every_frequency():
-    from imposter.flags import phase_cutoff
+def test_phase_cutoff_all_is_the_paper_recipe_every_frequency():
+    from imposter.cli import build_parser
+    from imposter.flags import configs_from_args
     from imposter.guidance import low_pass_mask
+    from imposter.methods import get_method
 
-    assert phase_cutoff("all") == phase_cutoff("none") == 1.0 and phase_cutoff("0.35") == 0.35
-    assert bool(low_pass_mask(16, 16, phase_cutoff("all")).all())
-    assert not bool(low_pass_mask(16, 16, 0.35).all())
+    def sampling(*flags):
+        args = build_parser().parse_args(["generate", "--source", "s", "--source-prompt", "a dog", "--driving",
+                                          "d", "--driving-prompt", "a cat dancing", *flags])  # fmt: skip
+        method = get_method(args.method or "imposter")
+        return configs_from_args(args, method)[1]
+
+    assert sampling().phase_cutoff == 0.35  # unset: the method's default
+    assert sampling("--phase-cutoff", "all").phase_cutoff is None  # one spelling of "every frequency"
+    assert sampling("--phase-cutoff", "0.2").phase_cutoff == 0.2
+    # the paper's recipe guides every frequency, so saying so again is no contradiction
+    assert sampling("--method", "imposter-paper", "--phase-cutoff", "all").phase_cutoff is None
+    assert low_pass_mask(16, 16, None) is None and not bool(low_pass_mask(16, 16, 0.35).all())

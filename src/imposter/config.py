@@ -187,10 +187,21 @@ def flag_for(section: str, field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
+class _NotGiven:
+    """The value of a setting nobody gave (a flag left unset). Not None: None is a value of its own for some
+    settings (``phase_cutoff=None``: every frequency, ``--phase-cutoff all``)."""
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Any = _NotGiven()
+
+
 def override(config: Any, **changes: Any) -> Any:
-    """``dataclasses.replace`` that ignores ``None`` values and names an unknown field clearly."""
+    """``dataclasses.replace`` that skips ``NOT_GIVEN`` values and names an unknown field clearly."""
     names = {f.name for f in fields(config)}
     unknown = sorted(set(changes) - names)
     if unknown:
         raise ConfigError(f"unknown setting(s) {unknown} for {type(config).__name__}")
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})
+    return replace(config, **{k: v for k, v in changes.items() if v is not NOT_GIVEN})

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from .config import (
     FINETUNE_FLAGS,
     FITS,
+    NOT_GIVEN,
     GUIDANCE_SPACES,
     NORMALIZATIONS,
     PHASE_DISTANCES,
@@ -25,7 +26,7 @@ from .config import (
 if TYPE_CHECKING:
     from .methods.base import Method
 
-# flag dest -> (config section, field): flags left unset (None) keep the method's/paper's default
+# flag dest -> (config section, field): flags left unset (NOT_GIVEN) keep the method's/paper's default
 SAMPLING_FLAGS = {
     "steps": "steps",
     "k": "k",
@@ -42,10 +43,10 @@ SAMPLING_FLAGS = {
 }
 
 
-def phase_cutoff(text: str) -> float:
-    """``--phase-cutoff`` value: a frequency in cycles per latent pixel, or "all" (1.0, above the largest 0.71)."""
+def phase_cutoff(text: str) -> float | None:
+    """``--phase-cutoff`` value: a frequency in cycles per latent pixel, or "all" (None: every frequency)."""
     if text.strip().lower() in ("all", "none"):
-        return 1.0
+        return None
     try:
         return float(text)
     except ValueError:
@@ -100,63 +101,63 @@ def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool
     )
     parser.add_argument("--width", type=int, default=None)
     ft = parser.add_argument_group("fine-tuning (paper Sec. 4 defaults)")
-    ft.add_argument("--train-steps", type=int, default=None, help="fine-tuning iterations (default 500)")
-    ft.add_argument("--lr", type=float, default=None, help="learning rate (default 5e-4, DreamBooth-LoRA)")
-    ft.add_argument("--rank", type=int, default=None, help="LoRA rank (default 4)")
+    ft.add_argument("--train-steps", type=int, default=NOT_GIVEN, help="fine-tuning iterations (default 500)")
+    ft.add_argument("--lr", type=float, default=NOT_GIVEN, help="learning rate (default 5e-4, DreamBooth-LoRA)")
+    ft.add_argument("--rank", type=int, default=NOT_GIVEN, help="LoRA rank (default 4)")
     ft.add_argument(
-        "--train-seed", type=int, default=None, help="seed of the fine-tuning noise and LoRA init (default 0)"
+        "--train-seed", type=int, default=NOT_GIVEN, help="seed of the fine-tuning noise and LoRA init (default 0)"
     )
     ft.add_argument(
         "--gradient-checkpointing",
         action=argparse.BooleanOptionalAction,
-        default=None,
+        default=NOT_GIVEN,
         help="recompute activations in the backward pass: less memory, slower (default: on for SDXL, FLUX.1)",
     )
     sp = parser.add_argument_group("sampling (paper Sec. 4 defaults)")
-    sp.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50)")
-    sp.add_argument("--k", type=int, default=None, help="steps denoised with the driving caption (default 5)")
+    sp.add_argument("--steps", type=int, default=NOT_GIVEN, help="DDIM steps (default 50)")
+    sp.add_argument("--k", type=int, default=NOT_GIVEN, help="steps denoised with the driving caption (default 5)")
     sp.add_argument(
         "--amp-scale",
         type=float,
-        default=None,
+        default=NOT_GIVEN,
         help="s_a, amplitude guidance scale (default 0.03, measured on the toy world)",
     )
     sp.add_argument(
         "--phase-scale",
         type=float,
-        default=None,
-        help="s_p, phase guidance scale (default 0.1, measured on the toy world)",
+        default=NOT_GIVEN,
+        help="s_p, phase guidance scale (default 0.2, measured on the toy world)",
     )
     sp.add_argument(
-        "--guidance-scale", type=float, default=None, help="classifier-free guidance (default 7.5)"
+        "--guidance-scale", type=float, default=NOT_GIVEN, help="classifier-free guidance (default 7.5)"
     )
     sp.add_argument(
-        "--phase-distance", choices=PHASE_DISTANCES, default=None, help="cos (wrap-safe) or abs (authors)"
+        "--phase-distance", choices=PHASE_DISTANCES, default=NOT_GIVEN, help="cos (wrap-safe) or abs (authors)"
     )
     sp.add_argument(
         "--guidance-space",
         choices=GUIDANCE_SPACES,
-        default=None,
+        default=NOT_GIVEN,
         help="guide the noisy latents or the x0 prediction",
     )
     sp.add_argument(
-        "--guidance-normalization", choices=NORMALIZATIONS, default=None, help="what s_a, s_p mean (see docs)"
+        "--guidance-normalization", choices=NORMALIZATIONS, default=NOT_GIVEN, help="what s_a, s_p mean (see docs)"
     )
     sp.add_argument(
         "--phase-cutoff",
         type=phase_cutoff,
-        default=None,
+        default=NOT_GIVEN,
         help="guide the phase only up to this frequency, cycles per latent pixel (default 0.35; 'all': every "
         "frequency, as the paper)",
     )
     sp.add_argument(
         "--guidance-until",
         type=float,
-        default=None,
+        default=NOT_GIVEN,
         help="guide during this fraction of the steps only (default 1: every step)",
     )
-    sp.add_argument("--eta", type=float, default=None, help="DDIM eta (default 0)")
-    sp.add_argument("--batch-size", type=int, default=None, help="seeds denoised together (default: all)")
+    sp.add_argument("--eta", type=float, default=NOT_GIVEN, help="DDIM eta (default 0)")
+    sp.add_argument("--batch-size", type=int, default=NOT_GIVEN, help="seeds denoised together (default: all)")
 
 
 def add_pair_flags(parser: argparse.ArgumentParser, driving_help: str, default_out: str) -> None:
@@ -210,6 +211,11 @@ def resolve_method(args: argparse.Namespace) -> Method:
     return get_method(args.method)
 
 
+def given(args: argparse.Namespace, dest: str) -> bool:
+    """Whether the user set the flag ``dest`` (its default is NOT_GIVEN: None can be a value, "all")."""
+    return getattr(args, dest, NOT_GIVEN) is not NOT_GIVEN
+
+
 def configs_from_args(
     args: argparse.Namespace, method: Method
 ) -> tuple[FinetuneConfig, SamplingConfig, dict]:
@@ -217,16 +223,8 @@ def configs_from_args(
 
     Flags left unset take the method's defaults (the paper's, unless the method has its own).
     """
-    sampling = {
-        field: getattr(args, dest)
-        for dest, field in SAMPLING_FLAGS.items()
-        if getattr(args, dest) is not None
-    }
-    finetune = {
-        field: getattr(args, dest)
-        for dest, field in FINETUNE_FLAGS.items()
-        if getattr(args, dest) is not None
-    }
+    sampling = {field: getattr(args, dest) for dest, field in SAMPLING_FLAGS.items() if given(args, dest)}
+    finetune = {field: getattr(args, dest) for dest, field in FINETUNE_FLAGS.items() if given(args, dest)}
     explicit = {"sampling": sampling, "finetune": finetune}
     method.check_flags(explicit)
     return method.default_finetune(**finetune), method.default_sampling(**sampling), explicit

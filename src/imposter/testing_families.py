@@ -304,23 +304,47 @@ def flux_components(
     return {**models, "scheduler": scheduler}
 
 
-def _flux_models(directory: Path, seed: int, guidance_embeds: bool, shape: FluxShape) -> dict:
+def flux_transformer(shape: FluxShape, latent_channels: int, pooled_width: int, guidance_embeds: bool = False):
+    """A random ``FluxTransformer2DModel`` of ``shape`` over 2x2 patches of ``latent_channels`` latents."""
     from diffusers import FluxTransformer2DModel
-    from transformers import CLIPTextModel, T5Config, T5EncoderModel
 
-    torch.manual_seed(seed)
-    transformer = FluxTransformer2DModel(
+    return FluxTransformer2DModel(
         patch_size=1,
-        in_channels=4 * shape.vae.latent_channels,  # one 2x2 patch of latents per token
+        in_channels=4 * latent_channels,  # one 2x2 patch of latents per token
         num_layers=shape.layers,
         num_single_layers=shape.single_layers,
         attention_head_dim=shape.head_dim,
         num_attention_heads=shape.heads,
         joint_attention_dim=shape.t5_width,
-        pooled_projection_dim=shape.clip.hidden,
+        pooled_projection_dim=pooled_width,
         axes_dims_rope=shape.rope_axes,
         guidance_embeds=guidance_embeds,
     )
+
+
+def t5_encoder(shape: FluxShape, tokenizer, **options):
+    """A random ``T5EncoderModel`` of ``shape``'s T5 sizes over ``tokenizer``; ``options`` go to ``T5Config``."""
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(
+        T5Config(
+            vocab_size=len(tokenizer),
+            d_model=shape.t5_width,
+            d_kv=shape.t5_kv,
+            d_ff=shape.t5_ff,
+            num_layers=shape.t5_layers,
+            num_heads=shape.t5_heads,
+            feed_forward_proj=shape.t5_feed_forward,
+            **options,
+        )
+    )
+
+
+def _flux_models(directory: Path, seed: int, guidance_embeds: bool, shape: FluxShape) -> dict:
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(seed)
+    transformer = flux_transformer(shape, shape.vae.latent_channels, shape.clip.hidden, guidance_embeds)
     torch.manual_seed(seed)
     # diffusers' dummy FLUX VAE: no quant convs, a shift and a scale (FLUX.1's own are 0.1159, 0.3611)
     vae = random_vae(
@@ -331,17 +355,7 @@ def _flux_models(directory: Path, seed: int, guidance_embeds: bool, shape: FluxS
     text_encoder = CLIPTextModel(_clip_config(tokenizer, shape.clip))
     tokenizer_2 = t5_tokenizer()
     torch.manual_seed(seed)
-    text_encoder_2 = T5EncoderModel(
-        T5Config(
-            vocab_size=len(tokenizer_2),
-            d_model=shape.t5_width,
-            d_kv=shape.t5_kv,
-            d_ff=shape.t5_ff,
-            num_layers=shape.t5_layers,
-            num_heads=shape.t5_heads,
-            feed_forward_proj=shape.t5_feed_forward,
-        )
-    )
+    text_encoder_2 = t5_encoder(shape, tokenizer_2)
     return dict(
         transformer=transformer,
         vae=vae,

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import FINETUNE_FLAGS
+from ..config import FINETUNE_FLAGS, NOT_GIVEN
 from ..errors import ConfigError
 from ..flags import SAMPLING_FLAGS, add_generation_flags, add_model_flags, configs_from_args, quiet_libraries
 from ..metrics.registry import DEFAULT_METRICS, METRIC_NAMES
@@ -84,12 +84,12 @@ def method_setup(args: argparse.Namespace, name: str, family: Family | None = No
     flags = dict(vars(args))
     for names, fixed in ((SAMPLING_FLAGS, method.fixed_sampling), (FINETUNE_FLAGS, method.fixed_finetune)):
         for dest, setting in names.items():
-            if setting in fixed and flags[dest] is not None and flags[dest] != fixed[setting]:
+            if setting in fixed and flags[dest] is not NOT_GIVEN and flags[dest] != fixed[setting]:
                 print(
                     f"{name} keeps {setting} = {fixed[setting]} (it defines the method); "
                     f"--{dest.replace('_', '-')} {flags[dest]} applies to the other methods"
                 )
-                flags[dest] = None
+                flags[dest] = NOT_GIVEN
     finetune, sampling, explicit = configs_from_args(argparse.Namespace(**flags), method)
     return MethodSetup.of(method, finetune, sampling, family, explicit)
 

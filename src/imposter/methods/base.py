@@ -68,7 +68,7 @@ class Method(ABC):
         """
         for section, fixed in (("sampling", self.fixed_sampling), ("finetune", self.fixed_finetune)):
             for name, value in explicit.get(section, {}).items():
-                if name in fixed and value is not None and value != fixed[name]:
+                if name in fixed and value != fixed[name]:
                     raise ConfigError(
                         f"{flag_for(section, name)} {value} contradicts --method {self.name}, which uses "
                         f"{name} = {fixed[name]}; drop the flag or choose --method imposter"

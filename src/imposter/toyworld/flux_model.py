@@ -36,6 +36,24 @@ class ToyFluxConfig:
     # 1 at 256 tokens (0.5 here). 1.0, no shift, sits between them and matches the uniform training timesteps.
     shift: float = 1.0
 
+    def shape(self):
+        """These sizes as the shared builders take them (``imposter.testing_families.FluxShape``)."""
+        from ..testing_families import FluxShape
+
+        return FluxShape(
+            layers=self.double_layers,
+            single_layers=self.single_layers,
+            head_dim=self.head_dim,
+            heads=self.heads,
+            rope_axes=self.rope_axes,
+            t5_width=self.t5_width,
+            t5_kv=self.t5_kv,
+            t5_ff=self.t5_ff,
+            t5_layers=self.t5_layers,
+            t5_heads=self.t5_heads,
+            t5_feed_forward="gated-gelu",  # T5 v1.1, as FLUX.1's T5-XXL
+        )
+
 
 def build_t5_tokenizer(config: ToyFluxConfig = ToyFluxConfig()):
     """A word-level T5 tokenizer (pad 0, </s> 1, unknown 2) over the toy vocabulary."""
@@ -47,12 +65,9 @@ def build_t5_tokenizer(config: ToyFluxConfig = ToyFluxConfig()):
 def build_flux_components(base: str | Path, config: ToyFluxConfig = ToyFluxConfig()) -> dict:
     """FluxPipeline components: the SD toy pipeline in ``base``'s VAE and CLIP text encoder and tokenizer,
     a fresh (randomly initialised) transformer and T5; seed torch before calling for reproducibility."""
-    from diffusers import (
-        FlowMatchEulerDiscreteScheduler,
-        FluxTransformer2DModel,
-        StableDiffusionPipeline,
-    )
-    from transformers import T5Config, T5EncoderModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusionPipeline
+
+    from ..testing_families import flux_transformer, t5_encoder
 
     sd = StableDiffusionPipeline.from_pretrained(
         base, safety_checker=None, requires_safety_checker=False, local_files_only=True
@@ -60,32 +75,15 @@ def build_flux_components(base: str | Path, config: ToyFluxConfig = ToyFluxConfi
     vae = sd.vae
     vae.register_to_config(shift_factor=0.0)
     tokenizer_2 = build_t5_tokenizer(config)
-    text_encoder_2 = T5EncoderModel(
-        T5Config(
-            vocab_size=len(tokenizer_2),
-            d_model=config.t5_width,
-            d_kv=config.t5_kv,
-            d_ff=config.t5_ff,
-            num_layers=config.t5_layers,
-            num_heads=config.t5_heads,
-            feed_forward_proj="gated-gelu",  # T5 v1.1, as FLUX.1's T5-XXL
-            dropout_rate=0.0,  # T5's default 0.1 draws from the global RNG: a resumed run would differ
-            pad_token_id=tokenizer_2.pad_token_id,
-            eos_token_id=tokenizer_2.eos_token_id,
-        )
+    shape = config.shape()
+    text_encoder_2 = t5_encoder(
+        shape,
+        tokenizer_2,
+        dropout_rate=0.0,  # T5's default 0.1 draws from the global RNG: a resumed run would differ
+        pad_token_id=tokenizer_2.pad_token_id,
+        eos_token_id=tokenizer_2.eos_token_id,
     )
-    transformer = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=4 * vae.config.latent_channels,  # one 2x2 patch of latents per token
-        num_layers=config.double_layers,
-        num_single_layers=config.single_layers,
-        attention_head_dim=config.head_dim,
-        num_attention_heads=config.heads,
-        joint_attention_dim=config.t5_width,
-        pooled_projection_dim=sd.text_encoder.config.hidden_size,
-        axes_dims_rope=config.rope_axes,
-        guidance_embeds=False,
-    )
+    transformer = flux_transformer(shape, vae.config.latent_channels, sd.text_encoder.config.hidden_size)
     scheduler = FlowMatchEulerDiscreteScheduler(shift=config.shift, use_dynamic_shifting=False)
     return dict(
         transformer=transformer,
