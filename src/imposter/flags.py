@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from .config import (
     FINETUNE_FLAGS,
     FITS,
-    NOT_GIVEN,
     GUIDANCE_SPACES,
     NORMALIZATIONS,
+    NOT_GIVEN,
     PHASE_DISTANCES,
     FinetuneConfig,
     SamplingConfig,
@@ -102,10 +102,15 @@ def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool
     parser.add_argument("--width", type=int, default=None)
     ft = parser.add_argument_group("fine-tuning (paper Sec. 4 defaults)")
     ft.add_argument("--train-steps", type=int, default=NOT_GIVEN, help="fine-tuning iterations (default 500)")
-    ft.add_argument("--lr", type=float, default=NOT_GIVEN, help="learning rate (default 5e-4, DreamBooth-LoRA)")
+    ft.add_argument(
+        "--lr", type=float, default=NOT_GIVEN, help="learning rate (default 5e-4, DreamBooth-LoRA)"
+    )
     ft.add_argument("--rank", type=int, default=NOT_GIVEN, help="LoRA rank (default 4)")
     ft.add_argument(
-        "--train-seed", type=int, default=NOT_GIVEN, help="seed of the fine-tuning noise and LoRA init (default 0)"
+        "--train-seed",
+        type=int,
+        default=NOT_GIVEN,
+        help="seed of the fine-tuning noise and LoRA init (default 0)",
     )
     ft.add_argument(
         "--gradient-checkpointing",
@@ -115,7 +120,9 @@ def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool
     )
     sp = parser.add_argument_group("sampling (paper Sec. 4 defaults)")
     sp.add_argument("--steps", type=int, default=NOT_GIVEN, help="DDIM steps (default 50)")
-    sp.add_argument("--k", type=int, default=NOT_GIVEN, help="steps denoised with the driving caption (default 5)")
+    sp.add_argument(
+        "--k", type=int, default=NOT_GIVEN, help="steps denoised with the driving caption (default 5)"
+    )
     sp.add_argument(
         "--amp-scale",
         type=float,
@@ -132,7 +139,10 @@ def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool
         "--guidance-scale", type=float, default=NOT_GIVEN, help="classifier-free guidance (default 7.5)"
     )
     sp.add_argument(
-        "--phase-distance", choices=PHASE_DISTANCES, default=NOT_GIVEN, help="cos (wrap-safe) or abs (authors)"
+        "--phase-distance",
+        choices=PHASE_DISTANCES,
+        default=NOT_GIVEN,
+        help="cos (wrap-safe) or abs (authors)",
     )
     sp.add_argument(
         "--guidance-space",
@@ -141,7 +151,10 @@ def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool
         help="guide the noisy latents or the x0 prediction",
     )
     sp.add_argument(
-        "--guidance-normalization", choices=NORMALIZATIONS, default=NOT_GIVEN, help="what s_a, s_p mean (see docs)"
+        "--guidance-normalization",
+        choices=NORMALIZATIONS,
+        default=NOT_GIVEN,
+        help="what s_a, s_p mean (see docs)",
     )
     sp.add_argument(
         "--phase-cutoff",
@@ -157,7 +170,9 @@ def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool
         help="guide during this fraction of the steps only (default 1: every step)",
     )
     sp.add_argument("--eta", type=float, default=NOT_GIVEN, help="DDIM eta (default 0)")
-    sp.add_argument("--batch-size", type=int, default=NOT_GIVEN, help="seeds denoised together (default: all)")
+    sp.add_argument(
+        "--batch-size", type=int, default=NOT_GIVEN, help="seeds denoised together (default: all)"
+    )
 
 
 def add_pair_flags(parser: argparse.ArgumentParser, driving_help: str, default_out: str) -> None:

@@ -304,7 +304,9 @@ def flux_components(
     return {**models, "scheduler": scheduler}
 
 
-def flux_transformer(shape: FluxShape, latent_channels: int, pooled_width: int, guidance_embeds: bool = False):
+def flux_transformer(
+    shape: FluxShape, latent_channels: int, pooled_width: int, guidance_embeds: bool = False
+):
     """A random ``FluxTransformer2DModel`` of ``shape`` over 2x2 patches of ``latent_channels`` latents."""
     from diffusers import FluxTransformer2DModel
 
