@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -20,6 +21,18 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 def toy_checkpoint(model: str = TOY) -> Path:
     """Folder of a bundled toy-world pipeline, "toy" (SD) or "toy-flux" (trained by ``imposter toy train``)."""
     return Path(__file__).parent / "toyworld" / BUNDLED[model]
+
+
+def bundled_weights(model: str) -> str | None:
+    """A digest of a bundled toy pipeline's weights (None for other models), so that results made with an
+    earlier bundled model are told from today's: its name alone does not change when it is retrained."""
+    if model not in BUNDLED:
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(toy_checkpoint(model).rglob("*.safetensors")):
+        digest.update(path.relative_to(toy_checkpoint(model)).as_posix().encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
 
 
 def model_source(model: str) -> Path:

@@ -48,3 +48,21 @@ def test_metrics_are_remembered_once_they_ran_and_then_keep_their_model(tmp_path
     assert settings_conflict(stored, {**SETTINGS, "metrics": {"clip": {"model": None}}}) is None
     other = {**SETTINGS, "metrics": {"sscd": {"model": "other.pt"}}}
     assert settings_conflict(stored, other) == "metrics.sscd.model: 'sscd.pt' there, 'other.pt' now"
+
+
+def test_a_retrained_bundled_model_is_another_model_to_the_bench(tmp_path, monkeypatch):
+    from imposter import models
+    from imposter.bench.runner import BenchConfig, MethodSetup
+
+    folder = tmp_path / "checkpoint"
+    (folder / "vae").mkdir(parents=True)
+    (folder / "vae" / "diffusion_pytorch_model.safetensors").write_bytes(b"weights 1")
+    monkeypatch.setattr(models, "toy_checkpoint", lambda model="toy": folder)
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("pair_id,source_image,source_prompt,driving_image,driving_prompt\n")
+    bench = BenchConfig(pairs=str(pairs), methods=(MethodSetup.of("baseline++"),), seeds=(0,))
+    before = bench.settings([])
+    (folder / "vae" / "diffusion_pytorch_model.safetensors").write_bytes(b"weights 2")  # same size, new weights
+    after = bench.settings([])
+    assert settings_conflict(before, after).startswith("model_weights: ")
+    assert models.bundled_weights("some/hub-model") is None

@@ -35,7 +35,7 @@ from ..methods import get_method
 from ..methods.base import Method
 from ..metrics.base import EvalItem, Metric
 from ..metrics.registry import DEFAULT_METRICS, build_metrics
-from ..models import resolve_device, resolve_dtype
+from ..models import bundled_weights, resolve_device, resolve_dtype
 from ..personalizations import Personalization
 from .pairs import BenchPair, read_pairs
 from .report import write_report
@@ -186,6 +186,7 @@ class BenchConfig:
         return {
             "pairs": str(Path(self.pairs).expanduser().resolve()),
             "model": self.model,
+            "model_weights": bundled_weights(self.model),  # a retrained toy model is another model
             "dtype": str(resolve_dtype(self.dtype, resolve_device(self.device))).removeprefix("torch."),
             "fit": self.fit,
             "height": self.height,
