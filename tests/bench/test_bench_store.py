@@ -62,7 +62,9 @@ def test_a_retrained_bundled_model_is_another_model_to_the_bench(tmp_path, monke
     pairs.write_text("pair_id,source_image,source_prompt,driving_image,driving_prompt\n")
     bench = BenchConfig(pairs=str(pairs), methods=(MethodSetup.of("baseline++"),), seeds=(0,))
     before = bench.settings([])
-    (folder / "vae" / "diffusion_pytorch_model.safetensors").write_bytes(b"weights 2")  # same size, new weights
+    (folder / "vae" / "diffusion_pytorch_model.safetensors").write_bytes(
+        b"weights 2"
+    )  # same size, new weights
     after = bench.settings([])
     assert settings_conflict(before, after).startswith("model_weights: ")
     assert models.bundled_weights("some/hub-model") is None
