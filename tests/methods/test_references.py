@@ -76,3 +76,12 @@ def test_text_only_is_the_base_model_with_the_target_caption(engine, pair):
     assert not np.array_equal(pixels(text_only), pixels(tuned))  # no fine-tune: another image
     with pytest.raises(Exception, match="contradicts"):
         get_method("text-only").check_flags({"sampling": {"k": 3}})
+
+
+def test_every_method_pickles_for_the_bench_workers():
+    import pickle
+
+    from imposter.methods import METHOD_NAMES, get_method
+
+    for name in METHOD_NAMES:  # imposter bench --num-processes sends the methods to spawned workers
+        assert pickle.loads(pickle.dumps(get_method(name))).name == name

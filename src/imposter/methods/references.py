@@ -112,13 +112,23 @@ class TextOnlyMethod(_Reference, ImPosterMethod):
         )
 
 
+def _source(source: torch.Tensor, driving: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+    return source
+
+
+def _driving(source: torch.Tensor, driving: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+    return driving
+
+
+def _phase_swap(source: torch.Tensor, driving: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+    return phase_swap(source, driving)
+
+
+# module-level functions, not lambdas: a bench with --num-processes pickles the methods to its workers
 _LATENT_REFERENCES = {
-    "copy-source": ("reference: the source image itself (through the VAE)", lambda s, d, c: s),
-    "copy-driving": ("reference: the driving image itself (through the VAE)", lambda s, d, c: d),
-    "phase-swap": (
-        "reference: source Fourier amplitude with driving phase, no model",
-        lambda s, d, c: phase_swap(s, d),
-    ),
+    "copy-source": ("reference: the source image itself (through the VAE)", _source),
+    "copy-driving": ("reference: the driving image itself (through the VAE)", _driving),
+    "phase-swap": ("reference: source Fourier amplitude with driving phase, no model", _phase_swap),
     "guidance-only": (
         "reference: the source latents moved by the frequency guidance alone, no UNet",
         guidance_only,
