@@ -12,7 +12,9 @@ from imposter.toyworld.classifier import ClassifierConfig, load_classifier_weigh
 from imposter.toyworld.model import ToyModelConfig, build_components
 from imposter.toyworld.train import (
     ToyTrainConfig,
+    _pixel_weights,
     encode_examples,
+    refine_decoder,
     render_examples,
     retrain_classifier,
     train_denoiser,
@@ -24,7 +26,7 @@ TINY_MODEL = ToyModelConfig(
     unet_channels=(16, 16, 32), unet_head_dim=8, vae_norm_groups=4, unet_norm_groups=4,
 )  # fmt: skip
 TINY_TRAIN = ToyTrainConfig(
-    examples=48, vae_steps=2, vae_batch=4, unet_steps=4, unet_batch=4, warmup_steps=1, sanity_samples=0,
+    examples=48, vae_steps=2, decoder_steps=2, vae_batch=4, unet_steps=4, unet_batch=4, warmup_steps=1, sanity_samples=0,
     checkpoint_every=2,
 )  # fmt: skip
 TINY_CLASSIFIER = ClassifierConfig(channels=(8, 8, 8, 8), steps=2, batch=8, renders=22, eval_renders=22)
@@ -37,7 +39,7 @@ def test_train_writes_a_loadable_pipeline_with_its_classifier_and_removes_its_wo
     summary = train_toy_model(
         out, TINY_TRAIN, TINY_MODEL, TINY_CLASSIFIER, log=lambda _: None, progress=False
     )
-    assert set(summary["timings_s"]) >= {"render", "vae", "classifier", "unet"}
+    assert set(summary["timings_s"]) >= {"render", "vae", "decoder", "classifier", "unet"}
     assert json.loads((out / "training.json").read_text())["train"]["unet_steps"] == 4
     pipe = StableDiffusionPipeline.from_pretrained(out, safety_checker=None, requires_safety_checker=False)
     assert pipe.vae.config.scaling_factor == pytest.approx(summary["latent_scaling_factor"])
@@ -54,6 +56,36 @@ def test_train_writes_a_loadable_pipeline_with_its_classifier_and_removes_its_wo
     recorded = json.loads((out / "training.json").read_text())["classifier"]
     assert recorded["config"]["seed"] == 1 and recorded["command"] == "imposter toy x"
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+
+    # the decoder stage run again on the saved pipeline: the decoder moves, the encoder (the latents) does not
+    vae_before = pipe.vae.state_dict()
+    later = replace(TINY_TRAIN, decoder_steps=3, unet_steps=99)  # a later recipe: only its decoder stage runs
+    refine_decoder(out, later, log=lambda _: None, progress=False, command="c")
+    vae_after = StableDiffusionPipeline.from_pretrained(out, safety_checker=None).vae.state_dict()
+    assert all(
+        torch.equal(vae_before[k], vae_after[k])
+        for k in vae_before
+        if not k.startswith(("decoder", "post_quant"))
+    )
+    assert not all(torch.equal(vae_before[k], vae_after[k]) for k in vae_before if k.startswith("decoder"))
+    recorded = json.loads((out / "training.json").read_text())
+    assert recorded["train"]["decoder_steps"] == 3 and recorded["decoder_command"] == "c"
+    assert recorded["train"]["unet_steps"] == TINY_TRAIN.unet_steps  # the other stages' settings stay
+    with pytest.raises(ConfigError, match="other seed"):
+        refine_decoder(out, replace(TINY_TRAIN, seed=5), log=lambda _: None, progress=False)
+
+
+def test_the_decoder_stage_weights_a_ring_of_background_around_the_figure():
+    from imposter.toyworld.world import BACKGROUND
+
+    pixels = torch.tensor(BACKGROUND, dtype=torch.float32).view(1, 3, 1, 1).expand(1, 3, 12, 12) / 127.5 - 1.0
+    pixels = pixels.clone()
+    pixels[:, :, 5:7, 5:7] = -1.0  # a 2x2 black figure
+    config = ToyTrainConfig(figure_weight=5.0, edge_weight=30.0, edge_width=2)
+    joint, edges = _pixel_weights(pixels, config, False)[0, 0], _pixel_weights(pixels, config, True)[0, 0]
+    assert joint[5, 5] == edges[5, 5] == 5.0 and joint[3, 3] == 1.0 and joint.sum() == 144 + 4 * 4
+    assert edges[3, 3] == edges[8, 8] == 30.0 and edges[2, 2] == edges[9, 5] == 1.0  # 2 px wide, no more
+    assert int((edges == 30.0).sum()) == 6 * 6 - 4
 
 
 def test_a_work_folder_from_other_settings_is_refused(tmp_path):

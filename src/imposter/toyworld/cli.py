@@ -1,4 +1,4 @@
-"""Subcommands of the toy world: ``imposter toy pairs|train|eval``."""
+"""Subcommands of the toy world: ``imposter toy pairs|train|decoder|classifier|eval``."""
 
 from __future__ import annotations
 
@@ -82,6 +82,21 @@ def cmd_classifier(args: argparse.Namespace) -> None:
         sanity_samples=args.sanity_samples,
         progress=not args.quiet,
         command=shlex.join(["imposter", *sys.argv[1:]]),
+    )
+
+
+def cmd_decoder(args: argparse.Namespace) -> None:
+    from .train import ToyTrainConfig, refine_decoder
+
+    summary = refine_decoder(
+        args.model,
+        ToyTrainConfig(**_given(args, "decoder_steps")),
+        progress=not args.quiet,
+        command=shlex.join(["imposter", *sys.argv[1:]]),
+    )
+    print(
+        f"refined the decoder of {args.model} in {summary['timings_s']['decoder']:.0f} s; its classifier learnt "
+        f"from the old one: imposter toy classifier --model {args.model}"
     )
 
 
@@ -187,6 +202,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     retrain.add_argument("--sanity-samples", type=int, default=4, help="generations per caption (0: skip)")
     retrain.add_argument("--quiet", action="store_true")
     retrain.set_defaults(func=cmd_classifier)
+
+    decoder = sub.add_parser(
+        "decoder",
+        help="run the training's decoder stage again on a toy pipeline (its VAE decoder is replaced; the "
+        "latents, UNet and text encoder stay); then retrain its classifier",
+    )
+    decoder.add_argument("--model", required=True, help="a toy pipeline folder (its vae/ is replaced)")
+    decoder.add_argument("--decoder-steps", type=int, default=None)
+    decoder.add_argument("--quiet", action="store_true")
+    decoder.set_defaults(func=cmd_decoder)
 
     evaluate = sub.add_parser(
         "eval", help="text-to-image sanity: subject and action accuracy of a toy pipeline"
