@@ -50,13 +50,13 @@ def main() -> None:
 
     render = seconds(lambda: render_examples(recipe.examples, recipe.seed, progress=False))
     images, captions = render_examples(recipe.examples, recipe.seed, progress=False)
-    rows.append(("render", "-", render, render))
+    rows.append(("render", "-", render))
 
     def stage(name: str, steps: int, run) -> None:
         few, more = seconds(lambda: run(args.few)), seconds(lambda: run(args.more))
         per_step = (more - few) / (args.more - args.few)
         fixed = max(0.0, few - per_step * args.few)
-        rows.append((name, f"{steps} x {per_step:.3f} s + {fixed:.0f} s", per_step, fixed + per_step * steps))
+        rows.append((name, f"{steps} x {per_step:.3f} s + {fixed:.0f} s", fixed + per_step * steps))
 
     def vae(steps: int, decoder_only: bool = False) -> None:
         torch.manual_seed(0)
@@ -69,7 +69,7 @@ def main() -> None:
     trained_vae = build_components(ToyModelConfig())["vae"].float().eval()
     # timed whole: its fixed cost (rendering, round trips, evaluation) is most of it and caches renders
     classifier_s = seconds(lambda: train_classifier(trained_vae, classifier, **quiet))
-    rows.append(("classifier (timed whole)", "-", classifier_s, classifier_s))
+    rows.append(("classifier (timed whole)", "-", classifier_s))
 
     def denoiser(steps: int) -> None:
         torch.manual_seed(0)
@@ -85,12 +85,10 @@ def main() -> None:
 
     pipe = load_pipeline("toy", "cpu", log=lambda _: None)
     _, sanity = logged_sanity_check(pipe, load_classifier(), args.sanity_samples, recipe.seed, **quiet)
-    rows.append(
-        (f"sanity check ({args.sanity_samples} samples per caption, timed whole)", "-", sanity, sanity)
-    )
-    total = sum(row[3] for row in rows)
+    rows.append((f"sanity check ({args.sanity_samples} samples per caption, timed whole)", "-", sanity))
+    total = sum(row[2] for row in rows)
     print("| stage | steps x s/step + fixed | estimate (min) |\n|---|---|---:|")
-    for name, formula, _, estimate in rows:
+    for name, formula, estimate in rows:
         print(f"| {name} | {formula} | {estimate / 60:.1f} |")
     print(f"| **total** | | **{total / 60:.1f}** |")
 

@@ -28,9 +28,9 @@ def bundled_weights(model: str) -> str | None:
     earlier bundled model are told from today's: its name alone does not change when it is retrained."""
     if model not in BUNDLED:
         return None
-    digest = hashlib.sha256()
-    for path in sorted(toy_checkpoint(model).rglob("*.safetensors")):
-        digest.update(path.relative_to(toy_checkpoint(model)).as_posix().encode())
+    root, digest = toy_checkpoint(model), hashlib.sha256()
+    for path in sorted(root.rglob("*.safetensors")):
+        digest.update(path.relative_to(root).as_posix().encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:16]
 

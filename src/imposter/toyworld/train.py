@@ -442,29 +442,29 @@ def train_toy_model(
     for part in components.values():
         if isinstance(part, torch.nn.Module):
             part.float()
-    vae_folder = stages.folder / "vae"
-    if (vae_folder / "config.json").is_file():
-        components["vae"] = AutoencoderKL.from_pretrained(vae_folder).eval()
-        log(f"VAE loaded from {vae_folder} (a finished stage)")
-    else:
-        start = time.perf_counter()
-        vae_losses = train_vae(components["vae"], images, train, log, progress)
-        means, _ = encode_examples(components["vae"], images)
-        components["vae"].register_to_config(scaling_factor=float(1.0 / means.std()))
-        components["vae"].save_pretrained(vae_folder, safe_serialization=True)
-        write_json(stages.folder / "vae_losses.json", vae_losses[::10])
-        stages.done("vae", time.perf_counter() - start)
-        log(f"VAE trained in {stages.timings['vae']:.0f} s")
-    refined_folder = stages.folder / "vae-refined"
-    if (refined_folder / "config.json").is_file():
+    vae_folder, refined_folder = stages.folder / "vae", stages.folder / "vae-refined"
+    if (refined_folder / "config.json").is_file():  # both VAE stages finished
         components["vae"] = AutoencoderKL.from_pretrained(refined_folder).eval()
-        log(f"refined decoder loaded from {refined_folder} (a finished stage)")
-    elif train.decoder_steps > 0:
-        start = time.perf_counter()
-        train_vae(components["vae"], images, train, log, progress, decoder_only=True)
-        components["vae"].save_pretrained(refined_folder, safe_serialization=True)
-        stages.done("decoder", time.perf_counter() - start)
-        log(f"decoder refined in {stages.timings['decoder']:.0f} s")
+        log(f"VAE with its refined decoder loaded from {refined_folder} (finished stages)")
+    else:
+        if (vae_folder / "config.json").is_file():
+            components["vae"] = AutoencoderKL.from_pretrained(vae_folder).eval()
+            log(f"VAE loaded from {vae_folder} (a finished stage)")
+        else:
+            start = time.perf_counter()
+            vae_losses = train_vae(components["vae"], images, train, log, progress)
+            means, _ = encode_examples(components["vae"], images)
+            components["vae"].register_to_config(scaling_factor=float(1.0 / means.std()))
+            components["vae"].save_pretrained(vae_folder, safe_serialization=True)
+            write_json(stages.folder / "vae_losses.json", vae_losses[::10])
+            stages.done("vae", time.perf_counter() - start)
+            log(f"VAE trained in {stages.timings['vae']:.0f} s")
+        if train.decoder_steps > 0:
+            start = time.perf_counter()
+            train_vae(components["vae"], images, train, log, progress, decoder_only=True)
+            components["vae"].save_pretrained(refined_folder, safe_serialization=True)
+            stages.done("decoder", time.perf_counter() - start)
+            log(f"decoder refined in {stages.timings['decoder']:.0f} s")
     vae = components["vae"]
     scaling = float(vae.config.scaling_factor)
     log(f"latent scaling factor {scaling:.4f}")
