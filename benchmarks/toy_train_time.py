@@ -1,96 +1,68 @@
-"""How long ``imposter toy train`` takes on this machine, stage by stage, without running it whole.
+"""How long ``imposter toy train`` takes on this machine: the real command, end to end, stage by stage.
 
-    OMP_NUM_THREADS=2 python benchmarks/toy_train_time.py      # about 25 minutes on 2 free cores
+    OMP_NUM_THREADS=2 python benchmarks/toy_train_time.py --out /tmp/toytrain   # about 85 min on 2 idle cores
+    python benchmarks/toy_train_time.py --out /tmp/toytrain --report            # the table of a finished run
 
-The VAE, decoder and denoiser stages of the recipe (``ToyTrainConfig`` defaults) run at two step counts;
-the difference gives the time per step and the rest the stage's fixed cost, which extrapolate to the
-recipe's steps. The classifier (its fixed cost, rendering and round trips, is most of it) and the final
-sanity check are timed whole. Run it on an otherwise idle machine: the estimate is only as
-clean as the cores it gets. Prints a markdown table.
+Runs ``imposter toy train --out OUT --unet-steps 3000 --sanity-samples 2 --quiet`` (the bundled model's
+command) as a subprocess, times it whole, and prints a markdown table of the stage timings the command
+records in ``OUT/training.json``. A killed run resumes where it stopped (``OUT.work/``), so the wall time
+of a resumed run is not the training time: the table says so. Run it on an otherwise idle machine.
+
+An earlier version extrapolated each stage from 20- and 60-step runs; the stages' fixed costs (encoding
+40,000 renders, building the models) vary by tens of seconds between runs, which a 40-step difference
+turns into a per-step error of up to a second: it gave the UNet stage 22 min once and 82 min the next
+time, where the end-to-end run measured 27 (docs/results/toy-train-time.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import time
-from dataclasses import replace
+from pathlib import Path
 
-import torch
-
-from imposter.toyworld.classifier import ClassifierConfig, train_classifier
-from imposter.toyworld.model import ToyModelConfig, build_components
-from imposter.toyworld.train import (
-    ToyTrainConfig,
-    encode_examples,
-    render_examples,
-    train_denoiser,
-    train_vae,
-)
+STAGES = ("render", "vae", "decoder", "classifier", "unet", "sanity")
 
 
-def seconds(run) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
+def table(record: dict, wall_s: float | None) -> str:
+    timings = record["timings_s"]
+    rows = ["| stage | minutes |", "|---|---:|"]
+    rows += [f"| {stage} | {timings[stage] / 60:.1f} |" for stage in STAGES if stage in timings]
+    rows.append(f"| sum of the stages | {sum(timings.values()) / 60:.1f} |")
+    if wall_s is not None:
+        rows.append(f"| **wall time of the command** (stages + loading and saving) | **{wall_s / 60:.1f}** |")
+    return "\n".join(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="the checkpoint folder to train into")
     parser.add_argument("--unet-steps", type=int, default=3000, help="the shipped model's (default 3000)")
-    parser.add_argument("--few", type=int, default=20, help="the smaller step count of each stage")
-    parser.add_argument("--more", type=int, default=60, help="the larger")
+    parser.add_argument("--sanity-samples", type=int, default=2, help="the final check's samples per caption")
     parser.add_argument(
-        "--sanity-samples", type=int, default=2, help="the final check's samples per caption, timed whole"
+        "--report", action="store_true", help="print the table of a finished run, train nothing"
     )
     args = parser.parse_args()
-    recipe, classifier = replace(ToyTrainConfig(), unet_steps=args.unet_steps), ClassifierConfig()
-    torch.set_num_threads(recipe.threads)
-    quiet = dict(log=lambda _: None, progress=False)
-    rows = []
-
-    render = seconds(lambda: render_examples(recipe.examples, recipe.seed, progress=False))
-    images, captions = render_examples(recipe.examples, recipe.seed, progress=False)
-    rows.append(("render", "-", render))
-
-    def stage(name: str, steps: int, run) -> None:
-        few, more = seconds(lambda: run(args.few)), seconds(lambda: run(args.more))
-        per_step = (more - few) / (args.more - args.few)
-        fixed = max(0.0, few - per_step * args.few)
-        rows.append((name, f"{steps} x {per_step:.3f} s + {fixed:.0f} s", fixed + per_step * steps))
-
-    def vae(steps: int, decoder_only: bool = False) -> None:
-        torch.manual_seed(0)
-        model = build_components(ToyModelConfig())["vae"].float()
-        config = replace(recipe, vae_steps=steps, decoder_steps=steps)
-        train_vae(model, images, config, decoder_only=decoder_only, **quiet)
-
-    stage("VAE", recipe.vae_steps, vae)
-    stage("decoder", recipe.decoder_steps, lambda steps: vae(steps, decoder_only=True))
-    trained_vae = build_components(ToyModelConfig())["vae"].float().eval()
-    # timed whole: its fixed cost (rendering, round trips, evaluation) is most of it and caches renders
-    classifier_s = seconds(lambda: train_classifier(trained_vae, classifier, **quiet))
-    rows.append(("classifier (timed whole)", "-", classifier_s))
-
-    def denoiser(steps: int) -> None:
-        torch.manual_seed(0)
-        components = build_components(ToyModelConfig())
-        means, stds = encode_examples(trained_vae, images)
-        train_denoiser(components, means, stds, captions, replace(recipe, unet_steps=steps), **quiet)
-
-    stage("UNet + text encoder", recipe.unet_steps, denoiser)
-
-    from imposter.models import load_pipeline
-    from imposter.toyworld.classifier import load_classifier
-    from imposter.toyworld.sanity import logged_sanity_check
-
-    pipe = load_pipeline("toy", "cpu", log=lambda _: None)
-    _, sanity = logged_sanity_check(pipe, load_classifier(), args.sanity_samples, recipe.seed, **quiet)
-    rows.append((f"sanity check ({args.sanity_samples} samples per caption, timed whole)", "-", sanity))
-    total = sum(row[2] for row in rows)
-    print("| stage | steps x s/step + fixed | estimate (min) |\n|---|---|---:|")
-    for name, formula, estimate in rows:
-        print(f"| {name} | {formula} | {estimate / 60:.1f} |")
-    print(f"| **total** | | **{total / 60:.1f}** |")
+    record_path = args.out / "training.json"
+    wall_s = None
+    if not args.report:
+        resumed = Path(f"{args.out}.work").exists()
+        command = [sys.executable, "-m", "imposter", "toy", "train", "--out", str(args.out)]
+        command += [
+            "--unet-steps",
+            str(args.unet_steps),
+            "--sanity-samples",
+            str(args.sanity_samples),
+            "--quiet",
+        ]
+        start = time.perf_counter()
+        subprocess.run(command, check=True)
+        wall_s = None if resumed else time.perf_counter() - start
+        if resumed:
+            print("resumed an earlier run: its wall time is not the training time; the stages' timings are")
+    print(table(json.loads(record_path.read_text()), wall_s))
 
 
 if __name__ == "__main__":
