@@ -84,11 +84,13 @@ class FlowMatchingLoss:
         indices = (u * self.num_train_timesteps).long()
         return noise, self.timesteps[indices].to(latents.device)
 
-    def __call__(self, model, latents, conditioning: Conditioning, noise, timesteps) -> torch.Tensor:
+    def __call__(
+        self, model, latents, conditioning: Conditioning, noise, timesteps, dtype=None
+    ) -> torch.Tensor:
         rows, _, height, width = latents.shape
         sigmas = (timesteps.float() / self.num_train_timesteps).view(-1, 1, 1, 1)
         noisy = (1.0 - sigmas) * latents + sigmas * noise
-        dtype = model.dtype
+        dtype = dtype or model.dtype
         guidance = None
         if self.guidance is not None:
             guidance = torch.full((rows,), self.guidance, device=latents.device, dtype=torch.float32)

@@ -31,12 +31,14 @@ class SDXLDenoisingLoss(DenoisingLoss):
 
     vae_scale_factor: int = 8
 
-    def __call__(self, model, latents, conditioning: Conditioning, noise, timesteps) -> torch.Tensor:
+    def __call__(
+        self, model, latents, conditioning: Conditioning, noise, timesteps, dtype=None
+    ) -> torch.Tensor:
         rows, (height, width) = latents.shape[0], latents.shape[-2:]
-        factor = self.vae_scale_factor
+        factor, dtype = self.vae_scale_factor, dtype or model.dtype
         added = {
-            "text_embeds": conditioning.pooled.to(model.dtype),
-            "time_ids": time_ids(height * factor, width * factor, rows, latents.device, model.dtype),
+            "text_embeds": conditioning.pooled.to(dtype),
+            "time_ids": time_ids(height * factor, width * factor, rows, latents.device, dtype),
         }
         return denoising_loss(
             model,
@@ -45,6 +47,7 @@ class SDXLDenoisingLoss(DenoisingLoss):
             conditioning.embeds,
             noise,
             timesteps,
+            dtype,
             added_cond_kwargs=added,
         )
 
