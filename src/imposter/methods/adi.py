@@ -178,6 +178,7 @@ def per_sample_gradients(
     identifier: torch.Tensor,
     noise: torch.Tensor,
     timesteps: torch.Tensor,
+    dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The mean denoising loss of N samples under one conditioning, and each sample's gradient on ``identifier``.
 
@@ -187,7 +188,9 @@ def per_sample_gradients(
     """
     count = latents.shape[0]
     per_sample = cond.detach().expand(count, -1, -1).clone().requires_grad_(True)
-    loss = loss_fn(model, latents, per_sample, noise.expand(count, -1, -1, -1), timesteps.expand(count))
+    loss = loss_fn(
+        model, latents, per_sample, noise.expand(count, -1, -1, -1), timesteps.expand(count), dtype
+    )
     (cond_grads,) = torch.autograd.grad(loss, per_sample)
     grads = [
         torch.autograd.grad(cond, identifier, cond_grads[k : k + 1], retain_graph=k < count - 1)[0]
@@ -216,12 +219,15 @@ class IdentifierObjective(Objective):
     _mask: torch.Tensor | None = None
     _before: torch.Tensor | None = None
 
+    def __post_init__(self) -> None:
+        self.dtype = self.model.dtype  # once: diffusers finds it by walking every module
+
     def losses(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         latents = self.exemplars.triple(generator)
         noise, timesteps = self.loss.draw(generator, latents[:1])
         cond = pack(encode_placeholder(self.text_encoder, self.prompt, self.identifier))
         loss, self._grads = per_sample_gradients(
-            self.model, self.loss, latents, cond, self.identifier, noise, timesteps
+            self.model, self.loss, latents, cond, self.identifier, noise, timesteps, self.dtype
         )
         yield loss
 
