@@ -55,20 +55,9 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     with tempfile.TemporaryDirectory() as work:
+        command = [sys.executable, "-m", "imposter", "app", "--model", "toy", "--device", "cpu"]
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "imposter",
-                "app",
-                "--model",
-                "toy",
-                "--device",
-                "cpu",
-                "--port",
-                str(port),
-            ]
-            + ["--out", work],
+            command + ["--port", str(port), "--out", work],
             env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")},
         )
         try:

@@ -6,12 +6,13 @@
 Runs ``imposter toy train --out OUT --unet-steps 3000 --sanity-samples 2 --quiet`` (the bundled model's
 command) as a subprocess, times it whole, and prints a markdown table of the stage timings the command
 records in ``OUT/training.json``. A killed run resumes where it stopped (``OUT.work/``), so the wall time
-of a resumed run is not the training time: the table says so. Run it on an otherwise idle machine.
+of a resumed run is not the training time: it then prints the stages' timings alone. Run it on an
+otherwise idle machine.
 
 An earlier version extrapolated each stage from 20- and 60-step runs; the stages' fixed costs (encoding
 40,000 renders, building the models) vary by tens of seconds between runs, which a 40-step difference
 turns into a per-step error of up to a second: it gave the UNet stage 22 min once and 82 min the next
-time, where the end-to-end run measured 27 (docs/results/toy-train-time.md).
+time, where the end-to-end run measured 30 (docs/results/toy-train-time.md).
 """
 
 from __future__ import annotations
@@ -49,19 +50,15 @@ def main() -> None:
     wall_s = None
     if not args.report:
         resumed = Path(f"{args.out}.work").exists()
-        command = [sys.executable, "-m", "imposter", "toy", "train", "--out", str(args.out)]
-        command += [
-            "--unet-steps",
-            str(args.unet_steps),
-            "--sanity-samples",
-            str(args.sanity_samples),
-            "--quiet",
-        ]
+        command = [sys.executable, "-m", "imposter", "toy", "train", "--out", str(args.out), "--quiet"]
+        command += ["--unet-steps", str(args.unet_steps), "--sanity-samples", str(args.sanity_samples)]
         start = time.perf_counter()
         subprocess.run(command, check=True)
         wall_s = None if resumed else time.perf_counter() - start
         if resumed:
-            print("resumed an earlier run: its wall time is not the training time; the stages' timings are")
+            print(
+                "resumed an earlier run: its wall time is not the training time, so only the stages' are shown"
+            )
     print(table(json.loads(record_path.read_text()), wall_s))
 
 

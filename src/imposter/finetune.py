@@ -15,6 +15,7 @@ rank-4 LoRA) trained with Adam at lr 2e-6, two separate updates per iteration, i
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -136,8 +137,15 @@ class Objective:
     """What a fine-tune learns: the losses of one iteration, and how each becomes gradients.
 
     The loop calls, for every loss ``losses`` yields: ``zero_grad``, ``backward(loss)``, the optimizer's
-    ``step``, ``after_update()``. The next loss is computed after that update.
+    ``step``, ``after_update()``. The next loss is computed after that update. ``model`` is what it trains.
     """
+
+    model: Any
+
+    @functools.cached_property
+    def dtype(self) -> torch.dtype:
+        """``model``'s compute dtype, read once: diffusers finds it by walking every module, each time."""
+        return self.model.dtype
 
     def losses(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         """One loss per optimizer update of this iteration; random draws come from ``generator``."""
@@ -192,9 +200,6 @@ class PairsObjective(Objective):
     parameters: list[torch.nn.Parameter]
     update_per_pair: bool = False
     max_grad_norm: float | None = None  # clip the gradient norm of ``parameters`` before each step
-
-    def __post_init__(self) -> None:
-        self.dtype = self.model.dtype  # once: diffusers finds it by walking every module
 
     def losses(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         if self.update_per_pair:

@@ -219,9 +219,6 @@ class IdentifierObjective(Objective):
     _mask: torch.Tensor | None = None
     _before: torch.Tensor | None = None
 
-    def __post_init__(self) -> None:
-        self.dtype = self.model.dtype  # once: diffusers finds it by walking every module
-
     def losses(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         latents = self.exemplars.triple(generator)
         noise, timesteps = self.loss.draw(generator, latents[:1])

@@ -83,9 +83,6 @@ class TailObjective(Objective):
     head: torch.Tensor  # (1, L - n, D), fixed
     tail: torch.Tensor  # (n, D), learned
 
-    def __post_init__(self) -> None:
-        self.dtype = self.model.dtype  # once: diffusers finds it by walking every module
-
     def losses(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         noise, timesteps = self.loss.draw(generator, self.latents)
         embeds = torch.cat([self.head, self.tail[None]], dim=1)
