@@ -5,8 +5,8 @@
     python benchmarks/memory.py --config flux --computed-only # FLUX.1-dev (12 B): computed from counts
     python benchmarks/memory.py --config sd-tiny              # smoke test on the tiny test shapes
 
-Random weights at the real checkpoints' sizes (imposter.testing SD21_BASE, imposter.testing_families
-SDXL_BASE / FLUX_DEV): memory does not depend on the weights. Rows: the LoRA fine-tune step (both pairs in one
+Random weights at the real checkpoints' sizes (imposter.testing SD21_BASE, SDXL_BASE,
+FLUX_DEV): memory does not depend on the weights. Rows: the LoRA fine-tune step (both pairs in one
 batch, as ImPoster trains) in float32 and bf16, each with and without gradient checkpointing; the authors'
 released fine-tune (full UNet + LoRA, float32 Adam; SD and SDXL); one sampling step (classifier-free guidance
 batch for SD/SDXL) in float32, bf16, and bf16 with model CPU offload (CUDA only: on a CPU nothing is offloaded).
@@ -68,17 +68,11 @@ ROWS = (
 
 def shape_of(config: str):
     """(family, shape) of a config name."""
-    from imposter.testing import SD21_BASE, TINY_SD
-    from imposter.testing_families import FLUX_DEV, SDXL_BASE, TINY_FLUX, TINY_SDXL
+    from imposter.testing import PIPELINES
 
-    return {
-        "sd-tiny": ("sd", TINY_SD),
-        "sdxl-tiny": ("sdxl", TINY_SDXL),
-        "flux-tiny": ("flux", TINY_FLUX),
-        "sd21": ("sd", SD21_BASE),
-        "sdxl": ("sdxl", SDXL_BASE),
-        "flux": ("flux", FLUX_DEV),
-    }[config]
+    family = {"sd21": "sd"}.get(config, config.removesuffix("-tiny"))  # sd21: SD's real shape
+    recipe = PIPELINES[family]
+    return family, recipe.tiny if config.endswith("-tiny") else recipe.real
 
 
 def applies(row: Row, family: str, device: str) -> bool:
@@ -90,24 +84,13 @@ def applies(row: Row, family: str, device: str) -> bool:
 
 def build(config: str, directory: Path, device: str | torch.device, dtype: torch.dtype):
     """The random pipeline of ``config``, built in ``dtype`` (no float32 copy), on ``device`` ("meta": no memory)."""
-    import diffusers
-
-    from imposter.testing import PIPELINES, sd_components
-    from imposter.testing_families import flux_components, sdxl_components
+    from imposter.testing import random_pipeline
 
     family, shape = shape_of(config)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
-        if family == "sd":
-            with torch.device(device):
-                parts = sd_components(directory, shape=shape, pad_token="!")
-            return diffusers.StableDiffusionPipeline(**parts, **dict(PIPELINES["sd"].extra))
-        if family == "sdxl":
-            return diffusers.StableDiffusionXLPipeline(
-                **sdxl_components(directory, shape=shape, device=device)
-            )
-        return diffusers.FluxPipeline(**flux_components(directory, shape=shape, device=device))
+        return random_pipeline(family, directory, shape, device=device)
     finally:
         torch.set_default_dtype(previous)
 

@@ -7,7 +7,7 @@
     python benchmarks/speed.py --config flux-tiny           # the same code on the tiny test shapes, CPU
 
 Compute does not depend on the weights, so a pipeline of the real checkpoint's sizes with random weights
-(imposter.testing / imposter.testing_families: SD21_BASE, SDXL_BASE, FLUX_DEV, each citing its configs)
+(imposter.testing: SD21_BASE, SDXL_BASE, FLUX_DEV, each citing its configs)
 times what a user with the real checkpoint sees. Printed as a markdown table; nothing is asserted.
 
 What is compared (each a habit of the library, measured against its naive alternative):
@@ -56,7 +56,7 @@ def family_engine(config: str, directory: Path, device: str | None, dtype: str |
     """An ImPoster engine on a random SDXL or FLUX.1 pipeline: the real checkpoint's sizes, or ``-tiny``."""
     from imposter import ImPoster
     from imposter.models import resolve_device, resolve_dtype
-    from imposter.testing_families import SHAPES, tiny_pipeline
+    from imposter.testing import PIPELINES, random_pipeline
 
     family, _, tiny = config.partition("-")
     resolved = resolve_device(device)
@@ -64,8 +64,8 @@ def family_engine(config: str, directory: Path, device: str | None, dtype: str |
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch_dtype)  # built in the run's dtype: no float32 copy of 12 B weights
     try:
-        shape = SHAPES[family]["tiny" if tiny else "real"]
-        pipe = tiny_pipeline(family, directory, shape=shape, device=resolved)
+        shape = PIPELINES[family].tiny if tiny else PIPELINES[family].real
+        pipe = random_pipeline(family, directory, shape, device=resolved)
     finally:
         torch.set_default_dtype(previous)
     return ImPoster.from_pipe(pipe.to(resolved), model=config, ddim=True)
@@ -212,9 +212,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or (
-            "toy"
-            if args.config == "toy"
-            else str(save_random_pipeline("sd", Path(tmp), shape=SD21_BASE, pad_token="!"))
+            "toy" if args.config == "toy" else str(save_random_pipeline("sd", Path(tmp), SD21_BASE))
         )
         engine = ImPoster.from_pretrained(model, args.device, args.dtype)
         device = engine.device

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from imposter.testing import random_image, save_random_pipeline
+
 # Tiny models gain nothing from threads, and on a busy 2-core machine OpenMP threads fight each other.
 torch.set_num_threads(int(os.environ.get("IMPOSTER_TEST_THREADS", "1")))
 
 sys.path.insert(0, str(Path(__file__).parent))
-
-from tiny import random_image, tiny_pipeline_dir  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """Folder of a tiny random Stable Diffusion pipeline, saved once per test session."""
-    return tiny_pipeline_dir(tmp_path_factory.mktemp("tiny"))
+    return save_random_pipeline("sd", tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="session")

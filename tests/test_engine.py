@@ -1,15 +1,14 @@
-"""End to end on a tiny pipeline: fine-tune -> generate -> save -> reload, and what each method trains."""
+"""SD on a tiny pipeline beyond the shared contract (tests/families/test_contract.py): eta, reproducible
+fine-tuning, what each method trains and samples with."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 import torch
-from tiny import random_image
 
-from imposter import FinetuneConfig, ImPoster, SamplingConfig
-from imposter.guidance import FrequencyTargets, guidance_losses
-from imposter.personalizations import LORA_FILE, LoraPersonalization, Personalization
+from imposter import FinetuneConfig, SamplingConfig
+from imposter.testing import random_components, random_image
 
 FAST = SamplingConfig(steps=8, k=2, amp_scale=0.05, phase_scale=0.05)
 
@@ -41,39 +40,6 @@ def test_prepare_composes_the_target_prompt_and_caches_latents(pair):
     assert {"", "a dog", "a cat drinking water from a mug", pair.target_prompt} <= set(pair.embeds)
 
 
-def test_lora_finetune_trains_only_lora_and_leaves_the_model_unchanged(engine, pair):
-    before = unet_state(engine)
-    learned = engine.personalize(pair, "imposter", FinetuneConfig(steps=5), progress=False)
-    after = engine.unet.state_dict()
-    assert before.keys() == after.keys()
-    assert all(torch.equal(before[k], after[k]) for k in before)
-    assert learned.state and all(k.startswith("unet.") and "lora" in k for k in learned.state)
-    ups = [v for k, v in learned.state.items() if "lora_B" in k or "lora.up" in k]
-    assert ups and any(v.abs().sum() > 0 for v in ups)  # B starts at zero: it moved
-    assert len(learned.info["losses"]) == 5
-
-
-def test_same_seed_same_image_and_different_seeds_differ(engine, pair, learned):
-    first = pixels(engine.generate(pair, learned, seeds=[0, 1], sampling=FAST, progress=False))
-    again = pixels(engine.generate(pair, learned, seeds=[0, 1], sampling=FAST, progress=False))
-    assert np.array_equal(first, again)
-    assert not np.array_equal(first[0], first[1])
-
-
-def test_seed_images_do_not_depend_on_batching(engine, pair, learned):
-    together = pixels(engine.generate(pair, learned, seeds=[3, 4], sampling=FAST, progress=False))
-    one_by_one = pixels(
-        engine.generate(
-            pair,
-            learned,
-            seeds=[3, 4],
-            sampling=SamplingConfig(**{**FAST.__dict__, "batch_size": 1}),
-            progress=False,
-        )
-    )
-    assert np.abs(together - one_by_one).max() <= 1
-
-
 def test_eta_above_zero_is_reproducible_alone_or_in_a_batch(engine, pair, learned):
     noisy = dataclasses.replace(FAST, eta=1.0)
     first = pixels(engine.generate(pair, learned, seeds=[3, 4], sampling=noisy, progress=False))
@@ -90,65 +56,6 @@ def test_finetuning_is_reproducible_from_its_seed(engine, pair, learned):
     assert all(torch.equal(learned.state[k], again.state[k]) for k in learned.state)
     other = engine.personalize(pair, "imposter", FinetuneConfig(steps=15, seed=1), progress=False)
     assert any(not torch.equal(learned.state[k], other.state[k]) for k in learned.state)
-
-
-def test_saved_adapter_reloads_and_gives_the_same_images(engine, pair, learned, tmp_path):
-    learned.save(tmp_path / "adapter")
-    reloaded = engine.load_personalization(tmp_path / "adapter")
-    assert isinstance(reloaded, LoraPersonalization)
-    a = pixels(engine.generate(pair, learned, seeds=[0], sampling=FAST, progress=False))
-    b = pixels(engine.generate(pair, reloaded, seeds=[0], sampling=FAST, progress=False))
-    assert np.array_equal(a, b)
-
-
-class Nothing(Personalization):
-    kind = "none"
-
-    def _save_weights(self, directory):
-        pass
-
-
-def test_adapter_loads_with_diffusers_load_lora_weights(engine, pair, learned, tmp_path, tiny_model):
-    """A stock pipeline + pipe.load_lora_weights(adapter/) gives our images (baseline++ and imposter)."""
-    learned.save(tmp_path / "adapter")
-    assert (tmp_path / "adapter" / LORA_FILE).exists()
-    stock = ImPoster.from_pretrained(str(tiny_model), device="cpu")
-    stock.pipe.load_lora_weights(str(tmp_path / "adapter"))
-    stock_pair = stock.prepare(
-        random_image(seed=1), pair.source_prompt, random_image(seed=2), pair.driving_prompt
-    )
-    for method in ("imposter", "baseline++"):
-        ours = pixels(engine.generate(pair, learned, seeds=[5], sampling=FAST, method=method, progress=False))
-        theirs = pixels(
-            stock.generate(stock_pair, Nothing("x"), seeds=[5], sampling=FAST, method=method, progress=False)
-        )
-        assert np.abs(ours - theirs).max() <= 1, method
-    # and diffusers' own __call__ with that LoRA equals our baseline++ (target prompt only, no guidance)
-    noise = stock.initial_noise([5], stock_pair)
-    theirs = stock.pipe(pair.target_prompt, latents=noise, num_inference_steps=8, guidance_scale=7.5).images
-    ours = engine.generate(pair, learned, seeds=[5], sampling=FAST, method="baseline++", progress=False)
-    assert np.abs(pixels(ours) - pixels(theirs)).max() <= 1
-
-
-def test_guidance_changes_the_result_and_lowers_its_losses(engine, pair, learned):
-    """End to end: with the phase term on, the final latents are closer in phase to the driving latents."""
-    method_latents = {}
-    for name, sampling in {
-        "off": SamplingConfig(steps=8, k=2, amp_scale=0.0, phase_scale=0.0),
-        "on": SamplingConfig(steps=8, k=2, amp_scale=0.2, phase_scale=0.2),
-    }.items():
-        from imposter.methods import get_method
-
-        method = get_method("imposter")
-        with learned.active(engine):
-            method_latents[name] = method.sample(
-                engine, pair, learned, engine.initial_noise([0, 1], pair), sampling, False
-            )
-    assert not torch.equal(method_latents["on"], method_latents["off"])
-    targets = FrequencyTargets.from_latents(pair.source_latents, pair.driving_latents)
-    amp_off, phase_off = guidance_losses(method_latents["off"], targets)
-    amp_on, phase_on = guidance_losses(method_latents["on"], targets)
-    assert (phase_on < phase_off).all() and (amp_on < amp_off).all()
 
 
 def test_authors_method_trains_every_weight_and_restores_the_model(engine, pair, tmp_path):
@@ -194,11 +101,9 @@ def test_method_settings_are_fixed_by_name():
 
 
 def test_v_prediction_models_train_on_velocity(tmp_path):
-    from tiny import tiny_components
-
     from imposter.finetune import denoising_loss, noise_scheduler_for
 
-    parts = tiny_components(tmp_path, prediction_type="v_prediction")
+    parts = random_components("sd", tmp_path, prediction_type="v_prediction")
     scheduler = noise_scheduler_for(parts["scheduler"])
     latents, noise = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
     t = torch.tensor([500])

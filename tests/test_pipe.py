@@ -4,11 +4,11 @@ import warnings
 
 import pytest
 import torch
-from tiny import random_image
 
 from imposter import FinetuneConfig, ImPoster, SamplingConfig
 from imposter.errors import ConfigError
 from imposter.models import resolve_dtype
+from imposter.testing import random_image
 
 FAST = SamplingConfig(steps=4, k=1)
 

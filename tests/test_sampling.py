@@ -34,7 +34,7 @@ def embeddings(engine):
     )
 
 
-@pytest.mark.parametrize("k", [0, 1, 3, 6])
+@pytest.mark.parametrize("k", [0, 6])  # the ends; tests/families/test_contract.py checks one in between
 def test_stepwise_prompting_uses_the_driving_embedding_for_exactly_k_steps(engine, k):
     uncond, driving, target = embeddings(engine)
     unet = RecordingUNet(engine.unet)

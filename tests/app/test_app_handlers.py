@@ -5,10 +5,10 @@ import zipfile
 
 import gradio as gr
 import pytest
-from tiny import random_image
 
 from imposter.app.handlers import App
 from imposter.engine import ImPoster
+from imposter.testing import random_image
 
 # method, fine-tuning steps, denoising steps, K, amplitude, phase, guidance scale
 FAST = ["imposter", 2, 3, 1, 0.05, 0.3, 7.5]

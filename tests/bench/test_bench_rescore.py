@@ -10,12 +10,12 @@ import shutil
 import pytest
 import torch
 from bench_settings import same_bench
-from tiny import random_image
 
 from imposter.bench import runner
 from imposter.bench.store import read_results
 from imposter.cli import main
 from imposter.engine import ImPoster
+from imposter.testing import random_image
 
 
 @pytest.fixture(scope="module")

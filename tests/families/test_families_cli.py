@@ -5,14 +5,14 @@ import json
 import pytest
 
 from imposter.cli import main
-from imposter.testing_families import save_tiny_pipeline
+from imposter.testing import save_random_pipeline
 
 FAST = ["--train-steps", "2", "--height", "16", "--width", "16", "--quiet"]
 
 
 @pytest.fixture(scope="module", params=["sdxl", "flux"])
 def model(request, tmp_path_factory):
-    return save_tiny_pipeline(request.param, tmp_path_factory.mktemp(request.param))
+    return save_random_pipeline(request.param, tmp_path_factory.mktemp(request.param))
 
 
 def generate(model, pair_files, out, *extra):

@@ -4,15 +4,14 @@ import csv
 import json
 
 import pytest
-from tiny import random_image
 
 from imposter.cli import main
-from imposter.testing_families import save_tiny_pipeline
+from imposter.testing import random_image, save_random_pipeline
 
 
 @pytest.fixture(scope="module")
 def kontext(tmp_path_factory):
-    return save_tiny_pipeline("kontext", tmp_path_factory.mktemp("kontext"))
+    return save_random_pipeline("kontext", tmp_path_factory.mktemp("kontext"))
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +57,7 @@ def test_bench_takes_the_family_defaults_and_the_users_flags_win(kontext, pairs_
 
 
 def test_bench_stops_before_any_work_when_a_method_cannot_run_on_the_model(pairs_csv, tmp_path, capsys):
-    flux = save_tiny_pipeline("flux", tmp_path)
+    flux = save_random_pipeline("flux", tmp_path)
     out = tmp_path / "bench"
     assert bench(flux, pairs_csv, out, "--methods", "imposter", "kontext") == 2
     assert "--method kontext needs a FLUX.1 Kontext checkpoint" in capsys.readouterr().err

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny import random_image
 
 from imposter import FinetuneConfig, ImPoster, SamplingConfig
 from imposter.cli import main
@@ -14,14 +13,14 @@ from imposter.errors import PromptError
 from imposter.families.flux import pack, unpack
 from imposter.methods import get_method
 from imposter.prompts import edit_instruction
-from imposter.testing_families import save_tiny_pipeline
+from imposter.testing import random_image, save_random_pipeline
 
 FAST = ["--height", "16", "--width", "16", "--quiet"]
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    return save_tiny_pipeline("kontext", tmp_path_factory.mktemp("kontext"))
+    return save_random_pipeline("kontext", tmp_path_factory.mktemp("kontext"))
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +137,7 @@ def test_kontext_on_another_model_is_a_one_line_error_naming_the_checkpoint(
     family, pair_files, tmp_path_factory, tiny_model, capsys
 ):
     if family == "flux":
-        model = save_tiny_pipeline("flux", tmp_path_factory.mktemp("plain-flux"))
+        model = save_random_pipeline("flux", tmp_path_factory.mktemp("plain-flux"))
     else:
         model = tiny_model
     assert generate(model, pair_files, tmp_path_factory.mktemp("out") / "x") == 2

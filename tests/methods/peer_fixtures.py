@@ -3,11 +3,13 @@
 A prepared pair, an SD-2-style pipeline, and checks that the frozen model is untouched.
 """
 
+from dataclasses import replace
+
 import pytest
 import torch
-from tiny import random_image, tiny_pipeline_dir
 
 from imposter import ImPoster
+from imposter.testing import TINY_SD, random_image, save_random_pipeline
 
 DRIVING_PROMPT = "a cat drinking water from a mug"
 
@@ -22,7 +24,8 @@ def peer_pair(engine):
 def bang_engine(tmp_path_factory):
     """A tiny pipeline whose tokenizer pads with "!" as SD 2.x does."""
     return ImPoster.from_pretrained(
-        str(tiny_pipeline_dir(tmp_path_factory.mktemp("bang"), pad_token="!")), device="cpu"
+        str(save_random_pipeline("sd", tmp_path_factory.mktemp("bang"), replace(TINY_SD, pad_token="!"))),
+        device="cpu",
     )
 
 

@@ -6,7 +6,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from tiny import random_image
 
 from imposter import FinetuneConfig, SamplingConfig
 from imposter.cli import main
@@ -31,6 +30,7 @@ from imposter.methods.conditioning import (
     placeholder_prompt,
 )
 from imposter.personalizations import EMBEDDINGS_FILE, LORA_FILE, METADATA_FILE
+from imposter.testing import random_image
 
 DRIVING_PROMPT = "a cat drinking water from a mug"  # the driving caption of the ``peer_pair`` fixture
 pytest_plugins = ["peer_fixtures"]  # peer_pair, bang_engine, bang_pair, adam_spy, snapshot

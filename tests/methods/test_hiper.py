@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from tiny import random_image
 
 from imposter import FinetuneConfig, SamplingConfig
 from imposter.cli import main
@@ -14,6 +13,7 @@ from imposter.methods import get_method
 from imposter.methods.conditioning import encode_ids
 from imposter.methods.hiper import TAIL, HiPerMethod, hiper_condition, tail_ids
 from imposter.personalizations import EMBEDDINGS_FILE, METADATA_FILE
+from imposter.testing import random_image
 
 pytest_plugins = ["peer_fixtures"]  # peer_pair, bang_engine, bang_pair, adam_spy, snapshot
 FAST = SamplingConfig(steps=3)

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from tiny import random_image
 
 from imposter import FinetuneConfig, SamplingConfig
 from imposter.guidance import amplitude, phase
 from imposter.methods import get_method
 from imposter.methods.references import REFERENCE_NAMES, guidance_only, phase_swap
+from imposter.testing import random_image
 
 FAST = SamplingConfig(steps=6)
 

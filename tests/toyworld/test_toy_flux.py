@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from tiny import assert_resumes_exactly
+from resumes import assert_resumes_exactly
 
 from imposter import ImPoster
 from imposter.models import load_pipeline, model_family, toy_checkpoint

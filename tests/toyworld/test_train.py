@@ -5,7 +5,7 @@ from dataclasses import asdict, replace
 
 import pytest
 import torch
-from tiny import assert_resumes_exactly
+from resumes import assert_resumes_exactly
 
 from imposter.errors import ConfigError
 from imposter.toyworld.classifier import ClassifierConfig, load_classifier_weights

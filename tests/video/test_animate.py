@@ -6,13 +6,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from PIL import Image
-from tiny import random_image
 
 from imposter import FinetuneConfig, RunConfig, SamplingConfig
 from imposter.cli import main
 from imposter.errors import ConfigError
 from imposter.methods import imposter as imposter_method
 from imposter.run import run_generate
+from imposter.testing import random_image
 from imposter.video.animate import AnimateConfig, run_animate
 
 FAST = ["--train-steps", "3", "--steps", "4", "--k", "1", "--quiet"]

@@ -38,7 +38,7 @@ class ToyFluxConfig:
 
     def shape(self):
         """These sizes as the shared builders take them (``imposter.testing_families.FluxShape``)."""
-        from ..testing_families import FluxShape
+        from ..testing import FluxShape
 
         return FluxShape(
             layers=self.double_layers,
@@ -57,7 +57,7 @@ class ToyFluxConfig:
 
 def build_t5_tokenizer(config: ToyFluxConfig = ToyFluxConfig()):
     """A word-level T5 tokenizer (pad 0, </s> 1, unknown 2) over the toy vocabulary."""
-    from ..testing_families import t5_tokenizer
+    from ..testing import t5_tokenizer
 
     return t5_tokenizer(tuple(VOCABULARY), max_length=config.max_length)
 
@@ -67,7 +67,7 @@ def build_flux_components(base: str | Path, config: ToyFluxConfig = ToyFluxConfi
     a fresh (randomly initialised) transformer and T5; seed torch before calling for reproducibility."""
     from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusionPipeline
 
-    from ..testing_families import flux_transformer, t5_encoder
+    from ..testing import flux_transformer, t5_encoder
 
     sd = StableDiffusionPipeline.from_pretrained(
         base, safety_checker=None, requires_safety_checker=False, local_files_only=True
