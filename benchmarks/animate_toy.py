@@ -36,6 +36,7 @@ from imposter.fileio import save_image
 from imposter.flags import quiet_libraries
 from imposter.images import image_grid
 from imposter.run import ADAPTER_DIR
+from imposter.settings import resolve
 from imposter.toyworld.figures import figure_mask, mask_iou
 from imposter.toyworld.sequences import ToySequence, make_sequences, score_sequence, write_sequence
 from imposter.video.animate import (
@@ -56,7 +57,12 @@ def animate_sequence(
 ) -> tuple[list[Image.Image], AnimateConfig, float]:
     """Write the sequence's inputs, run animate on them; return the frames, the config and the seconds."""
     source, driving = write_sequence(sequence, folder / "inputs")
-    method = sequence_method(args.method)
+    sampling = {
+        "steps": args.steps,
+        "k": args.k,
+        "amp_scale": args.amp_scale,
+        "phase_scale": args.phase_scale,
+    }
     config = AnimateConfig(
         model=args.model,
         source=str(source),
@@ -65,13 +71,8 @@ def animate_sequence(
         driving_prompt=sequence.driving_prompt,
         method=args.method,
         seed=args.seed,
-        finetune=method.default_finetune(steps=args.train_steps),
-        sampling=method.default_sampling(
-            steps=args.steps,
-            k=args.k,
-            amp_scale=args.amp_scale,
-            phase_scale=args.phase_scale,
-        ),
+        finetune={"steps": args.train_steps},
+        sampling={name: value for name, value in sampling.items() if value is not NOT_GIVEN},
     )
     start = time.perf_counter()
     result = run_animate(config, folder / "run", engine, overwrite=True, progress=False, log=lambda _: None)
@@ -94,7 +95,7 @@ def independent_frames(
     learned = engine.load_personalization(folder / "run" / ADAPTER_DIR, method)
     seeds = [config.seed + t for t in range(len(prepared.frames))]
     noise = engine.initial_noise(seeds, prepared.pair)
-    sampling = method.sampling_config(config.sampling)
+    sampling = resolve(method, engine.family, sampling=config.sampling)[1]
     batches = sample_frames(engine, prepared, learned, method, noise, sampling, progress=False)
     return [image for batch in batches for _, image in batch]
 

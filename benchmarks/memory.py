@@ -117,6 +117,7 @@ def measure(config: str, row: Row, device: str) -> dict:
     from imposter.finetune import finetune_full_authors, finetune_lora
     from imposter.methods import get_method
     from imposter.methods.imposter import training_batch
+    from imposter.settings import resolve
 
     baseline = rss_bytes()
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,7 +141,10 @@ def measure(config: str, row: Row, device: str) -> dict:
         if row.phase == "fine-tune":
             latents, conditioning = training_batch(engine, pair)
             settings = override(
-                engine.finetune_config(method), steps=1, gradient_checkpointing=row.checkpointing
+                resolve(method, engine.family)[0],
+                steps=1,
+                gradient_checkpointing=row.checkpointing,
+                target_modules=engine.family.lora_targets,
             )
             loss = engine.training_loss()
             if row.authors:
@@ -154,7 +158,7 @@ def measure(config: str, row: Row, device: str) -> dict:
                 )  # fmt: skip
         else:
             learned = engine.personalize(pair, method, FinetuneConfig(steps=0), progress=False)
-            sampling = override(engine.sampling_config(method), steps=1, k=1)
+            sampling = override(resolve(method, engine.family)[1], steps=1, k=1)
             with learned.active(engine):
                 method.sample(engine, pair, learned, engine.initial_noise([0], pair), sampling, False)
     if device.startswith("cuda"):
@@ -286,7 +290,6 @@ def activation_bytes(config: str, engine, batch: int, dtype: torch.dtype) -> tup
 def computed(config: str, device: str) -> dict[str, float]:
     """Every applicable row's memory in GB, from parameter and activation counts (see the module docstring)."""
     from imposter import ImPoster
-    from imposter.methods import get_method
 
     family, _ = shape_of(config)
     rows = {}
@@ -299,7 +302,7 @@ def computed(config: str, device: str) -> dict[str, float]:
             models = engine.family.modules(pipe)
             counts = [parameters(m) for m in models]
             weights, denoiser_weights = sum(counts) * bytes_per, counts[0] * bytes_per
-            targets = engine.finetune_config(get_method("imposter")).target_modules
+            targets = engine.family.lora_targets
             lora_state = (
                 lora_parameters(engine.unet, targets) * 16
             )  # fp32 weight, gradient, two AdamW moments

@@ -82,6 +82,7 @@ def time_family(args: argparse.Namespace) -> None:
     from imposter.finetune import finetune_lora
     from imposter.methods import get_method
     from imposter.methods.imposter import training_batch
+    from imposter.settings import resolve
 
     tiny = args.config.endswith("-tiny")
     train_steps = args.train_steps or (3 if tiny else 4)
@@ -105,7 +106,10 @@ def time_family(args: argparse.Namespace) -> None:
         per_step = {}
         for checkpointing in (True, False):
             config = override(
-                engine.finetune_config(method), steps=train_steps, gradient_checkpointing=checkpointing
+                resolve(method, engine.family)[0],
+                steps=train_steps,
+                gradient_checkpointing=checkpointing,
+                target_modules=engine.family.lora_targets,
             )
 
             def finetune(config=config):
@@ -131,7 +135,7 @@ def time_family(args: argparse.Namespace) -> None:
 
         learned = engine.personalize(pair, method, FinetuneConfig(steps=1), progress=False)
         seeds = list(range(args.seeds))
-        ours = override(engine.sampling_config(method), steps=sample_steps, k=min(5, sample_steps))
+        ours = override(resolve(method, engine.family)[1], steps=sample_steps, k=min(5, sample_steps))
         unguided = override(ours, amp_scale=0.0, phase_scale=0.0)
         target = engine.conditioning(pair, pair.target_prompt).expand(len(seeds)).to(engine.dtype)
         width, height = pair.size

@@ -167,15 +167,16 @@ def test_the_toy_model_says_what_it_knows_when_a_caption_is_outside_it(pair_file
 
 def test_phase_cutoff_all_is_the_paper_recipe_every_frequency():
     from imposter.cli import build_parser
-    from imposter.flags import configs_from_args
+    from imposter.flags import named_settings
     from imposter.guidance import low_pass_mask
     from imposter.methods import get_method
+    from imposter.settings import resolve
 
     def sampling(*flags):
         args = build_parser().parse_args(["generate", "--source", "s", "--source-prompt", "a dog", "--driving",
                                           "d", "--driving-prompt", "a cat dancing", *flags])  # fmt: skip
         method = get_method(args.method or "imposter")
-        return configs_from_args(args, method)[1]
+        return resolve(method, None, *named_settings(args))[1]
 
     assert sampling().phase_cutoff == 0.35  # unset: the method's default
     assert sampling("--phase-cutoff", "all").phase_cutoff is None  # one spelling of "every frequency"

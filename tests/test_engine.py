@@ -81,6 +81,7 @@ def test_authors_method_trains_every_weight_and_restores_the_model(engine, pair,
 
 def test_method_settings_are_fixed_by_name():
     from imposter.methods import METHOD_NAMES, get_method
+    from imposter.settings import resolve
 
     base = SamplingConfig(k=5, amp_scale=0.1, phase_scale=0.2)
     assert get_method("baseline++").sampling_config(base) == SamplingConfig(
@@ -95,7 +96,7 @@ def test_method_settings_are_fixed_by_name():
     paper = get_method("imposter-paper").sampling_config(variant)  # the recipe is fixed, the scales are not
     assert (paper.phase_cutoff, paper.guidance_until, paper.guidance_space) == (None, 1.0, "noisy")
     assert (paper.k, paper.amp_scale, paper.phase_scale) == (2, variant.amp_scale, variant.phase_scale)
-    defaults = get_method("imposter-paper").default_sampling()
+    defaults = resolve(get_method("imposter-paper"), None)[1]
     assert (defaults.amp_scale, defaults.phase_scale, defaults.phase_cutoff) == (0.03, 0.1, None)
     assert {"imposter", "imposter-paper", "baseline++", "imposter-authors"} <= set(METHOD_NAMES)
 

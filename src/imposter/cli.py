@@ -20,7 +20,7 @@ from .flags import (
     add_memory_flags,
     add_model_flags,
     add_pair_flags,
-    configs_from_args,
+    named_settings,
     quiet_libraries,
     resolve_method,
     run_fields,
@@ -32,9 +32,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from .run import run_generate
 
     method = resolve_method(args)
-    finetune, sampling, explicit = configs_from_args(args, method)
-    finetune.validate()
-    sampling.validate()
+    finetune, sampling = named_settings(args)
     config = RunConfig(
         **run_fields(args),
         seeds=tuple(args.seeds),
@@ -43,9 +41,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
         offload=args.offload,
     )
     out = args.out or Path("runs") / f"{args.method}-{Path(args.source).stem}-{Path(args.driving).stem}"
-    result = run_generate(
-        config, out, method=method, explicit=explicit, overwrite=args.overwrite, progress=not args.quiet
-    )
+    result = run_generate(config, out, method=method, overwrite=args.overwrite, progress=not args.quiet)
     print(f"wrote {len(result.images)} image(s) and the grid {result.grid}")
 
 

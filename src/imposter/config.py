@@ -7,6 +7,7 @@ Where we depart from the paper, the field's comment says why and what was measur
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
@@ -157,8 +158,10 @@ class RunConfig:
     fit: str = "pad"  # authors' code: expand2square, i.e. pad to square with black
     height: int | None = None  # None: the model's native size (512 for SD 2.1-base, paper Sec. 4)
     width: int | None = None
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    # the user's (whole configs, or the settings named by flags: imposter.settings.Given) until the job
+    # resolves them; config.json holds what the run used
+    finetune: FinetuneConfig | Mapping[str, Any] = field(default_factory=FinetuneConfig)
+    sampling: SamplingConfig | Mapping[str, Any] = field(default_factory=SamplingConfig)
     adapter: str | None = None
     device: str = "cpu"
     dtype: str = "float32"

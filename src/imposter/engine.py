@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
 
 import torch
 from PIL import Image
 
-from .config import FinetuneConfig, SamplingConfig, override
+from .config import FinetuneConfig, SamplingConfig
 from .errors import ConfigError, ImposterError, ModelLoadError
 from .families import family_of
 from .families.base import Conditioning, Family
@@ -30,8 +30,7 @@ from .models import TOY, first_line, load_pipeline, resolve_device, resolve_dtyp
 from .personalizations import EMBEDDINGS_FILE, LORA_FILE, METADATA_FILE, UNET_FILE, Personalization
 from .prepared import PreparedPair
 from .prompts import check_caption, check_token_length, compose_target_prompt, toy_vocabulary_notice
-
-C = TypeVar("C")  # FinetuneConfig or SamplingConfig
+from .settings import resolve
 
 
 class ImPoster:
@@ -118,37 +117,6 @@ class ImPoster:
         """The family's fine-tuning loss (SD/SDXL: epsilon or v MSE; FLUX.1: flow matching)."""
         return self.family.training_loss(self.pipe)
 
-    # -- settings ---------------------------------------------------------------------------------
-
-    def check_method(self, method: Method) -> None:
-        """ConfigError unless ``method`` runs on this model (its family; Kontext: a Kontext checkpoint)."""
-        method.check_model(self)
-
-    def finetune_config(
-        self, method: Method, config: FinetuneConfig | None = None, explicit: Sequence[str] | None = None
-    ) -> FinetuneConfig:
-        """``method``'s fine-tuning settings on this family: its LoRA targets and gradient checkpointing where
-        unset, and its defaults (learning rate) for the fields not in ``explicit`` (None: ``config`` as given)."""
-        config = config or method.default_finetune()
-        if explicit is not None:
-            config = family_defaults(config, self.family.finetune_defaults, explicit, method.fixed_finetune)
-        if config.target_modules is None:
-            config = override(config, target_modules=self.family.lora_targets)
-        if config.gradient_checkpointing is None:
-            config = override(config, gradient_checkpointing=self.family.gradient_checkpointing)
-        return method.finetune_config(config)
-
-    def sampling_config(
-        self, method: Method, config: SamplingConfig | None = None, explicit: Sequence[str] | None = None
-    ) -> SamplingConfig:
-        """``method``'s sampling settings on this family: the family's defaults (FLUX.1: 28 steps, guidance
-        3.5) for the fields not in ``explicit`` (``config`` None: all of them; else None: ``config`` as given)."""
-        if config is None:
-            config, explicit = method.default_sampling(), ()
-        if explicit is not None:
-            config = family_defaults(config, self.family.sampling_defaults, explicit, method.fixed_sampling)
-        return method.sampling_config(config)
-
     # -- the task ---------------------------------------------------------------------------------
 
     def prepare(
@@ -208,10 +176,28 @@ class ImPoster:
         finetune: FinetuneConfig | None = None,
         progress: bool = True,
     ) -> Personalization:
-        """Run the method's learning step (for ImPoster: the LoRA fine-tune on both pairs)."""
+        """Run the method's learning step (for ImPoster: the LoRA fine-tune on both pairs).
+
+        ``finetune``: the settings to train with (None: the method's defaults on this model's family);
+        what defines the method replaces them.
+        """
         method = get_method(method) if isinstance(method, str) else method
-        self.check_method(method)
-        config = self.finetune_config(method, finetune)
+        method.check_model(self)
+        return self.learn(pair, method, resolve(method, self.family, finetune=finetune)[0], progress)
+
+    def learn(
+        self, pair: PreparedPair, method: Method, finetune: FinetuneConfig, progress: bool = True
+    ) -> Personalization:
+        """``personalize`` with settings already resolved (``imposter.settings.resolve``) for a method that
+        runs on this model: what a job calls."""
+        # left None: the family's (the modules its DreamBooth-LoRA trainer targets; checkpointing if it needs it)
+        family = {
+            "target_modules": self.family.lora_targets,
+            "gradient_checkpointing": self.family.gradient_checkpointing,
+        }
+        config = replace(
+            finetune, **{name: value for name, value in family.items() if getattr(finetune, name) is None}
+        )
         start = time.perf_counter()
         learned = method.personalize(self, pair, config, progress=progress)
         learned.family, learned.base_model = self.family.name, self.model
@@ -243,7 +229,6 @@ class ImPoster:
                 f"--adapter {directory} was learned on a {family} model; this is a {self.family.name} model: "
                 "use a checkpoint of that family"
             )
-        self.check_method(method)
         if not metadata:
             metadata = {"kind": _kind_of(directory), "method": method.name, "info": {}}
         try:
@@ -295,21 +280,38 @@ class ImPoster:
         method: str | Method | None = None,
         progress: bool = True,
     ) -> Iterator[list[tuple[int, Image.Image]]]:
-        """Yield (seed, image) lists, one per batch of ``sampling.batch_size`` seeds (all at once by default)."""
+        """Yield (seed, image) lists, one per batch of ``sampling.batch_size`` seeds (all at once by default).
+
+        ``sampling``: the settings to sample with (None: the method's defaults on this model's family);
+        what defines the method replaces them.
+        """
         method = get_method(method or personalization.method) if not isinstance(method, Method) else method
         check_compatible(method, personalization.method)
-        self.check_method(method)
-        config = self.sampling_config(method, sampling)
+        method.check_model(self)
+        config = resolve(method, self.family, sampling=sampling)[1]
+        yield from self.sample_batches(pair, personalization, seeds, config, method, progress)
+
+    def sample_batches(
+        self,
+        pair: PreparedPair,
+        personalization: Personalization,
+        seeds: Sequence[int],
+        sampling: SamplingConfig,
+        method: Method,
+        progress: bool = True,
+    ) -> Iterator[list[tuple[int, Image.Image]]]:
+        """``generate_batches`` with settings already resolved (``imposter.settings.resolve``) for a method that
+        runs on this model and samples from ``personalization``: what a job calls."""
         seeds = [int(s) for s in seeds]
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"--seeds has duplicates: {seeds}")
-        size = config.batch_size or max(1, len(seeds))
+        size = sampling.batch_size or max(1, len(seeds))
         with personalization.active(self):
             for start in range(0, len(seeds), size):
                 chunk = seeds[start : start + size]
                 noise, generators = self.seeded_noise(chunk, pair)
                 latents = method.sample(
-                    self, pair, personalization, noise, config, progress, generators=generators
+                    self, pair, personalization, noise, sampling, progress, generators=generators
                 )
                 yield list(zip(chunk, self.decode(latents), strict=True))
 
@@ -331,14 +333,6 @@ def _as_image(image: str | Path | Image.Image, role: str) -> Image.Image:
     if isinstance(image, Image.Image):
         return to_rgb(image, f"{role} image")
     return load_image(image, role)
-
-
-def family_defaults(
-    config: C, defaults: Mapping[str, Any], explicit: Collection[str], fixed: Mapping[str, Any]
-) -> C:
-    """``config`` with a family's ``defaults`` for the fields neither the user (``explicit``) nor the method
-    (``fixed``) decides."""
-    return override(config, **{k: v for k, v in defaults.items() if k not in explicit and k not in fixed})
 
 
 def _read_metadata(directory: Path) -> dict:

@@ -10,7 +10,7 @@ import argparse
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import (
     FINETUNE_FLAGS,
@@ -19,14 +19,12 @@ from .config import (
     NORMALIZATIONS,
     NOT_GIVEN,
     PHASE_DISTANCES,
-    FinetuneConfig,
-    SamplingConfig,
 )
 
 if TYPE_CHECKING:
     from .methods.base import Method
 
-# flag dest -> (config section, field): flags left unset (NOT_GIVEN) keep the method's/paper's default
+# flag dest -> SamplingConfig field: flags left unset (NOT_GIVEN) leave it to the paper, method or family
 SAMPLING_FLAGS = {
     "steps": "steps",
     "k": "k",
@@ -231,18 +229,11 @@ def given(args: argparse.Namespace, dest: str) -> bool:
     return getattr(args, dest, NOT_GIVEN) is not NOT_GIVEN
 
 
-def configs_from_args(
-    args: argparse.Namespace, method: Method
-) -> tuple[FinetuneConfig, SamplingConfig, dict]:
-    """Fine-tuning and sampling configs for ``method`` from the flags, and the flags set explicitly.
-
-    Flags left unset take the method's defaults (the paper's, unless the method has its own).
-    """
-    sampling = {field: getattr(args, dest) for dest, field in SAMPLING_FLAGS.items() if given(args, dest)}
+def named_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fine-tuning and sampling settings the flags set, by field (a job resolves them with the rest)."""
     finetune = {field: getattr(args, dest) for dest, field in FINETUNE_FLAGS.items() if given(args, dest)}
-    explicit = {"sampling": sampling, "finetune": finetune}
-    method.check_flags(explicit)
-    return method.default_finetune(**finetune), method.default_sampling(**sampling), explicit
+    sampling = {field: getattr(args, dest) for dest, field in SAMPLING_FLAGS.items() if given(args, dest)}
+    return finetune, sampling
 
 
 def quiet_libraries() -> None:

@@ -32,8 +32,10 @@ from .methods import get_method
 from .methods.base import Method
 from .personalizations import Personalization
 from .prepared import PreparedPair
+from .settings import resolve
 
-C = TypeVar("C")  # a run configuration (RunConfig, AnimateConfig): a dataclass with the fields settled() sets
+# a run configuration (RunConfig, AnimateConfig): a dataclass with the fields resolved() and settled() set
+C = TypeVar("C")
 
 CONFIG_FILE = "config.json"
 ADAPTER_DIR = "adapter"
@@ -125,26 +127,18 @@ def load_or_personalize(
     if resuming and adapter_dir.is_dir():
         log(f"resuming: reusing the adapter in {adapter_dir}")
         return engine.load_personalization(adapter_dir, method), True
-    learned = engine.personalize(pair, method, config.finetune, progress=progress)
+    learned = engine.learn(pair, method, config.finetune, progress=progress)
     with atomic_directory(adapter_dir) as temporary:
         learned.save(temporary)
     return learned, False
 
 
-def family_settings(
-    config: C, engine: ImPoster, method: Method, explicit: Mapping[str, Mapping[str, Any]] | None
-) -> C:
-    """``config`` with ``method``'s settings on the engine's model family (its LoRA targets, and its defaults
-    for every setting the user left unset; ``explicit`` None: the settings as given); ConfigError if the
-    method does not run on that family."""
-    engine.check_method(method)
-    given = None if explicit is None else explicit.get("finetune", {})
-    sampled = None if explicit is None else explicit.get("sampling", {})
-    return replace(
-        config,
-        finetune=engine.finetune_config(method, config.finetune, given),
-        sampling=engine.sampling_config(method, config.sampling, sampled),
-    )
+def resolved(config: C, engine: ImPoster, method: Method) -> C:
+    """``config`` with the settings ``method`` runs with on the engine's model (``imposter.settings.resolve``
+    of the user's), once checked that it runs there: the one place a job looks its settings up."""
+    finetune, sampling = resolve(method, engine.family, config.finetune, config.sampling)
+    method.check_model(engine)
+    return replace(config, finetune=finetune, sampling=sampling)
 
 
 def settled(config: C, pair: PreparedPair, engine: ImPoster, log: Callable[[str], None], **more: Any) -> C:
@@ -171,7 +165,6 @@ def run_generate(
     config: RunConfig,
     out: str | Path,
     engine: ImPoster | None = None,
-    explicit: Mapping[str, Mapping[str, Any]] | None = None,
     overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -179,18 +172,18 @@ def run_generate(
 ) -> RunResult:
     """Run ``config`` into ``out``: fine-tune (or load/reuse the adapter), generate, write everything.
 
-    ``method``: the resolved ``config.method`` if the caller has it (None: looked up here).
+    ``config.finetune`` and ``config.sampling`` are the user's (see ``RunConfig``); ``method``: the
+    ``config.method`` object if the caller has it (None: looked up here).
     """
     out = Path(out)
     method = method or get_method(config.method)
-    method.check_flags(explicit or {})
     source = load_image(config.source, "source")
     driving = load_image(config.driving, "driving")
     timings: dict[str, float] = {}
     start = time.perf_counter()
     engine = engine or ImPoster.from_pretrained(config.model, config.device, config.dtype, config.offload)
     timings["load_model"] = time.perf_counter() - start
-    config = family_settings(config, engine, method, explicit)
+    config = resolved(config, engine, method)
     pair = engine.prepare(
         source,
         config.source_prompt,
@@ -221,7 +214,7 @@ def run_generate(
     if len(todo) < len(config.seeds):
         log(f"resuming: {len(config.seeds) - len(todo)} of {len(config.seeds)} seeds already written")
     start = time.perf_counter()
-    for batch in engine.generate_batches(pair, learned, todo, config.sampling, method, progress=progress):
+    for batch in engine.sample_batches(pair, learned, todo, config.sampling, method, progress=progress):
         for seed, image in batch:
             images[seed] = save_image(image, out / seed_image_name(seed))
     timings["generate"] = time.perf_counter() - start

@@ -18,13 +18,13 @@ FAST = ["imposter", 2, 3, 1, 0.05, 0.3, 7.5]
 def finetunes(monkeypatch):
     """The pairs every fine-tune of the engine learned from (one entry per fine-tune)."""
     calls = []
-    real = ImPoster.personalize
+    real = ImPoster.learn
 
     def counting(self, pair, *args, **kwargs):
         calls.append((pair.source_prompt, pair.driving_prompt))
         return real(self, pair, *args, **kwargs)
 
-    monkeypatch.setattr(ImPoster, "personalize", counting)
+    monkeypatch.setattr(ImPoster, "learn", counting)
     return calls
 
 

@@ -89,7 +89,7 @@ def nothing_generated(monkeypatch):
         raise AssertionError("no image was missing: nothing should be loaded or generated")
 
     monkeypatch.setattr(ImPoster, "from_pretrained", refuse)
-    monkeypatch.setattr(ImPoster, "generate_batches", refuse)
+    monkeypatch.setattr(ImPoster, "sample_batches", refuse)
 
 
 def test_resume_fills_a_metric_that_could_not_load(

@@ -25,9 +25,9 @@ def reference(tiny_model, toy_pairs, tmp_path_factory):
     argv = ["bench", "--pairs", str(toy_pairs), "--model", str(tiny_model), "--device", "cpu"]
     argv += ["--methods", "imposter", "baseline++", "--seeds", "0", "1", *FAST, "--out", str(out)]
     calls = []
-    original = ImPoster.personalize
+    original = ImPoster.learn
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ImPoster, "personalize", lambda *a, **k: calls.append(a) or original(*a, **k))
+        patch.setattr(ImPoster, "learn", lambda *a, **k: calls.append(a) or original(*a, **k))
         assert main(argv) == 0
     return {"out": out, "personalize_calls": len(calls)}
 

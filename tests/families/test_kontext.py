@@ -13,6 +13,7 @@ from imposter.errors import PromptError
 from imposter.families.flux import pack, unpack
 from imposter.methods import get_method
 from imposter.prompts import edit_instruction
+from imposter.settings import resolve
 from imposter.testing import random_image, save_random_pipeline
 
 FAST = ["--height", "16", "--width", "16", "--quiet"]
@@ -85,7 +86,7 @@ def test_a_kontext_checkpoint_loads_as_flux_kontext(folder, engine):
 def test_kontext_is_the_pipelines_own_edit_of_the_source_image(engine, pair):
     """Our call (source latents, seeded noise, pair size) gives what the pipeline makes from the image itself."""
     method = get_method("kontext")
-    sampling = engine.sampling_config(method)
+    sampling = resolve(method, engine.family)[1]
     assert (sampling.steps, sampling.guidance_scale, sampling.k, sampling.phase_scale) == (28, 3.5, 0, 0.0)
     sampling = SamplingConfig(steps=3, guidance_scale=3.5, k=0, amp_scale=0.0, phase_scale=0.0)
     learned = engine.personalize(pair, method, progress=False)

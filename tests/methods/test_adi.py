@@ -30,6 +30,7 @@ from imposter.methods.conditioning import (
     placeholder_prompt,
 )
 from imposter.personalizations import EMBEDDINGS_FILE, LORA_FILE, METADATA_FILE
+from imposter.settings import resolve
 from imposter.testing import random_image
 
 DRIVING_PROMPT = "a cat drinking water from a mug"  # the driving caption of the ``peer_pair`` fixture
@@ -211,10 +212,11 @@ def test_sd2_bang_padding_runs_end_to_end(bang_engine, bang_pair):
 def test_defaults_and_keys():
     adi, combined = get_method("adi"), get_method("adi+lora")
     assert (adi.personalization_key, combined.personalization_key) == ("adi", "adi+lora")
-    assert (adi.default_finetune().steps, adi.default_finetune().learning_rate) == (500, 5e-3)
-    assert combined.default_finetune().learning_rate == FinetuneConfig().learning_rate  # the LoRA's
+    finetune = resolve(adi, None)[0]
+    assert (finetune.steps, finetune.learning_rate) == (500, 5e-3)
+    assert resolve(combined, None)[0].learning_rate == FinetuneConfig().learning_rate  # the LoRA's
     for method in (adi, combined):
-        sampling = method.sampling_config()
+        sampling = resolve(method, None)[1]
         assert (sampling.k, sampling.amp_scale, sampling.phase_scale) == (0, 0.0, 0.0)
     with pytest.raises(ConfigError, match="mask ratio"):
         ADIMethod(mask_ratio=-0.1)

@@ -13,6 +13,7 @@ from imposter.methods import get_method
 from imposter.methods.conditioning import encode_ids
 from imposter.methods.hiper import TAIL, HiPerMethod, hiper_condition, tail_ids
 from imposter.personalizations import EMBEDDINGS_FILE, METADATA_FILE
+from imposter.settings import resolve
 from imposter.testing import random_image
 
 pytest_plugins = ["peer_fixtures"]  # peer_pair, bang_engine, bang_pair, adam_spy, snapshot
@@ -78,9 +79,9 @@ def test_a_caption_that_reaches_the_tail_is_a_prompt_error(engine):
 def test_defaults_and_fixed_settings():
     method = get_method("hiper")
     assert method.personalization_key == "hiper"
-    assert (method.default_finetune().steps, method.default_finetune().learning_rate) == (1000, 5e-3)
-    assert method.default_finetune(steps=7).steps == 7  # the user's flags win
-    sampling = method.sampling_config()
+    finetune, sampling = resolve(method, None)
+    assert (finetune.steps, finetune.learning_rate) == (1000, 5e-3)
+    assert resolve(method, None, {"steps": 7})[0].steps == 7  # the user's flags win
     assert (sampling.k, sampling.amp_scale, sampling.phase_scale) == (0, 0.0, 0.0)
     assert (sampling.steps, sampling.guidance_scale) == (50, 7.5)
 

@@ -20,13 +20,13 @@ import re
 import shutil
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from ..config import FinetuneConfig, RunConfig, SamplingConfig
+from ..config import RunConfig
 from ..engine import ImPoster
 from ..errors import ImposterError
 from ..fileio import atomic_directory
@@ -36,6 +36,7 @@ from ..methods.base import Method
 from ..personalizations import METADATA_FILE
 from ..prompts import check_caption, compose_target_prompt
 from ..run import ADAPTER_DIR, CONFIG_FILE, run_generate
+from ..settings import resolve
 from ..video.animate import AnimateConfig, run_animate
 
 # The page's labels: tests and users find the fields by them.
@@ -168,29 +169,22 @@ class FinetuneCache:
 
 @dataclass
 class Settings:
-    """The method and its fine-tuning and sampling settings as the page set them."""
+    """The method and the fine-tuning and sampling settings the page names (the job resolves the rest)."""
 
     method: Method
-    finetune: FinetuneConfig
-    sampling: SamplingConfig
-    explicit: dict[str, dict[str, Any]]  # what the page set, for the method's contradiction check
+    finetune: dict[str, Any]
+    sampling: dict[str, Any]
 
 
 def page_settings(method_name: str, finetune_steps: Any, *sampling_values: Any) -> Settings:
-    """The method's configs with the page's values on top (the sampling values in SAMPLING_FIELDS' order)."""
+    """The method and the page's values (the sampling values in SAMPLING_FIELDS' order)."""
     sampling = {
         field: required(value, label)
         for (label, field), value in zip(SAMPLING_FIELDS.items(), sampling_values, strict=True)
     }
     sampling["steps"], sampling["k"] = int(sampling["steps"]), int(sampling["k"])
     finetune = {"steps": int(required(finetune_steps, FINETUNE_STEPS))}
-    method = get_method(required(method_name, METHOD))
-    return Settings(
-        method,
-        method.default_finetune(**finetune),
-        method.default_sampling(**sampling),
-        {"sampling": sampling, "finetune": finetune},
-    )
+    return Settings(get_method(required(method_name, METHOD)), finetune, sampling)
 
 
 class App:
@@ -220,7 +214,7 @@ class App:
         scales), gets the new method's default; the user's other values stay.
         """
         method, previous = get_method(method_name), get_method(previous_name or method_name)
-        defaults = method.default_sampling()
+        defaults = resolve(method, None)[1]
         updates = []
         for field in SAMPLING_FIELDS.values():
             if field in method.fixed_sampling:
@@ -262,13 +256,14 @@ class App:
     # -- jobs ------------------------------------------------------------------------------------
 
     def finetune_key(self, settings: Settings, learned_from: Mapping[str, Any]) -> str:
-        """The cache key of a fine-tune: the model, the method's kind of personalization and its settings."""
+        """The cache key of a fine-tune: the model, the method's kind of personalization and the page's
+        fine-tuning settings (which, with those two, decide the rest)."""
         return digest(
             {
                 "model": self.engine.model,
                 "dtype": str(self.engine.dtype),
                 "personalization": settings.method.personalization_key,
-                "finetune": asdict(settings.method.finetune_config(settings.finetune)),
+                "finetune": settings.finetune,
                 **learned_from,
             }
         )
@@ -290,7 +285,6 @@ class App:
                 replace(config, adapter=str(adapter) if adapter else None),
                 folder,
                 engine=self.engine,
-                explicit=settings.explicit,
                 overwrite=True,  # the folder is keyed by these settings: only a stale one is replaced
             )
         finally:

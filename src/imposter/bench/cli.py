@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..config import FINETUNE_FLAGS, NOT_GIVEN
 from ..errors import ConfigError
-from ..flags import SAMPLING_FLAGS, add_generation_flags, add_model_flags, configs_from_args, quiet_libraries
+from ..flags import SAMPLING_FLAGS, add_generation_flags, add_model_flags, named_settings, quiet_libraries
 from ..metrics.registry import DEFAULT_METRICS, METRIC_NAMES
 
 if TYPE_CHECKING:
@@ -90,8 +90,7 @@ def method_setup(args: argparse.Namespace, name: str, family: Family | None = No
                     f"--{dest.replace('_', '-')} {flags[dest]} applies to the other methods"
                 )
                 flags[dest] = NOT_GIVEN
-    finetune, sampling, explicit = configs_from_args(argparse.Namespace(**flags), method)
-    return MethodSetup.of(method, finetune, sampling, family, explicit)
+    return MethodSetup.of(method, *named_settings(argparse.Namespace(**flags)), family)
 
 
 def cmd_bench(args: argparse.Namespace) -> None:

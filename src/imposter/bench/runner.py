@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..config import FITS, FinetuneConfig, SamplingConfig
-from ..engine import ImPoster, PreparedPair, family_defaults
+from ..engine import ImPoster, PreparedPair
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_directory, save_image
 from ..images import load_image
@@ -37,6 +37,7 @@ from ..metrics.base import EvalItem, Metric
 from ..metrics.registry import DEFAULT_METRICS, build_metrics
 from ..models import bundled_weights, resolve_device, resolve_dtype
 from ..personalizations import Personalization
+from ..settings import Given, resolve
 from .pairs import BenchPair, read_pairs
 from .report import write_report
 from .store import (
@@ -76,27 +77,14 @@ class MethodSetup:
     def of(
         cls,
         method: Method | str,
-        finetune: FinetuneConfig | None = None,
-        sampling: SamplingConfig | None = None,
+        finetune: Given = None,
+        sampling: Given = None,
         family: Family | None = None,
-        explicit: Mapping[str, Collection[str]] | None = None,
     ) -> MethodSetup:
-        """``method`` (an object, or a name to look up) run with the given settings (None: its defaults).
-
-        ``family``: the model family's defaults (FLUX.1: 28 steps, guidance 3.5) replace the settings not in
-        ``explicit`` (``{"finetune": fields, "sampling": fields}`` the user set), as ``imposter generate`` does.
-        """
+        """``method`` (an object, or a name to look up) with its settings resolved on ``family`` from the
+        user's (``imposter.settings.resolve``: settings named by flags, or whole configs; None: none given)."""
         method = get_method(method) if isinstance(method, str) else method
-        finetune, sampling = finetune or method.default_finetune(), sampling or method.default_sampling()
-        if family is not None:
-            given = explicit or {}
-            finetune = family_defaults(
-                finetune, family.finetune_defaults, given.get("finetune", ()), method.fixed_finetune
-            )
-            sampling = family_defaults(
-                sampling, family.sampling_defaults, given.get("sampling", ()), method.fixed_sampling
-            )
-        return cls(method, method.finetune_config(finetune), method.sampling_config(sampling))
+        return cls(method, *resolve(method, family, finetune, sampling))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings."""
@@ -433,7 +421,7 @@ class _Session:
             engine = ImPoster.from_pretrained(config.model, config.device, config.dtype)
         if engine is not None:  # a method that cannot run on this model stops the bench before any work
             for setup in config.methods:
-                engine.check_method(setup.method)
+                setup.method.check_model(engine)
         self.engine = engine
         device = engine.device if engine is not None else resolve_device(config.device)
         self.metrics = config.metric_models.load(metric_names, device, self.log)
@@ -479,7 +467,7 @@ class _Session:
         if folder.is_dir():
             self.log(f"reusing the fine-tune in {folder}")
             return self.engine.load_personalization(folder, method)
-        learned = self.engine.personalize(prepared, method, group.finetune, progress=False)
+        learned = self.engine.learn(prepared, method, group.finetune, progress=False)
         with atomic_directory(folder) as temporary:
             learned.save(temporary)
         return learned
@@ -494,8 +482,8 @@ class _Session:
     ) -> None:
         """Generate and score ``seeds`` with one method; write each new image, then its record."""
         start = time.perf_counter()
-        # whole batches, so that generate_batches cuts them exactly as an uninterrupted run does
-        for batch in self.engine.generate_batches(
+        # whole batches, so that sample_batches cuts them exactly as an uninterrupted run does
+        for batch in self.engine.sample_batches(
             pair.prepared, learned, seeds, setup.sampling, setup.method, progress=False
         ):
             generated = time.perf_counter()

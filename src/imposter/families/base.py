@@ -74,7 +74,7 @@ class Family(ABC):
     lora_prefix: ClassVar[str]  # key prefix of the denoiser's LoRA weights in diffusers' format
     lora_targets: ClassVar[tuple[str, ...]]  # module names diffusers' DreamBooth-LoRA trainer targets
     # settings where the family's own trainer or pipeline differs from the paper's (SD) defaults; the
-    # user's flags win over these (ImPoster.finetune_config / sampling_config)
+    # user's flags win over these (imposter.settings.resolve)
     finetune_defaults: ClassVar[dict[str, Any]] = {}
     sampling_defaults: ClassVar[dict[str, Any]] = {}
     load_kwargs: ClassVar[dict[str, Any]] = {}  # extra from_pretrained arguments

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..config import FinetuneConfig, SamplingConfig, flag_for, override
+from ..config import FinetuneConfig, SamplingConfig, flag_for
 from ..errors import ConfigError
 from ..personalizations import Personalization
 
@@ -38,36 +38,26 @@ class Method(ABC):
     # what defines the method (None included: "every frequency"); a contradicting flag is an error
     fixed_sampling: Mapping[str, Any] = {}
     fixed_finetune: Mapping[str, Any] = {}
-    finetune_defaults: Mapping[str, Any] = {}  # the method's own defaults; the user's flags win
+    finetune_defaults: Mapping[str, Any] = {}  # the method's own defaults; the family's and the user's win
     sampling_defaults: Mapping[str, Any] = {}
     # model families it runs on (imposter.families); the peers and the authors' release are SD 1.x/2.x methods
     families: tuple[str, ...] = ("sd",)
 
-    def default_finetune(self, **explicit: Any) -> FinetuneConfig:
-        """The paper's fine-tuning defaults, then this method's, the user's explicit settings, the fixed ones."""
-        config = override(override(FinetuneConfig(), **self.finetune_defaults), **explicit)
-        return replace(config, **self.fixed_finetune)
+    def finetune_config(self, config: FinetuneConfig) -> FinetuneConfig:
+        """``config`` with what defines this method (the last layer of ``imposter.settings.resolve``), validated."""
+        return replace(config, **self.fixed_finetune).validate()
 
-    def default_sampling(self, **explicit: Any) -> SamplingConfig:
-        """The paper's sampling defaults, then this method's, the user's explicit settings, the fixed ones."""
-        config = override(override(SamplingConfig(), **self.sampling_defaults), **explicit)
-        return replace(config, **self.fixed_sampling)
+    def sampling_config(self, config: SamplingConfig) -> SamplingConfig:
+        """``config`` with what defines this method (the last layer of ``imposter.settings.resolve``), validated."""
+        return replace(config, **self.fixed_sampling).validate()
 
-    def finetune_config(self, config: FinetuneConfig | None = None) -> FinetuneConfig:
-        """The fine-tuning settings this method trains with, given the user's (None: the method's defaults)."""
-        return replace(config or self.default_finetune(), **self.fixed_finetune).validate()
+    def check_flags(self, named: Mapping[str, Mapping[str, Any]]) -> None:
+        """ConfigError if a setting the user named (a flag, a page field) contradicts what defines this method.
 
-    def sampling_config(self, config: SamplingConfig | None = None) -> SamplingConfig:
-        """The sampling settings this method samples with, given the user's (None: the method's defaults)."""
-        return replace(config or self.default_sampling(), **self.fixed_sampling).validate()
-
-    def check_flags(self, explicit: Mapping[str, Mapping[str, Any]]) -> None:
-        """ConfigError if a setting the user gave explicitly contradicts what defines this method.
-
-        ``explicit`` is ``{"sampling": {field: value}, "finetune": {field: value}}``.
+        ``named`` is ``{"sampling": {field: value}, "finetune": {field: value}}``.
         """
         for section, fixed in (("sampling", self.fixed_sampling), ("finetune", self.fixed_finetune)):
-            for name, value in explicit.get(section, {}).items():
+            for name, value in named.get(section, {}).items():
                 if name in fixed and value != fixed[name]:
                     raise ConfigError(
                         f"{flag_for(section, name)} {value} contradicts --method {self.name}, which uses "

@@ -66,7 +66,6 @@ class KontextMethod(_Reference):
         progress: bool = True,
         generators: Sequence[torch.Generator] | None = None,
     ) -> torch.Tensor:
-        self.check_model(engine)
         pipe, family = engine.pipe, engine.family
         rows, _, height, width = noise.shape
         dtype = family.denoiser(pipe).dtype

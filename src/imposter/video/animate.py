@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 from PIL import Image
@@ -41,9 +40,9 @@ from ..prepared import PreparedPair
 from ..run import (
     CONFIG_FILE,
     environment,
-    family_settings,
     load_or_personalize,
     open_run_folder,
+    resolved,
     settled,
 )
 from .config import DEFAULT_FPS, DEFAULT_FRAME_BATCH, AnimateConfig
@@ -152,7 +151,6 @@ def run_animate(
     config: AnimateConfig,
     out: str | Path,
     engine: ImPoster | None = None,
-    explicit: Mapping[str, Mapping[str, Any]] | None = None,
     overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -160,18 +158,12 @@ def run_animate(
 ) -> AnimateResult:
     """Run ``config`` into ``out``: read the frames, fine-tune once (or reuse), generate every frame, write.
 
-    ``method``: the resolved ``config.method`` if the caller has it (None: looked up here).
+    ``config.finetune`` and ``config.sampling`` are the user's (see ``RunConfig``); ``method``: the
+    ``config.method`` object if the caller has it (None: looked up here).
     """
     out = Path(out)
     config.validate()
     method = method or sequence_method(config.method)
-    method.check_flags(explicit or {})
-    sampling = method.sampling_config(config.sampling)
-    config = replace(
-        config,
-        finetune=method.finetune_config(config.finetune),
-        sampling=replace(sampling, batch_size=sampling.batch_size or DEFAULT_FRAME_BATCH),
-    )
     source = load_image(config.source, "source")
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -182,7 +174,12 @@ def run_animate(
     start = time.perf_counter()
     engine = engine or ImPoster.from_pretrained(config.model, config.device, config.dtype)
     timings["load_model"] = time.perf_counter() - start
-    config = family_settings(config, engine, method, explicit)  # FLUX.1: 28 steps, guidance 3.5 unless given
+    config = resolved(config, engine, method)
+    # no --batch-size: DEFAULT_FRAME_BATCH frames at a time, not every frame at once
+    config = replace(
+        config,
+        sampling=replace(config.sampling, batch_size=config.sampling.batch_size or DEFAULT_FRAME_BATCH),
+    )
     sequence = prepare_sequence(
         engine,
         source,

@@ -14,7 +14,7 @@ from ..flags import (
     add_generation_flags,
     add_model_flags,
     add_pair_flags,
-    configs_from_args,
+    named_settings,
     resolve_method,
     run_fields,
 )
@@ -29,7 +29,7 @@ def cmd_animate(args: argparse.Namespace) -> None:
     from .animate import run_animate, sequence_method
 
     method = sequence_method(resolve_method(args).name)
-    finetune, sampling, explicit = configs_from_args(args, method)
+    finetune, sampling = named_settings(args)
     config = AnimateConfig(
         **run_fields(args),
         seed=args.seeds[0],
@@ -41,9 +41,7 @@ def cmd_animate(args: argparse.Namespace) -> None:
         sampling=sampling,
     )
     out = args.out or Path("runs") / f"animate-{Path(args.source).stem}-{Path(args.driving).stem}"
-    result = run_animate(
-        config, out, method=method, explicit=explicit, overwrite=args.overwrite, progress=not args.quiet
-    )
+    result = run_animate(config, out, method=method, overwrite=args.overwrite, progress=not args.quiet)
     wrote = ", ".join(str(p) for p in (result.gif, result.mp4, result.strip) if p is not None)
     print(f"wrote {len(result.frames)} frame(s) to {out / 'frames'}, and {wrote}")
 

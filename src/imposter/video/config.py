@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,8 +38,9 @@ class AnimateConfig:
     fit: str = "pad"
     height: int | None = None
     width: int | None = None
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    # the user's until the job resolves them, as RunConfig's
+    finetune: FinetuneConfig | Mapping[str, Any] = field(default_factory=FinetuneConfig)
+    sampling: SamplingConfig | Mapping[str, Any] = field(default_factory=SamplingConfig)
     adapter: str | None = None
     device: str = ""
     dtype: str = ""
