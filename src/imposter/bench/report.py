@@ -33,13 +33,14 @@ METRIC_COLUMNS: dict[str, tuple[str, bool, int]] = {
     "sscd": ("SSCD", True, 4),
     "pose_iou": ("pose IoU", True, 3),
     "subject": ("subject", True, 3),
+    "instance": ("instance", True, 3),
     "leakage": ("leakage", False, 3),
     "identity": ("colour identity", True, 3),
     "colour_leakage": ("colour leakage", False, 3),
     "psnr": ("PSNR (dB)", True, 2),
 }
 # (x, y) panels of the trade-off plot: subject kept against action or text followed
-TRADEOFFS = (("dino", "clip"), ("sscd", "clip"), ("subject", "pose_iou"))
+TRADEOFFS = (("dino", "clip"), ("sscd", "clip"), ("subject", "pose_iou"), ("instance", "pose_iou"))
 GRID_TILE = 192  # pixels per image in the grids: 120 pairs of 5 seeds x 6 columns stay a few hundred MB
 CONFIDENCE = 0.95
 
