@@ -34,11 +34,12 @@ METHODS = (
     "imposter", "baseline++", "imposter-k0", "imposter-no-guidance", "imposter-no-phase", "imposter-no-amp",
     "imposter-authors", "hiper", "adi", "adi+lora",
 )  # fmt: skip
-GT_KEYS = ("pose_iou", "subject", "leakage", "identity", "psnr", "phase")
+GT_KEYS = ("pose_iou", "subject", "instance", "leakage", "identity", "psnr", "phase")
 
 
-def vae_ceiling(csv: Path, model: str) -> str:
-    """The markdown row of the ground truth through the model's VAE: the best any method can score."""
+def vae_ceiling(csv: Path, model: str) -> tuple[str, dict[str, float]]:
+    """The markdown row of the ground truth through the model's VAE (the best any method can score), and
+    its means per metric."""
     import torch
 
     from imposter import ImPoster
@@ -61,11 +62,26 @@ def vae_ceiling(csv: Path, model: str) -> str:
     scores = [
         dict(a, **b) for a, b in zip(ToyGroundTruth().score(items), PhaseScore().score(items), strict=True)
     ]
-    cells = []
+    cells, means = [], {}
     for key in GT_KEYS:
         mean, half = mean_interval([s[key] for s in scores])
+        means[key] = mean
         cells.append(f"{mean:.3f} ± {half:.3f}" if half is not None else f"{mean:.3f}")
-    return "| vae-ceiling | " + " | ".join(cells) + " |"
+    return "| vae-ceiling | " + " | ".join(cells) + " |", means
+
+
+def pareto_picture(bench: Path, ceiling: dict[str, float], out: Path) -> None:
+    """Pose IoU against subject and against instance, a point per method with its interval, the floors
+    (reference rows) and the ceiling marked: ``out``."""
+    from imposter.bench.report import summarize, tradeoff_figure
+    from imposter.bench.store import read_results
+    from imposter.fileio import save_image
+
+    summary = summarize(read_results(bench / "results.jsonl"))
+    figure = tradeoff_figure(summary, ceiling, panels=(("subject", "pose_iou"), ("instance", "pose_iou")))
+    if figure is not None:
+        save_image(figure, out)
+        print(f"the Pareto picture: {out}")
 
 
 def table(args: argparse.Namespace) -> None:
@@ -87,9 +103,10 @@ def table(args: argparse.Namespace) -> None:
     code = main(argv)
     if code == 0:
         print((out / "bench" / "report.md").read_text())
-        ceiling = vae_ceiling(csv, args.model)
+        ceiling, means = vae_ceiling(csv, args.model)
         (out / "vae_ceiling.md").write_text(f"| row | {' | '.join(GT_KEYS)} |\n{ceiling}\n")
         print(f"\nceiling (the ground truth through the VAE; {', '.join(GT_KEYS)}):\n{ceiling}")
+        pareto_picture(out / "bench", means, out / "pareto.png")
     sys.exit(code)
 
 

@@ -13,7 +13,7 @@ from imposter.prompts import check_caption, compose_target_prompt, split_subject
         ("a monkey", "a woman playing violin", "a monkey playing violin"),
         ("a teddy bear", "a man reading a book", "a teddy bear reading a book"),
         ("a plush rabbit", "a woman doing yoga", "a plush rabbit doing yoga"),
-        ("a red robot", "a spotted cat raising both arms", "a red robot raising both arms"),
+        ("a robot", "a spotted cat raising both arms", "a robot raising both arms"),
         ("an alien", "a king sitting on a throne", "an alien sitting on a throne"),
         ("a dog", "a woman with a guitar", "a dog with a guitar"),
         ("A fox.", "A man   dancing", "A fox dancing"),

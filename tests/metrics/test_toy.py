@@ -10,9 +10,10 @@ from imposter.errors import DataError
 from imposter.metrics.base import EvalItem
 from imposter.metrics.toy import PSNR_CAP, ToyGroundTruth, psnr
 from imposter.toyworld.render import render
-from imposter.toyworld.world import BACKGROUND, sample_pose
+from imposter.toyworld.world import BACKGROUND, instance, sample_pose
 
 RNG_SEED = 11
+ROBOT, BIRD, OTHER_ROBOT = (instance(c, "tune", 5, k) for k, c in enumerate(("robot", "bird", "robot")))
 
 
 def _poses():
@@ -20,45 +21,49 @@ def _poses():
     return sample_pose(None, rng), sample_pose("doing jumping jacks", rng), sample_pose("meditating", rng)
 
 
-def _item(generated, source_subject="red robot", driving_subject="blue bird"):
+def _item(generated, source_subject=ROBOT, driving_subject=BIRD):
     standing, theta, _ = _poses()
     return EvalItem(
         generated=generated,
         source=render(source_subject, standing),
         driving=render(driving_subject, theta),
-        target_prompt="a red robot doing jumping jacks",
+        target_prompt="a robot doing jumping jacks",
         target=render(source_subject, theta),
     )
 
 
 def test_keys_and_perfect_answer():
     metric = ToyGroundTruth()
-    assert metric.keys == ("pose_iou", "subject", "leakage", "identity", "colour_leakage", "psnr")
+    assert metric.keys == ("pose_iou", "subject", "instance", "leakage", "identity", "colour_leakage", "psnr")
     assert metric.needs_target
     _, theta, _ = _poses()
-    (scores,) = metric.score([_item(render("red robot", theta))])
+    (scores,) = metric.score([_item(render(ROBOT, theta))])
     assert set(scores) == set(metric.keys)
     assert scores["pose_iou"] == 1.0 and scores["psnr"] == PSNR_CAP
-    assert scores["subject"] > 0.9 and scores["leakage"] < 0.05
+    assert scores["subject"] > 0.9 and scores["leakage"] < 0.05 and scores["instance"] > 0.6
     assert scores["identity"] > 0.9 and scores["colour_leakage"] < 0.4
+
+
+def test_another_instance_of_the_class_keeps_the_subject_but_not_the_instance():
+    """What a model that draws "a robot" from its caption alone can at best do."""
+    _, theta, _ = _poses()
+    right, other = ToyGroundTruth().score([_item(render(ROBOT, theta)), _item(render(OTHER_ROBOT, theta))])
+    assert other["subject"] > 0.9 and other["pose_iou"] > 0.8
+    assert other["instance"] < 0.2 < 0.6 < right["instance"]
 
 
 def test_copying_the_driving_image_is_all_leakage_and_another_body():
     _, theta, _ = _poses()
-    (scores,) = ToyGroundTruth().score([_item(render("blue bird", theta))])
+    (scores,) = ToyGroundTruth().score([_item(render(BIRD, theta))])
     assert scores["pose_iou"] < 0.8  # same joint angles on another body: another silhouette
-    assert scores["leakage"] > 0.9 and scores["subject"] < 0.05
+    assert scores["leakage"] > 0.9 and scores["subject"] < 0.05 and scores["instance"] < 0.2
     assert scores["colour_leakage"] > 0.9 and scores["identity"] < 0.4
 
 
 def test_identity_and_leakage_are_symmetric_under_swapping_source_and_driving():
     standing, theta, _ = _poses()
-    robot, bird, target = (
-        render("red robot", standing),
-        render("blue bird", theta),
-        render("red robot", theta),
-    )
-    generated = render("red robot", _poses()[2])
+    robot, bird, target = render(ROBOT, standing), render(BIRD, theta), render(ROBOT, theta)
+    generated = render(ROBOT, _poses()[2])
     forward, swapped = ToyGroundTruth().score(
         [
             EvalItem(generated=generated, source=robot, driving=bird, target_prompt="", target=target),
@@ -76,9 +81,9 @@ def test_wrong_pose_scores_lower_pose_iou_but_keeps_identity():
     standing, theta, other = _poses()
     right, wrong, unmoved = ToyGroundTruth().score(
         [
-            _item(render("red robot", theta)),
-            _item(render("red robot", other)),
-            _item(render("red robot", standing)),
+            _item(render(ROBOT, theta)),
+            _item(render(ROBOT, other)),
+            _item(render(ROBOT, standing)),
         ]
     )
     assert wrong["pose_iou"] < 0.5 * right["pose_iou"] and unmoved["pose_iou"] < 0.7
@@ -88,9 +93,9 @@ def test_wrong_pose_scores_lower_pose_iou_but_keeps_identity():
 
 def test_blurred_correct_answer_still_beats_another_subject():
     _, theta, _ = _poses()
-    blurred = render("red robot", theta).filter(ImageFilter.GaussianBlur(1))
-    good, bad = ToyGroundTruth().score([_item(blurred), _item(render("green frog", theta))])
-    assert good["identity"] > 0.6 > 0.3 > bad["identity"]
+    blurred = render(ROBOT, theta).filter(ImageFilter.GaussianBlur(1))
+    good, bad = ToyGroundTruth().score([_item(blurred), _item(render("frog", theta))])  # the green reference frog
+    assert good["identity"] > 0.6 > bad["identity"]
     assert good["subject"] > 0.9 > 0.1 > bad["subject"]
     assert good["pose_iou"] > 0.75
 
@@ -103,7 +108,7 @@ def test_psnr_values_and_resizing():
     assert psnr(half, black) == pytest.approx(10 * math.log10(2))
     assert psnr(black, black) == PSNR_CAP
     _, theta, _ = _poses()
-    big = render("red robot", theta).resize((128, 128), Image.NEAREST)
+    big = render(ROBOT, theta).resize((128, 128), Image.NEAREST)
     (scores,) = ToyGroundTruth().score([_item(big)])
     assert scores["pose_iou"] > 0.9
 
@@ -113,7 +118,7 @@ def test_missing_target_is_a_data_error_and_skipped_by_score_available():
         generated=Image.new("RGB", (64, 64), BACKGROUND),
         source=Image.new("RGB", (64, 64)),
         driving=Image.new("RGB", (64, 64)),
-        target_prompt="a red robot",
+        target_prompt="a robot",
     )
     with pytest.raises(DataError):
         ToyGroundTruth().score([item])

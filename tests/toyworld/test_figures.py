@@ -33,7 +33,7 @@ def test_mask_iou_on_hand_made_masks():
 
 def test_color_histogram_is_normalized_and_empty_for_a_blank_image():
     assert color_histogram(
-        render("red robot", sample_pose(None, np.random.default_rng(0)))
+        render("robot", sample_pose(None, np.random.default_rng(0)))
     ).sum() == pytest.approx(1)
     blank = color_histogram(Image.new("RGB", (64, 64), BACKGROUND))
     assert blank.sum() == 0 and histogram_similarity(blank, blank) == 0.0

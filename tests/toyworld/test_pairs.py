@@ -12,6 +12,7 @@ from imposter.toyworld.figures import figure_mask, mask_iou
 from imposter.toyworld.pairs import make_pairs, sample_training_example, write_pairs
 from imposter.toyworld.render import render
 from imposter.toyworld.world import (
+    STREAMS,
     SUBJECT_NAMES,
     TABLE_COMBOS,
     TRAIN_COMBOS,
@@ -32,8 +33,11 @@ def test_pairs_transfer_a_heldout_action_from_a_subject_that_was_seen_doing_it(s
         assert pair.driving_subject != pair.source_subject
         assert not is_heldout(pair.driving_subject, pair.action)
         assert np.array_equal(
-            np.asarray(pair.target_image), np.asarray(render(pair.source_subject, pair.driving_pose))
+            np.asarray(pair.target_image), np.asarray(render(pair.source_instance, pair.driving_pose))
         )
+        assert pair.source_instance.name == pair.source_subject
+        assert pair.driving_instance.name == pair.driving_subject
+        assert pair.source_instance.key[0] == STREAMS[split]  # never the pretraining stream
         assert pair.source_prompt == caption(pair.source_subject)
         assert pair.driving_prompt == caption(pair.driving_subject, pair.action)
         assert pair.target_prompt == caption(pair.source_subject, pair.action)
@@ -50,6 +54,13 @@ def test_table_and_tune_splits_are_disjoint_and_sources_are_not_all_standing():
     assert table[0].pair_id == "toy-000" and tune[0].pair_id == "tune-000"
     with pytest.raises(ConfigError, match="unknown toy split"):
         make_pairs(1, 0, "test")
+
+
+def test_every_pair_has_its_own_source_instance():
+    pairs = make_pairs(40, 0) + make_pairs(40, 1)
+    looks = {(p.source_instance.main, p.source_instance.accent, p.source_instance.body) for p in pairs}
+    assert len(looks) == len(pairs)
+    assert make_pairs(1, 0)[0].source_instance == pairs[0].source_instance
 
 
 def test_copying_the_driving_image_is_far_from_the_ground_truth():
@@ -94,14 +105,14 @@ def test_pairs_csv_starts_with_the_real_datasets_columns():
 
 def test_training_examples_avoid_heldout_combinations():
     rng = np.random.default_rng(0)
-    captions = [sample_training_example(rng)[1] for _ in range(400)]
+    captions = [sample_training_example(rng, 0, k)[1] for k in range(400)]
     standing = {caption(s) for s in SUBJECT_NAMES}
     assert 0.15 < sum(c in standing for c in captions) / len(captions) < 0.3
     for text in captions:
         assert set(text.split()) <= set(VOCABULARY)
         words = text.split()
-        subject, action = " ".join(words[1:3]), " ".join(words[3:]) or None
+        subject, action = words[1], " ".join(words[2:]) or None
         assert subject in SUBJECT_NAMES and not is_heldout(subject, action)
     assert len(Counter(captions)) > 50
-    image, _ = sample_training_example(np.random.default_rng(1))
+    image, _ = sample_training_example(np.random.default_rng(1), 0, 0)
     assert image.size == (64, 64)

@@ -6,7 +6,7 @@ import pytest
 from imposter.toyworld.figures import figure_mask, mask_iou
 from imposter.toyworld.render import render
 from imposter.toyworld.sequences import make_sequences, score_sequence, write_sequence
-from imposter.toyworld.world import caption, is_heldout
+from imposter.toyworld.world import STREAMS, caption, is_heldout
 from imposter.video.frames import read_frames
 
 
@@ -26,8 +26,13 @@ def test_each_frame_has_its_ground_truth_and_the_cast_is_held_out(sequences):
         for pose, driving, target in zip(
             sequence.poses, sequence.driving_frames, sequence.target_frames, strict=True
         ):
-            assert np.array_equal(np.asarray(target), np.asarray(render(sequence.source_subject, pose)))
-            assert np.array_equal(np.asarray(driving), np.asarray(render(sequence.driving_subject, pose)))
+            assert np.array_equal(np.asarray(target), np.asarray(render(sequence.source_instance, pose)))
+            assert np.array_equal(np.asarray(driving), np.asarray(render(sequence.driving_instance, pose)))
+        assert sequence.source_instance.key[0] == STREAMS["sequences"]
+        assert np.array_equal(
+            np.asarray(sequence.source_image),
+            np.asarray(render(sequence.source_instance, sequence.source_pose)),
+        )
 
 
 def test_the_pose_moves_over_the_sequence_and_is_deterministic(sequences):

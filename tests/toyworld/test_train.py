@@ -29,7 +29,9 @@ TINY_TRAIN = ToyTrainConfig(
     examples=48, vae_steps=2, decoder_steps=2, vae_batch=4, unet_steps=4, unet_batch=4, warmup_steps=1, sanity_samples=0,
     checkpoint_every=2,
 )  # fmt: skip
-TINY_CLASSIFIER = ClassifierConfig(channels=(8, 8, 8, 8), steps=2, batch=8, renders=22, eval_renders=22)
+TINY_CLASSIFIER = ClassifierConfig(
+    channels=(8, 8, 8, 8), steps=2, batch=12, chimeras_per_batch=4, instances=22, chimeras=6, eval_instances=2
+)
 
 
 def test_train_writes_a_loadable_pipeline_with_its_classifier_and_removes_its_work_folder(tmp_path):

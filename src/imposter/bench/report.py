@@ -33,13 +33,14 @@ METRIC_COLUMNS: dict[str, tuple[str, bool, int]] = {
     "sscd": ("SSCD", True, 4),
     "pose_iou": ("pose IoU", True, 3),
     "subject": ("subject", True, 3),
+    "instance": ("instance", True, 3),
     "leakage": ("leakage", False, 3),
     "identity": ("colour identity", True, 3),
     "colour_leakage": ("colour leakage", False, 3),
     "psnr": ("PSNR (dB)", True, 2),
 }
 # (x, y) panels of the trade-off plot: subject kept against action or text followed
-TRADEOFFS = (("dino", "clip"), ("sscd", "clip"), ("subject", "pose_iou"))
+TRADEOFFS = (("dino", "clip"), ("sscd", "clip"), ("subject", "pose_iou"), ("instance", "pose_iou"))
 GRID_TILE = 192  # pixels per image in the grids: 120 pairs of 5 seeds x 6 columns stay a few hundred MB
 CONFIDENCE = 0.95
 
@@ -195,9 +196,15 @@ def per_pair_csv(summary: Summary) -> str:
     return buffer.getvalue()
 
 
-def tradeoff_figure(summary: Summary) -> Image.Image | None:
-    """Scatter of the methods on each available metric pair, with 95% intervals; None if none has two."""
-    panels = [(x, y) for x, y in TRADEOFFS if {x, y} <= set(summary.metrics)]
+def tradeoff_figure(
+    summary: Summary,
+    ceiling: Mapping[str, float] | None = None,
+    panels: Sequence[tuple[str, str]] = TRADEOFFS,
+) -> Image.Image | None:
+    """Scatter of the methods on each available metric pair, with 95% intervals over pairs: the trade-off
+    (Pareto) picture. Reference rows (the floors: copies, phase swap, guidance or text alone) are grey
+    squares; ``ceiling`` (metric -> value, e.g. the ground truth through the VAE) a star. None if no panel."""
+    panels = [(x, y) for x, y in panels if {x, y} <= set(summary.metrics)]
     if not panels and len(summary.metrics) >= 2:
         panels = [(summary.metrics[0], summary.metrics[1])]
     points = {
@@ -213,15 +220,29 @@ def tradeoff_figure(summary: Summary) -> Image.Image | None:
         return None
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
-    figure = Figure(figsize=(4.5 * len(panels), 4), layout="constrained")
+    from ..methods.references import REFERENCE_NAMES
+
+    figure = Figure(figsize=(5 * len(panels), 4.5), layout="constrained")
     for axes, (x, y) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
         for method, (mx, hx, _), (my, hy, _) in points[(x, y)]:
-            axes.errorbar(mx, my, xerr=hx, yerr=hy, fmt="o", capsize=3, label=method)
+            if method in REFERENCE_NAMES:
+                axes.errorbar(
+                    mx, my, xerr=hx, yerr=hy, fmt="s", color="0.55", capsize=2, label=f"floor: {method}"
+                )
+                axes.annotate(
+                    method, (mx, my), fontsize=7, color="0.4", xytext=(4, 3), textcoords="offset points"
+                )
+            else:
+                axes.errorbar(mx, my, xerr=hx, yerr=hy, fmt="o", capsize=3, label=method)
+        if ceiling and x in ceiling and y in ceiling:
+            axes.plot(
+                ceiling[x], ceiling[y], "*", markersize=14, color="gold", markeredgecolor="k", label="ceiling"
+            )
         for set_label, metric in ((axes.set_xlabel, x), (axes.set_ylabel, y)):
             label, higher, _ = METRIC_COLUMNS.get(metric, (metric, True, 4))
             set_label(f"{label} ({'higher' if higher else 'lower'} is better)")
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
+        axes.legend(fontsize=7)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     return Image.open(buffer)

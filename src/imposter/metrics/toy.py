@@ -2,8 +2,12 @@
 
 - ``pose_iou``: IoU of the generated figure's mask with the ground-truth target's mask (the pose).
 - ``subject``: the probability the world's classifier (:mod:`imposter.toyworld.classifier`, our DINO:
-  it sees head, pattern, accessories and proportions) gives the source subject.
-- ``leakage``: the classifier's probability of the driving subject (its identity leaking in).
+  it sees head shape, accessories and proportions) gives the source's class.
+- ``instance``: how much of *this* source instance the image shows, 0 to 1: the probability, from the
+  classifier's instance embedding, that the image shows the source's instance rather than one of 31
+  other instances of its class (:func:`imposter.toyworld.classifier.instance_scores`; chance 0.031).
+  A model that draws "a dog" from its caption alone scores near chance; the source itself near 1.
+- ``leakage``: the classifier's probability of the driving subject's class (its body leaking in).
 - ``identity``: color similarity of the generated figure with the source figure, in [0, 1].
 - ``colour_leakage``: the same color similarity with the driving figure.
 - ``psnr``: PSNR in dB of the generated image against the target, pixels in [0, 1], capped at 100 dB
@@ -48,7 +52,7 @@ def _at_size(image: Image.Image, size: tuple[int, int]) -> Image.Image:
 class ToyGroundTruth(Metric):
     """Pose IoU, subject, leakage, colour identity and PSNR against the toy world's exact ground truth."""
 
-    keys = ("pose_iou", "subject", "leakage", "identity", "colour_leakage", "psnr")
+    keys = ("pose_iou", "subject", "instance", "leakage", "identity", "colour_leakage", "psnr")
     needs_target = True
 
     def __init__(self, classifier_folder: str | Path | None = None):
@@ -59,14 +63,16 @@ class ToyGroundTruth(Metric):
 
     def score(self, items: Sequence[EvalItem]) -> list[dict[str, float]]:
         """Score each item against its target, source and driving images."""
-        from imposter.toyworld.classifier import predict
+        from imposter.toyworld.classifier import instance_scores, outputs
 
         if any(item.target is None for item in items):
             raise DataError("the toy ground-truth metric needs EvalItem.target; score toy-world pairs only")
         generated = [_at_size(item.generated, item.target.size) for item in items]
         images = generated + [item.source for item in items] + [item.driving for item in items]
-        subject_probs, _ = predict(self.classifier, images)
+        subject_probs, _, embeddings = outputs(self.classifier, images)
         n = len(items)
+        source_classes = subject_probs[n : 2 * n].argmax(-1)
+        instance = instance_scores(self.classifier, embeddings[:n], embeddings[n : 2 * n], source_classes)
         scores = []
         for k, (item, image) in enumerate(zip(items, generated, strict=True)):
             source_subject = int(subject_probs[n + k].argmax())  # who the source and driving images show
@@ -76,6 +82,7 @@ class ToyGroundTruth(Metric):
                 {
                     "pose_iou": mask_iou(figure_mask(image), figure_mask(target)),
                     "subject": float(subject_probs[k, source_subject]),
+                    "instance": float(instance[k]),
                     "leakage": float(subject_probs[k, driving_subject]),
                     "identity": color_similarity(image, item.source),
                     "colour_leakage": color_similarity(image, item.driving),

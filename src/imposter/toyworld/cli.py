@@ -29,7 +29,7 @@ def _train_sd(args: argparse.Namespace, log, command: str) -> dict:
     classifier = ClassifierConfig(
         **{
             k.removeprefix("classifier_"): v
-            for k, v in _given(args, "classifier_steps", "classifier_renders").items()
+            for k, v in _given(args, "classifier_steps", "classifier_instances").items()
         }
     )
     return train_toy_model(
@@ -41,7 +41,7 @@ def _train_flux(args: argparse.Namespace, log, command: str) -> dict:
     from ..errors import ConfigError
     from .train_flux import ToyFluxTrainConfig, train_toy_flux
 
-    sd_only = _given(args, "vae_steps", "unet_steps", "classifier_steps", "classifier_renders")
+    sd_only = _given(args, "vae_steps", "unet_steps", "classifier_steps", "classifier_instances")
     if sd_only:
         flags = ", ".join("--" + k.replace("_", "-") for k in sd_only)
         raise ConfigError(f"{flags}: SD toy settings; --family flux takes --steps (transformer steps)")
@@ -75,7 +75,7 @@ def cmd_classifier(args: argparse.Namespace) -> None:
     from .classifier import ClassifierConfig
     from .train import retrain_classifier
 
-    given = {k: getattr(args, k) for k in ("steps", "renders") if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in ("steps", "instances") if getattr(args, k) is not None}
     retrain_classifier(
         args.model,
         ClassifierConfig(**given),
@@ -181,7 +181,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--threads", type=int, default=None, help="--family flux: torch threads (default 1)")
     train.add_argument("--classifier-steps", type=int, default=None)
     train.add_argument(
-        "--classifier-renders", type=int, default=None, help="renders the classifier learns from"
+        "--classifier-instances", type=int, default=None, help="instances the classifier learns from (two poses each)"
     )
     train.add_argument(
         "--sanity-samples",
@@ -198,7 +198,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     retrain.add_argument("--model", required=True, help="a toy pipeline folder (its classifier/ is replaced)")
     retrain.add_argument("--steps", type=int, default=None)
-    retrain.add_argument("--renders", type=int, default=None)
+    retrain.add_argument("--instances", type=int, default=None)
     retrain.add_argument("--sanity-samples", type=int, default=4, help="generations per caption (0: skip)")
     retrain.add_argument("--quiet", action="store_true")
     retrain.set_defaults(func=cmd_classifier)

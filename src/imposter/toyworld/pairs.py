@@ -1,12 +1,13 @@
 """Data drawn from the toy world: evaluation pairs with exact ground truth, and pretraining examples.
 
-A pair is a source (subject S standing, or doing an action it was seen doing in pretraining: real
-source photos are not posed; its caption names the subject alone), a driving image (subject D != S doing
-action A in pose theta) and the ground truth render(S, theta): S's own body in D's joint angles, standing
-where D stands (the placement rule of :func:`imposter.toyworld.render.skeleton`). (S, A) is always a
-held-out combination, from the split asked for (``table`` for reported results, ``tune`` for choosing
-settings), so a method must move an action onto a subject that never performed it in pretraining, while
-(D, A) was seen.
+A pair is a source (an instance S of class C that pretraining never rendered, standing or doing an
+action C was seen doing in pretraining: real source photos are not posed; its caption names the class
+alone, "a dog"), a driving image (an instance D of another class doing action A in pose theta) and the
+ground truth render(S, theta): S's own body, colours and marks in D's joint angles, standing where D
+stands (the placement rule of :func:`imposter.toyworld.render.skeleton`). (C, A) is always a held-out
+combination, from the split asked for (``table`` for reported results, ``tune`` for choosing settings),
+so a method must move an action onto a class that never performed it in pretraining, while D's class was
+seen doing it; and it must keep *this* instance, which no caption names.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from imposter.toyworld.world import (
     SUBJECT_NAMES,
     TRAIN_COMBOS,
     Pose,
+    Subject,
     caption,
+    instance,
     is_heldout,
     sample_pose,
 )
@@ -42,15 +45,17 @@ class ToyPair:
     """One evaluation pair with its ground truth and everything that generated it."""
 
     pair_id: str
-    source_subject: str
-    driving_subject: str
+    source_subject: str  # the source's class
+    driving_subject: str  # the driving image's class
     action: str
     source_action: str | None  # what the source image shows its subject doing (None: standing)
     source_pose: Pose
     driving_pose: Pose
     source_image: Image.Image
     driving_image: Image.Image
-    target_image: Image.Image  # render(source_subject, driving_pose)
+    target_image: Image.Image  # render(source_instance, driving_pose)
+    source_instance: Subject
+    driving_instance: Subject
 
     @property
     def source_prompt(self) -> str:
@@ -92,6 +97,8 @@ def make_pairs(n: int, seed: int, split: str = "table") -> list[ToyPair]:
             None if rng.random() < SOURCE_STANDING_FRACTION else seen[int(rng.integers(len(seen)))]
         )
         source_pose, driving_pose = sample_pose(source_action, rng), sample_pose(action, rng)
+        source_instance = instance(source, split, seed, 2 * k)
+        driving_instance = instance(driving, split, seed, 2 * k + 1)
         pairs.append(
             ToyPair(
                 pair_id=f"{'toy' if split == 'table' else 'tune'}-{k:0{width}d}",
@@ -101,9 +108,11 @@ def make_pairs(n: int, seed: int, split: str = "table") -> list[ToyPair]:
                 source_action=source_action,
                 source_pose=source_pose,
                 driving_pose=driving_pose,
-                source_image=render(source, source_pose),
-                driving_image=render(driving, driving_pose),
-                target_image=render(source, driving_pose),
+                source_image=render(source_instance, source_pose),
+                driving_image=render(driving_instance, driving_pose),
+                target_image=render(source_instance, driving_pose),
+                source_instance=source_instance,
+                driving_instance=driving_instance,
             )
         )
     return pairs
@@ -157,10 +166,12 @@ def write_pairs(n: int, seed: int, out_dir: str | Path, split: str = "table") ->
     return csv_path
 
 
-def sample_training_example(rng: np.random.Generator) -> tuple[Image.Image, str]:
-    """A pretraining (image, caption): a subject standing (about 22%) or doing a non-held-out action."""
+def sample_training_example(rng: np.random.Generator, seed: int, index: int) -> tuple[Image.Image, str]:
+    """Pretraining example ``index`` (image, caption): a fresh instance (stream "pretraining", ``seed``) of a
+    class standing (about 22%) or doing an action its class is seen doing; the caption names the class."""
     if rng.random() < STANDING_FRACTION:
         subject, action = SUBJECT_NAMES[int(rng.integers(len(SUBJECT_NAMES)))], None
     else:
         subject, action = TRAIN_COMBOS[int(rng.integers(len(TRAIN_COMBOS)))]
-    return render(subject, sample_pose(action, rng)), caption(subject, action)
+    figure = instance(subject, "pretraining", seed, index)
+    return render(figure, sample_pose(action, rng)), caption(subject, action)

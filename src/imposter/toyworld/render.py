@@ -224,6 +224,9 @@ def _draw_torso(paint: _Painter, sk: Skeleton, subject: Subject) -> None:
         center = (low + high) / 2
         belly = _ellipse(2.3 * wide, 3.6 * min(tall, 1.2))
         paint.polygon([center + sk.upper_turn * q * unit for q in belly], subject.accent)
+    for name, t in (("collar", 1.0), ("belt", 0.0)):  # a band across the neck, or the waist
+        if name in subject.accessories:
+            _stripe(paint, low, high, body.torso_r * unit, t, 1.9 * unit, subject.accessory_colour)
 
 
 def _draw_head(paint: _Painter, sk: Skeleton, subject: Subject) -> None:
@@ -233,7 +236,7 @@ def _draw_head(paint: _Painter, sk: Skeleton, subject: Subject) -> None:
     def at(q: complex) -> complex:
         return center + turn * q * unit
 
-    accessories = set(subject.accessories)
+    accessories, extra = set(subject.accessories), subject.accessory_colour
     r = REFERENCE.head_r
     if "ears" in accessories:  # pointed ears, behind the head
         for s in (-1, 1):
@@ -243,26 +246,28 @@ def _draw_head(paint: _Painter, sk: Skeleton, subject: Subject) -> None:
             )
             paint.polygon(
                 [at(complex(s * 2.6, -3.9)), at(complex(s * 4.0, -3.3)), at(complex(s * 3.9, -5.3))],
-                subject.accent,
+                extra,
             )
     if "floppy_ears" in accessories:
         for s in (-1, 1):
-            paint.capsule(at(complex(s * 3.6, -2.6)), at(complex(s * 5.0, 1.2)), 1.6 * unit, subject.accent)
+            paint.capsule(at(complex(s * 3.6, -2.6)), at(complex(s * 5.0, 1.2)), 1.6 * unit, extra)
     if "horns" in accessories:
         for s in (-1, 1):
             paint.polygon(
                 [at(complex(s * 1.0, -3.6)), at(complex(s * 3.0, -3.2)), at(complex(s * 3.3, -7.6))],
-                subject.accent,
+                extra,
             )
     if "antenna" in accessories:
-        paint.capsule(at(complex(0, -r)), at(complex(0, -r - 3.0)), 0.75 * unit, subject.accent)
-        paint.disc(at(complex(0, -r - 3.4)), 1.5 * unit, subject.accent)
+        paint.capsule(at(complex(0, -r)), at(complex(0, -r - 3.0)), 0.75 * unit, extra)
+        paint.disc(at(complex(0, -r - 3.4)), 1.5 * unit, extra)
     if "antennae" in accessories:
         for s in (-1, 1):
             paint.capsule(
-                at(complex(s * 1.0, -r)), at(complex(s * 2.8, -r - 3.0)), 0.75 * unit, subject.accent
+                at(complex(s * 1.0, -r)), at(complex(s * 2.8, -r - 3.0)), 0.75 * unit, extra
             )
-            paint.disc(at(complex(s * 2.9, -r - 3.3)), 1.4 * unit, subject.accent)
+            paint.disc(at(complex(s * 2.9, -r - 3.3)), 1.4 * unit, extra)
+    if "crest" in accessories:  # a fin on top, behind the head
+        paint.polygon([at(complex(-1.6, -r + 0.8)), at(complex(1.6, -r + 0.8)), at(complex(0.6, -r - 3.8))], extra)
     if "eyes_up" in accessories:
         for s in (-1, 1):
             paint.disc(at(complex(s * 2.8, -2.6)), 2.2 * unit, subject.main)
@@ -271,10 +276,13 @@ def _draw_head(paint: _Painter, sk: Skeleton, subject: Subject) -> None:
     eye_y = -2.8 if "eyes_up" in accessories else -0.9
     for s in (-1, 1):
         paint.disc(at(complex(s * 1.8, eye_y)), EYE_R * unit, eye_color)
+    if "cheeks" in accessories:
+        for s in (-1, 1):
+            paint.disc(at(complex(s * 2.7, 1.1)), 1.15 * unit, extra)
     if "beak" in accessories:
-        paint.polygon([at(complex(-1.8, 0.6)), at(complex(1.8, 0.6)), at(complex(0, 3.6))], subject.accent)
+        paint.polygon([at(complex(-1.8, 0.6)), at(complex(1.8, 0.6)), at(complex(0, 3.6))], extra)
     if "snout" in accessories:
-        paint.polygon([at(q) for q in _ellipse(2.1, 1.5, center=1.5j, n=16)], subject.accent)
+        paint.polygon([at(q) for q in _ellipse(2.1, 1.5, center=1.5j, n=16)], extra)
 
 
 def render(subject: Subject | str, pose: Pose) -> Image.Image:

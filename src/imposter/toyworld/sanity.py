@@ -1,4 +1,4 @@
-"""Text-to-image sanity of a toy pipeline: does "a red robot waving" draw a red robot waving?
+"""Text-to-image sanity of a toy pipeline: does "a robot waving" draw a robot waving?
 
 Each caption is generated ``samples`` times as ImPoster samples (SD: DDIM 50, CFG 7.5; FLUX.1: the family's
 own sampler, 28 Euler steps, no CFG); the figure's subject and action are read by the world's classifier

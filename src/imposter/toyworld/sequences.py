@@ -22,7 +22,7 @@ from ..video.writers import frame_name
 from .figures import color_similarity
 from .pairs import ToyPair, make_pairs
 from .render import render
-from .world import Pose, sequence_poses
+from .world import Pose, instance, sequence_poses
 
 
 @dataclass(frozen=True)
@@ -31,20 +31,25 @@ class ToySequence(ToyPair):
 
     poses: tuple[Pose, ...]  # of the driving frames, in order
     driving_frames: tuple[Image.Image, ...]
-    target_frames: tuple[Image.Image, ...]  # render(source_subject, poses[t])
+    target_frames: tuple[Image.Image, ...]  # render(source_instance, poses[t])
 
 
 def make_sequences(n: int, n_frames: int, seed: int) -> list[ToySequence]:
     """``n`` sequences of ``n_frames`` frames, deterministic in ``seed``, cast like the toy pairs."""
     rng = np.random.default_rng([seed, 1])  # apart from the casting's stream
     sequences = []
-    for pair in make_pairs(n, seed):
+    for k, pair in enumerate(make_pairs(n, seed)):
+        source = instance(pair.source_subject, "sequences", seed, 2 * k)  # the sequences' own instances
+        driver = instance(pair.driving_subject, "sequences", seed, 2 * k + 1)
         poses = tuple(sequence_poses(pair.action, n_frames, rng))
-        driving = tuple(render(pair.driving_subject, pose) for pose in poses)
-        targets = tuple(render(pair.source_subject, pose) for pose in poses)
+        driving = tuple(render(driver, pose) for pose in poses)
+        targets = tuple(render(source, pose) for pose in poses)
         cast = {f.name: getattr(pair, f.name) for f in fields(ToyPair)}
         cast.update(
             pair_id=pair.pair_id.replace("toy-", "toyseq-"),
+            source_instance=source,
+            driving_instance=driver,
+            source_image=render(source, pair.source_pose),
             driving_pose=poses[-1],
             driving_image=driving[-1],
             target_image=targets[-1],

@@ -83,8 +83,8 @@ def render_examples(count: int, seed: int, progress: bool = True) -> tuple[np.nd
     """``count`` pretraining images (N, 64, 64, 3) uint8 and their captions, from ``seed``."""
     rng = np.random.default_rng(seed)
     images, captions = [], []
-    for _ in tqdm(range(count), desc="rendering", disable=not progress, leave=False):
-        image, text = sample_training_example(rng)
+    for index in tqdm(range(count), desc="rendering", disable=not progress, leave=False):
+        image, text = sample_training_example(rng, seed, index)
         images.append(np.asarray(image, dtype=np.uint8))
         captions.append(text)
     return np.stack(images), captions

@@ -1,5 +1,5 @@
-"""The toy world's cast: subjects (appearance and body plan), actions (families of poses), captions and
-the held-out splits.
+"""The toy world's cast: classes and their endless instances (appearance and body plan), actions
+(families of poses), captions and the held-out splits.
 
 A pose is a set of joint angles in degrees. Every limb angle is 0 when the limb hangs straight down and
 grows *outward* (away from the body's midline), so 90 is horizontal and outward, 180 straight up, and a
@@ -8,16 +8,25 @@ frame; lower limbs (elbow, knee) relative to their upper limb. "left" and "right
 and right (the figure faces the viewer). ``spine`` leans the upper body about the hips (positive: toward
 the image's right); ``tilt`` turns the whole figure (positive: clockwise on screen).
 
-A subject's **body plan** (:class:`BodyPlan`) sets its proportions: torso, head, limb lengths and
-thickness. An action's joint angles apply to each subject's own skeleton, so the same action gives
-each body its own silhouette: a stocky robot and a long-limbed alien raising their arms do not overlap.
+A body plan (:class:`BodyPlan`) sets proportions: torso, head, limb lengths and thickness. An action's
+joint angles apply to each subject's own skeleton, so the same action gives each body its own
+silhouette: a stocky robot and a long-limbed alien raising their arms do not overlap.
 
-Held-out design: subjects and actions are both numbered 0..9 in the order listed below; subject ``i``
-never performs actions ``i`` and ``(i + 3) % 10`` in pretraining. So every subject has 2 held-out
-actions, every action is held out for exactly 2 subjects and seen with the other 8. The held-out
-combinations are split in two disjoint halves: ``(i, i)`` is for choosing settings (``TUNE_COMBOS``),
-``(i, i + 3)`` for the reported tables (``TABLE_COMBOS``); each half holds every subject and every
-action once.
+**Classes and instances (world v3).** A class (:class:`SubjectClass`: "robot", "dog", ...) fixes a head
+shape, a body type and the accessories every instance wears. An instance (:class:`Subject`), drawn from a
+seed key by :func:`instance`, has its own colours (main, accent, accessories; from :data:`PALETTE`), its
+own pattern, its own choice of the class's optional accessories and its own proportions (each length
+within +-8% of the class's). Captions name the class only ("a dog waving"), as a user captions a photo of
+their own dog, so a model can draw "a dog" but not *this* dog: that is what personalization must learn.
+Instances come from disjoint seed streams (:data:`STREAMS`): pretraining draws only from "pretraining",
+the evaluation pairs from "tune" and "table", the sequences from "sequences", the classifier and the
+instance metric from their own; so every evaluation source is an instance that pretraining never rendered.
+
+Held-out design: classes and actions are both numbered 0..9 in the order listed below; class ``i`` never
+performs actions ``i`` and ``(i + 3) % 10`` in pretraining. So every class has 2 held-out actions, every
+action is held out for exactly 2 classes and seen with the other 8. The held-out combinations are split
+in two disjoint halves: ``(i, i)`` is for choosing settings (``TUNE_COMBOS``), ``(i, i + 3)`` for the
+reported tables (``TABLE_COMBOS``); each half holds every class and every action once.
 """
 
 from __future__ import annotations
@@ -34,7 +43,10 @@ BACKGROUND: RGB = (235, 235, 235)  # far from every subject color, so the figure
 
 HEAD_SHAPES = ("circle", "square", "oval", "triangle", "diamond", "hexagon")
 PATTERNS = ("plain", "stripes", "spots", "belly")
-ACCESSORIES = ("antenna", "antennae", "beak", "tail", "ears", "floppy_ears", "snout", "horns", "eyes_up")
+ACCESSORIES = (
+    "antenna", "antennae", "beak", "tail", "ears", "floppy_ears", "snout", "horns", "eyes_up",
+    "collar", "belt", "cheeks", "crest",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -92,19 +104,20 @@ BODY_TYPES: dict[str, BodyPlan] = {
 
 @dataclass(frozen=True)
 class Subject:
-    """How a figure looks: colors, head shape, body pattern, accessories and body plan (never its pose)."""
+    """How one figure looks, an *instance* of a class: colours, head shape, body pattern, accessories and
+    body plan (never its pose). ``name`` is its class ("robot"); ``key`` says where the instance came from."""
 
-    name: str  # two words, e.g. "red robot"
+    name: str  # its class, one of CLASS_NAMES
     main: RGB  # head and torso (the limbs are a shade of it)
-    accent: RGB  # hands, feet, pattern and accessories
+    accent: RGB  # hands, feet and the pattern
     head: str  # one of HEAD_SHAPES
     pattern: str = "plain"  # one of PATTERNS
     accessories: tuple[str, ...] = ()  # some of ACCESSORIES
     body: BodyPlan = AVERAGE
+    extra: RGB | None = None  # the accessories' colour (None: the accent)
+    key: tuple[int, ...] = ()  # the instance's seed key (see :func:`instance`); () for a class's reference
 
     def __post_init__(self) -> None:
-        if len(self.name.split()) != 2:
-            raise ConfigError(f"subject name {self.name!r} must be two words, like 'red robot'")
         unknown = (
             ({self.head} - set(HEAD_SHAPES))
             | ({self.pattern} - set(PATTERNS))
@@ -116,34 +129,109 @@ class Subject:
                 "PATTERNS and ACCESSORIES in imposter.toyworld.world"
             )
 
+    @property
+    def accessory_colour(self) -> RGB:
+        return self.accent if self.extra is None else self.extra
 
-# Main colors are ten well-separated hues. The dog is lime, not brown, because a blurred striped tiger
-# (orange and black) turns brown; color statistics of generated images must still tell them apart.
-# Body types: stocky (robot, frog, pig), long-limbed (alien, cat, dragon), big head (bird, duck),
-# average (tiger, dog); the tweaks make every subject's proportions its own.
-SUBJECTS: tuple[Subject, ...] = (
-    Subject("red robot", (215, 35, 35), (60, 60, 75), "square", "belly", ("antenna",),
-            STOCKY.but(torso_r=5.9, head_r=4.0, thigh=3.9)),
-    Subject("blue bird", (40, 95, 215), (250, 175, 30), "circle", "plain", ("beak", "tail"),
-            BIG_HEAD.but(thigh=4.6, shin=4.4, leg_r=1.5)),
-    Subject("green frog", (60, 170, 60), (20, 80, 30), "oval", "spots", ("eyes_up",),
-            STOCKY.but(head_r=4.9, thigh=4.2, shin=3.8, torso_high=6.0)),
-    Subject("striped tiger", (245, 135, 20), (30, 30, 30), "circle", "stripes", ("ears", "tail"),
-            AVERAGE.but(torso_r=4.5, head_r=4.0)),
-    Subject("spotted dog", (160, 215, 50), (90, 50, 20), "square", "spots", ("floppy_ears", "tail"),
-            AVERAGE.but(thigh=4.9, shin=4.6, torso_high=9.0)),
-    Subject("pink pig", (240, 120, 175), (170, 40, 100), "circle", "plain", ("ears", "snout"),
-            STOCKY.but(torso_r=6.2, upper_arm=3.4, forearm=3.0, thigh=3.2, shin=3.0)),
-    Subject("purple alien", (135, 55, 195), (70, 230, 210), "diamond", "spots", ("antennae",),
-            LONG_LIMBED.but(head_r=4.2, torso_r=2.9)),
-    Subject("yellow duck", (240, 220, 40), (240, 110, 20), "circle", "plain", ("beak",),
-            BIG_HEAD.but(head_r=6.0, torso_r=4.1, thigh=3.6, shin=3.4)),
-    Subject("black cat", (45, 45, 55), (245, 200, 40), "triangle", "plain", ("ears", "tail"),
-            LONG_LIMBED.but(thigh=7.2, shin=6.8, upper_arm=6.2, forearm=5.8, torso_r=3.4)),
-    Subject("teal dragon", (20, 165, 165), (20, 50, 110), "hexagon", "belly", ("horns", "tail"),
-            LONG_LIMBED.but(torso_r=3.9, arm_r=1.7, leg_r=1.9, head_r=4.0)),
+
+@dataclass(frozen=True)
+class SubjectClass:
+    """What every instance of a class shares: its head shape, its body type (each instance varies the
+    proportions a little), the accessories it always wears; plus the optional ones an instance may wear.
+    ``reference`` is the class's v2 look, one fixed instance (tests, pictures)."""
+
+    name: str
+    head: str
+    body: BodyPlan
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    reference: Subject
+
+
+def _class(
+    name: str, head: str, body: BodyPlan, required: tuple[str, ...], optional: tuple[str, ...],
+    main: RGB, accent: RGB, pattern: str,
+) -> SubjectClass:  # fmt: skip
+    reference = Subject(name, main, accent, head, pattern, required, body)
+    return SubjectClass(name, head, body, required, optional, reference)
+
+
+# Ten classes, told apart by shape alone: head shape, body type and the accessories every instance wears
+# (colours are the instance's own). Body types: stocky (robot, frog, pig), long-limbed (alien, cat,
+# dragon), big head (bird, duck), average (tiger, dog); the tweaks give each class its own proportions.
+# The colours and pattern here are each class's reference instance: its look in world v2.
+CLASSES: tuple[SubjectClass, ...] = (
+    _class("robot", "square", STOCKY.but(torso_r=5.9, head_r=4.0, thigh=3.9), ("antenna",),
+           ("collar", "belt"), (215, 35, 35), (60, 60, 75), "belly"),
+    _class("bird", "circle", BIG_HEAD.but(thigh=4.6, shin=4.4, leg_r=1.5), ("beak", "tail"),
+           ("crest", "collar"), (40, 95, 215), (250, 175, 30), "plain"),
+    _class("frog", "oval", STOCKY.but(head_r=4.9, thigh=4.2, shin=3.8, torso_high=6.0), ("eyes_up",),
+           ("cheeks", "collar"), (60, 170, 60), (20, 80, 30), "spots"),
+    _class("tiger", "circle", AVERAGE.but(torso_r=4.5, head_r=4.0), ("ears", "tail"),
+           ("collar", "cheeks"), (245, 135, 20), (30, 30, 30), "stripes"),
+    _class("dog", "square", AVERAGE.but(thigh=4.9, shin=4.6, torso_high=9.0), ("floppy_ears", "tail"),
+           ("collar", "cheeks"), (160, 215, 50), (90, 50, 20), "spots"),
+    _class("pig", "circle", STOCKY.but(torso_r=6.2, upper_arm=3.4, forearm=3.0, thigh=3.2, shin=3.0),
+           ("ears", "snout"), ("collar", "belt"), (240, 120, 175), (170, 40, 100), "plain"),
+    _class("alien", "diamond", LONG_LIMBED.but(head_r=4.2, torso_r=2.9), ("antennae",),
+           ("belt", "cheeks"), (135, 55, 195), (70, 230, 210), "spots"),
+    _class("duck", "circle", BIG_HEAD.but(head_r=6.0, torso_r=4.1, thigh=3.6, shin=3.4), ("beak",),
+           ("crest", "collar"), (240, 220, 40), (240, 110, 20), "plain"),
+    _class("cat", "triangle", LONG_LIMBED.but(thigh=7.2, shin=6.8, upper_arm=6.2, forearm=5.8, torso_r=3.4),
+           ("ears", "tail"), ("collar", "cheeks"), (45, 45, 55), (245, 200, 40), "plain"),
+    _class("dragon", "hexagon", LONG_LIMBED.but(torso_r=3.9, arm_r=1.7, leg_r=1.9, head_r=4.0),
+           ("horns", "tail"), ("crest", "belt"), (20, 165, 165), (20, 50, 110), "belly"),
 )  # fmt: skip
-SUBJECT_NAMES: tuple[str, ...] = tuple(s.name for s in SUBJECTS)
+CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in CLASSES)
+SUBJECT_NAMES = CLASS_NAMES  # what captions, splits and the classifier's first head name
+SUBJECTS: tuple[Subject, ...] = tuple(c.reference for c in CLASSES)
+
+# Instance colours: sixteen well-separated colours, every one far from the background (so the figure mask
+# stays exact) and from the others (so a blurred image still shows which).
+PALETTE: tuple[RGB, ...] = (
+    (215, 35, 35), (40, 95, 215), (60, 170, 60), (245, 135, 20), (160, 215, 50), (240, 120, 175),
+    (135, 55, 195), (240, 220, 40), (45, 45, 55), (20, 165, 165), (120, 70, 30), (25, 35, 100),
+    (125, 125, 125), (125, 20, 45), (90, 180, 240), (110, 120, 30),
+)  # fmt: skip
+PROPORTION_JITTER = 0.08  # each body-plan length times a factor uniform in 1 +- this
+
+# Where instances come from: an instance is drawn from the seed key (stream, seed, index), and each use has
+# its own stream, so pretraining never renders an instance that the evaluation pairs, the sequences, the
+# classifier or the instance metric's distractors use (module docstring, "Instances").
+STREAMS: dict[str, int] = {
+    "pretraining": 0, "classifier": 1, "classifier-eval": 2, "tune": 3, "table": 4, "sequences": 5,
+    "distractors": 6,
+}  # fmt: skip
+
+
+def get_class(name: str) -> SubjectClass:
+    """The class called ``name`` ("dog"); also accepts "a dog"."""
+    name = name.removeprefix("a ").strip()
+    for subject_class in CLASSES:
+        if subject_class.name == name:
+            return subject_class
+    raise ConfigError(f"unknown toy class {name!r}; choose one of {', '.join(CLASS_NAMES)}")
+
+
+def instance(class_name: str, stream: str, seed: int, index: int) -> Subject:
+    """The instance of ``class_name`` drawn from key (``stream``, ``seed``, ``index``): deterministic, and
+    different for every key. Its colours, pattern, optional accessories and proportions are its own."""
+    subject_class = get_class(class_name)
+    if stream not in STREAMS:
+        raise ConfigError(f"unknown instance stream {stream!r}; choose one of {', '.join(STREAMS)}")
+    key = (STREAMS[stream], int(seed), CLASS_NAMES.index(subject_class.name), int(index))
+    rng = np.random.default_rng(key)
+    main, accent, extra = (PALETTE[int(i)] for i in rng.choice(len(PALETTE), size=3, replace=False))
+    pattern = PATTERNS[int(rng.integers(len(PATTERNS)))]
+    worn = tuple(a for a in subject_class.optional if rng.random() < 0.5)
+    factors = rng.uniform(1 - PROPORTION_JITTER, 1 + PROPORTION_JITTER, len(fields(BodyPlan)))
+    body = BodyPlan(
+        **{f.name: getattr(subject_class.body, f.name) * float(x) for f, x in zip(fields(BodyPlan), factors)}
+    )
+    return Subject(
+        subject_class.name, main, accent, subject_class.head, pattern, subject_class.required + worn, body,
+        extra, key,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -236,13 +324,10 @@ TRAIN_COMBOS: tuple[tuple[str, str], ...] = tuple(
 
 
 def get_subject(name: str | Subject) -> Subject:
-    """The subject called ``name`` (a Subject passes through)."""
+    """A Subject passes through; a class name ("dog") gives that class's reference instance."""
     if isinstance(name, Subject):
         return name
-    for subject in SUBJECTS:
-        if subject.name == name:
-            return subject
-    raise ConfigError(f"unknown toy subject {name!r}; choose one of {', '.join(SUBJECT_NAMES)}")
+    return get_class(name).reference
 
 
 def check_action(action: str | None) -> str | None:
@@ -261,7 +346,8 @@ def is_heldout(subject: str, action: str | None) -> bool:
 
 
 def caption(subject: str | Subject, action: str | None = None) -> str:
-    """The caption of a subject standing ("a red robot") or doing an action ("a red robot waving")."""
+    """The caption of a subject standing ("a robot") or doing an action ("a robot waving"): its class only,
+    the way a user captions a photo of their own robot."""
     name = get_subject(subject).name
     action = check_action(action)
     return f"a {name}" if action is None else f"a {name} {action}"
