@@ -45,9 +45,7 @@ def wait_for(url: str, process: subprocess.Popen, timeout_s: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--example", default="a duck squatting", help="driving caption of the example row"
-    )
+    parser.add_argument("--example", default="a duck squatting", help="driving caption of the example row")
     parser.add_argument("--seeds", default="0 1 2 3")
     parser.add_argument("--out", type=Path, default=DOCS / "app.png")
     parser.add_argument("--chromium", default="/usr/bin/chromium")

@@ -95,8 +95,11 @@ def denoise(
     hook: StepHook | None = None,
     generator: torch.Generator | Sequence[torch.Generator] | None = None,
     progress: bool = True,
+    start: int = 0,
 ) -> torch.Tensor:
     """Denoise ``latents`` (B, C, h, w) from pure noise in ``steps`` scheduler steps; return clean latents.
+    With ``start`` > 0 (img2img), ``latents`` are already noised to the timestep of step ``start`` and the
+    steps before it are skipped.
 
     Classifier-free guidance runs as one batched UNet call of [uncond, cond] when ``guidance_scale > 1``.
     ``condition_at(i)`` and ``uncond`` are (1 or B, L, D) text embeddings. ``generator`` draws the
@@ -108,8 +111,11 @@ def denoise(
     use_cfg = guidance_scale > 1.0
     step_kwargs = _step_kwargs(scheduler, eta, generator)
     dtype = unet.dtype
-    latents = latents * scheduler.init_noise_sigma
+    if start == 0:
+        latents = latents * scheduler.init_noise_sigma
     for index, timestep in enumerate(tqdm(timesteps, desc="denoising", disable=not progress, leave=False)):
+        if index < start:
+            continue
         cond = condition_at(index).to(dtype).expand(batch, -1, -1)
         if use_cfg:
             model_input = torch.cat([latents, latents])

@@ -31,7 +31,7 @@ def test_reads_rows_in_order_with_paths_resolved(toy_pairs):
     assert [pair.pair_id for pair in pairs] == ["toy-000", "toy-001"]
     assert pairs[0].source_image == (toy_pairs.parent / "source" / "toy-000.png").resolve()
     assert pairs[0].target_image is not None and pairs[0].target_image.is_file()
-    assert pairs[0].target_prompt.endswith(pairs[0].driving_prompt.split(" ", 3)[-1])
+    assert pairs[0].target_prompt.endswith(pairs[0].driving_prompt.split(" ", 2)[-1])
 
 
 def test_absolute_paths_no_target_column_and_a_composed_target_prompt(toy_pairs, tmp_path):
@@ -41,7 +41,7 @@ def test_absolute_paths_no_target_column_and_a_composed_target_prompt(toy_pairs,
 
     pairs = read_pairs(copy_pairs(toy_pairs, tmp_path, edit, list(REQUIRED_COLUMNS)))
     assert pairs[0].target_image is None
-    action = " ".join(pairs[0].driving_prompt.split()[3:])  # toy captions: "a <colour> <animal> <action>"
+    action = " ".join(pairs[0].driving_prompt.split()[2:])  # toy captions: "a <class> <action>"
     assert pairs[0].target_prompt == f"{pairs[0].source_prompt} {action}"
 
 

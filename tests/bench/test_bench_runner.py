@@ -58,11 +58,24 @@ def test_end_to_end(reference):
     table = (out / "report.md").read_text()
     assert "| imposter | 4 |" in table and "| baseline++ | 4 |" in table and "SSCD" not in table
     assert (out / "per_pair.csv").read_text().splitlines()[0] == (
-        "pair_id,method,images,pose_iou,subject,leakage,identity,colour_leakage,psnr"
+        "pair_id,method,images,pose_iou,subject,instance,leakage,identity,colour_leakage,psnr"
     )
     config = json.loads((out / "bench_config.json").read_text())
     assert (
         set(config["settings"]["methods"]) == {"imposter", "baseline++"} and "torch" in config["environment"]
+    )
+
+
+def test_default_metrics_are_those_the_model_can_score(toy_pairs):
+    """A bundled toy model scores ground truth and the phase score by default, never the hub's CLIP or DINO."""
+    pairs = read_pairs(toy_pairs)
+    setup = (MethodSetup.of("imposter"),)
+    assert BenchConfig(str(toy_pairs), setup, (0,), model="toy").metric_names(pairs) == ("toy", "phase")
+    assert BenchConfig(str(toy_pairs), setup, (0,), model="some/model").metric_names(pairs) == (
+        "clip", "dino", "sscd", "phase", "toy",
+    )  # fmt: skip
+    assert BenchConfig(str(toy_pairs), setup, (0,), model="toy", metrics=("clip",)).metric_names(pairs) == (
+        "clip",
     )
 
 

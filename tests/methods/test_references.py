@@ -65,7 +65,8 @@ def test_copies_decode_to_their_input_and_every_seed_is_the_same(engine, pair):
         learned = engine.personalize(pair, name, progress=False)
         images = engine.generate(pair, learned, seeds=[0, 1], sampling=FAST, method=name, progress=False)
         assert np.array_equal(pixels(images)[0], pixels(images)[1])
-        assert np.array_equal(pixels(images)[0], pixels(engine.decode(latents))[0])
+        # decoded in a batch of two vs alone: the convolutions may sum in another order (1/255 apart)
+        assert np.abs(pixels(images)[0] - pixels(engine.decode(latents))[0]).max() <= 1
 
 
 def test_text_only_is_the_base_model_with_the_target_caption(engine, pair):

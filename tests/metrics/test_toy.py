@@ -41,7 +41,7 @@ def test_keys_and_perfect_answer():
     assert set(scores) == set(metric.keys)
     assert scores["pose_iou"] == 1.0 and scores["psnr"] == PSNR_CAP
     assert scores["subject"] > 0.9 and scores["leakage"] < 0.05 and scores["instance"] > 0.6
-    assert scores["identity"] > 0.9 and scores["colour_leakage"] < 0.4
+    assert scores["identity"] > 0.9 > 0.6 > scores["colour_leakage"]  # these two instances share a colour
 
 
 def test_another_instance_of_the_class_keeps_the_subject_but_not_the_instance():
@@ -57,7 +57,7 @@ def test_copying_the_driving_image_is_all_leakage_and_another_body():
     (scores,) = ToyGroundTruth().score([_item(render(BIRD, theta))])
     assert scores["pose_iou"] < 0.8  # same joint angles on another body: another silhouette
     assert scores["leakage"] > 0.9 and scores["subject"] < 0.05 and scores["instance"] < 0.2
-    assert scores["colour_leakage"] > 0.9 and scores["identity"] < 0.4
+    assert scores["colour_leakage"] > 0.9 > 0.6 > scores["identity"]
 
 
 def test_identity_and_leakage_are_symmetric_under_swapping_source_and_driving():
@@ -94,7 +94,9 @@ def test_wrong_pose_scores_lower_pose_iou_but_keeps_identity():
 def test_blurred_correct_answer_still_beats_another_subject():
     _, theta, _ = _poses()
     blurred = render(ROBOT, theta).filter(ImageFilter.GaussianBlur(1))
-    good, bad = ToyGroundTruth().score([_item(blurred), _item(render("frog", theta))])  # the green reference frog
+    good, bad = ToyGroundTruth().score(
+        [_item(blurred), _item(render("frog", theta))]
+    )  # the green reference frog
     assert good["identity"] > 0.6 > bad["identity"]
     assert good["subject"] > 0.9 > 0.1 > bad["subject"]
     assert good["pose_iou"] > 0.75

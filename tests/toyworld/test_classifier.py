@@ -81,7 +81,9 @@ def test_contrastive_loss_is_low_for_matched_views_and_high_for_swapped_ones():
 def test_instance_score_is_near_one_for_the_source_and_near_chance_for_a_distractor():
     torch.manual_seed(0)
     model = ToyClassifier((8, 8, 8, 8), embedding=16).eval()
-    distractor_image = render(instance("dog", "distractors", 0, 0), sample_pose(None, np.random.default_rng(0)))
+    distractor_image = render(
+        instance("dog", "distractors", 0, 0), sample_pose(None, np.random.default_rng(0))
+    )
     _, _, embeddings = outputs(model, [distractor_image])
     dog = SUBJECT_NAMES.index("dog")
     own = instance_scores(model, embeddings, embeddings, [dog])  # the image against itself

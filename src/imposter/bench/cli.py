@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         choices=METRIC_NAMES,
         default=None,
-        help=f"default: {' '.join(DEFAULT_METRICS)}, plus toy when the CSV has a target_image column",
+        help=f"default: {' '.join(DEFAULT_METRICS)}, plus toy when the CSV has a target_image column; "
+        "on the bundled toy models: toy phase",
     )
     scoring.add_argument("--clip-model", default=None, help="default: openai/clip-vit-base-patch32")
     scoring.add_argument("--dino-model", default=None, help="default: the variant's model")

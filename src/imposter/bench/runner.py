@@ -35,7 +35,7 @@ from ..methods import get_method
 from ..methods.base import Method
 from ..metrics.base import EvalItem, Metric
 from ..metrics.registry import DEFAULT_METRICS, build_metrics
-from ..models import bundled_weights, resolve_device, resolve_dtype
+from ..models import BUNDLED, bundled_weights, resolve_device, resolve_dtype
 from ..personalizations import Personalization
 from ..settings import Given, resolve
 from .pairs import BenchPair, read_pairs
@@ -141,7 +141,8 @@ class BenchConfig:
     fit: str = "pad"
     height: int | None = None  # None: the model's native size
     width: int | None = None
-    metrics: tuple[str, ...] | None = None  # None: DEFAULT_METRICS, plus "toy" when pairs have targets
+    # None: DEFAULT_METRICS, plus "toy" when pairs have targets; on a bundled toy model, what it can score
+    metrics: tuple[str, ...] | None = None
     clip_model: str | None = None
     dino_model: str | None = None
     dino_variant: str = "authors"
@@ -159,10 +160,15 @@ class BenchConfig:
         return self
 
     def metric_names(self, pairs: Sequence[BenchPair]) -> tuple[str, ...]:
-        """The metrics to score with: those asked for, or the paper's plus ground truth where it exists."""
+        """The metrics to score with: those asked for; on a bundled toy model, ground truth and the phase score
+        (its images are not photos, and CLIP and DINO weights would be fetched from the hub to score them);
+        otherwise the paper's, plus ground truth where it exists."""
         if self.metrics is not None:
             return tuple(self.metrics)
-        return DEFAULT_METRICS + (("toy",) if any(pair.target_image for pair in pairs) else ())
+        truth = ("toy",) if any(pair.target_image for pair in pairs) else ()
+        if self.model in BUNDLED:
+            return truth + ("phase",)
+        return DEFAULT_METRICS + truth
 
     @property
     def metric_models(self) -> MetricModels:

@@ -63,6 +63,9 @@ class SamplingPlan:
     hook: StepHook | None = None  # after every scheduler step, on the spatial latents
     generators: Sequence[torch.Generator] | None = None  # one per row, for the sampler's own noise
     progress: bool = True
+    # img2img: the latents handed in are already noised to step ``start``'s timestep; steps before it are
+    # skipped (SD family only; SDEdit)
+    start: int = 0
 
 
 class Family(ABC):

@@ -61,4 +61,5 @@ class StableDiffusion(Family):
             hook=plan.hook,
             generator=plan.generators,
             progress=plan.progress,
+            start=plan.start,
         )

@@ -33,6 +33,7 @@ _REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "phase-swap": ("references", "reference", "phase-swap"),
     "guidance-only": ("references", "reference", "guidance-only"),
     "text-only": ("references", "reference", "text-only"),
+    "sdedit": ("sdedit", "SDEditMethod", None),
     "kontext": ("kontext", "KontextMethod", None),
 }
 

@@ -87,7 +87,9 @@ class ToyClassifier(nn.Module):
         self.trunk = nn.Sequential(*layers)
         self.subject = nn.Linear(previous, len(SUBJECT_NAMES))
         self.action = nn.Linear(previous, len(LABELS_ACTION))
-        self.instance = nn.Sequential(nn.Linear(previous, previous), nn.SiLU(), nn.Linear(previous, embedding))
+        self.instance = nn.Sequential(
+            nn.Linear(previous, previous), nn.SiLU(), nn.Linear(previous, embedding)
+        )
         self.temperature = ClassifierConfig.temperature  # the instance metric's (set from the config on load)
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -128,7 +130,9 @@ def outputs(
     outs: list[list[torch.Tensor]] = [[], [], []]
     for start in range(0, len(images), batch):
         subject_logits, action_logits, embeddings = model(to_pixels(images[start : start + batch]))
-        for out, value in zip(outs, (subject_logits.softmax(-1), action_logits.softmax(-1), embeddings)):
+        for out, value in zip(
+            outs, (subject_logits.softmax(-1), action_logits.softmax(-1), embeddings), strict=True
+        ):
             out.append(value)
     if not outs[0]:
         return np.zeros((0, len(SUBJECT_NAMES))), np.zeros((0, len(LABELS_ACTION))), np.zeros((0, 1))
@@ -215,7 +219,9 @@ def render_views(
         subject = k % len(SUBJECT_NAMES)
         figure = instance(SUBJECT_NAMES[subject], stream, seed, k)
         labels = [int(a) for a in rng.integers(len(LABELS_ACTION), size=2)]
-        images.append([np.asarray(render(figure, sample_pose(LABELS_ACTION[a], rng)), np.uint8) for a in labels])
+        images.append(
+            [np.asarray(render(figure, sample_pose(LABELS_ACTION[a], rng)), np.uint8) for a in labels]
+        )
         subjects.append(subject)
         actions.append(labels)
     return np.stack(images, axis=1), np.array(subjects), np.array(actions).T
@@ -319,7 +325,9 @@ def evaluate_classifier(model: ToyClassifier, vae=None, seed: int = 0, count: in
     other pose), on plain renders and on VAE round trips of the queries; and the mean ``instance`` score of
     the query against its own other pose (what copying the source scores) and against the next instance of
     its class (what another instance scores)."""
-    views, subjects, actions = render_views(count * len(SUBJECT_NAMES), seed, "classifier-eval", progress=False)
+    views, subjects, actions = render_views(
+        count * len(SUBJECT_NAMES), seed, "classifier-eval", progress=False
+    )
     _, _, gallery = model(array_pixels(views[1]))
     gallery = gallery.numpy()
     queries = {"renders": array_pixels(views[0])}
@@ -339,7 +347,9 @@ def evaluate_classifier(model: ToyClassifier, vae=None, seed: int = 0, count: in
             hits.append(float((similarity.argmax(-1) == np.arange(len(members))).mean()))
         report[f"{name}_instance_retrieval_top1"] = float(np.mean(hits))
         other = np.roll(np.arange(len(subjects)), len(SUBJECT_NAMES))  # the next instance of the same class
-        report[f"{name}_instance_score_same"] = float(instance_scores(model, embeddings, gallery, subjects).mean())
+        report[f"{name}_instance_score_same"] = float(
+            instance_scores(model, embeddings, gallery, subjects).mean()
+        )
         report[f"{name}_instance_score_other"] = float(
             instance_scores(model, embeddings, gallery[other], subjects).mean()
         )

@@ -181,7 +181,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--threads", type=int, default=None, help="--family flux: torch threads (default 1)")
     train.add_argument("--classifier-steps", type=int, default=None)
     train.add_argument(
-        "--classifier-instances", type=int, default=None, help="instances the classifier learns from (two poses each)"
+        "--classifier-instances",
+        type=int,
+        default=None,
+        help="instances the classifier learns from (two poses each)",
     )
     train.add_argument(
         "--sanity-samples",

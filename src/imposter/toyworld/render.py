@@ -262,12 +262,12 @@ def _draw_head(paint: _Painter, sk: Skeleton, subject: Subject) -> None:
         paint.disc(at(complex(0, -r - 3.4)), 1.5 * unit, extra)
     if "antennae" in accessories:
         for s in (-1, 1):
-            paint.capsule(
-                at(complex(s * 1.0, -r)), at(complex(s * 2.8, -r - 3.0)), 0.75 * unit, extra
-            )
+            paint.capsule(at(complex(s * 1.0, -r)), at(complex(s * 2.8, -r - 3.0)), 0.75 * unit, extra)
             paint.disc(at(complex(s * 2.9, -r - 3.3)), 1.4 * unit, extra)
     if "crest" in accessories:  # a fin on top, behind the head
-        paint.polygon([at(complex(-1.6, -r + 0.8)), at(complex(1.6, -r + 0.8)), at(complex(0.6, -r - 3.8))], extra)
+        paint.polygon(
+            [at(complex(-1.6, -r + 0.8)), at(complex(1.6, -r + 0.8)), at(complex(0.6, -r - 3.8))], extra
+        )
     if "eyes_up" in accessories:
         for s in (-1, 1):
             paint.disc(at(complex(s * 2.8, -2.6)), 2.2 * unit, subject.main)

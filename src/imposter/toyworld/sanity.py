@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -31,6 +31,7 @@ def sanity_check(
     batch: int = 64,
     progress: bool = True,
     actions: Sequence[str | None] = (None, *ACTIONS),
+    names: Mapping[str, str] | None = None,
 ) -> dict:
     """Subject and action accuracies of text-to-image generations, on train and held-out combinations;
     every subject with each of ``actions`` (None: standing, the subject's caption alone)."""
@@ -44,7 +45,14 @@ def sanity_check(
     generator = torch.Generator().manual_seed(seed)
     for start in tqdm(range(0, len(jobs), batch), desc="sanity check", disable=not progress, leave=False):
         chunk = jobs[start : start + batch]
-        conds = Conditioning.cat([family.encode(pipe, caption(s, a)) for s, a in chunk])
+        texts = [caption(s, a) for s, a in chunk]
+        if (
+            names
+        ):  # a model trained on other captions for the classes (the v2-trained toy FLUX: "a red robot")
+            texts = [
+                text.replace(f"a {s}", f"a {names[s]}", 1) for text, (s, _) in zip(texts, chunk, strict=True)
+            ]
+        conds = Conditioning.cat([family.encode(pipe, text) for text in texts])
         noise = torch.randn(
             (len(chunk), family.latent_channels(pipe), latent_size, latent_size), generator=generator
         )

@@ -226,7 +226,10 @@ def instance(class_name: str, stream: str, seed: int, index: int) -> Subject:
     worn = tuple(a for a in subject_class.optional if rng.random() < 0.5)
     factors = rng.uniform(1 - PROPORTION_JITTER, 1 + PROPORTION_JITTER, len(fields(BodyPlan)))
     body = BodyPlan(
-        **{f.name: getattr(subject_class.body, f.name) * float(x) for f, x in zip(fields(BodyPlan), factors)}
+        **{
+            f.name: getattr(subject_class.body, f.name) * float(x)
+            for f, x in zip(fields(BodyPlan), factors, strict=True)
+        }
     )
     return Subject(
         subject_class.name, main, accent, subject_class.head, pattern, subject_class.required + worn, body,
