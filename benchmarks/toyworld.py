@@ -77,7 +77,7 @@ def pareto_picture(bench: Path, ceiling: dict[str, float], out: Path) -> None:
     from imposter.bench.store import read_results
     from imposter.fileio import save_image
 
-    summary = summarize(read_results(bench / "results.jsonl"))
+    summary = summarize(read_results(bench))
     figure = tradeoff_figure(summary, ceiling, panels=(("subject", "pose_iou"), ("instance", "pose_iou")))
     if figure is not None:
         save_image(figure, out)
