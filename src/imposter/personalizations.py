@@ -23,7 +23,6 @@ METADATA_FILE = "personalization.json"
 LORA_FILE = "pytorch_lora_weights.safetensors"  # the name diffusers' load_lora_weights looks for
 UNET_FILE = "diffusion_pytorch_model.safetensors"
 EMBEDDINGS_FILE = "embeddings.safetensors"
-ACTIVE_ADAPTER = ADAPTER_NAME
 
 
 def stored_method(directory: str | Path) -> str | None:
@@ -85,9 +84,9 @@ class LoraPersonalization(Personalization):
     @contextlib.contextmanager
     def active(self, engine: Engine) -> Iterator[None]:
         # the denoiser-level half of pipe.load_lora_weights (which would also look for text-encoder keys)
-        with own_adapter(engine.unet, ACTIVE_ADAPTER):  # afterwards: the model as it was, user LoRAs kept
+        with own_adapter(engine.unet, ADAPTER_NAME):  # afterwards: the model as it was, user LoRAs kept
             engine.unet.load_lora_adapter(
-                dict(self.state), prefix=engine.family.lora_prefix, adapter_name=ACTIVE_ADAPTER
+                dict(self.state), prefix=engine.family.lora_prefix, adapter_name=ADAPTER_NAME
             )
             yield
 
