@@ -50,7 +50,7 @@ def _at_size(image: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 
 class ToyGroundTruth(Metric):
-    """Pose IoU, subject, leakage, colour identity and PSNR against the toy world's exact ground truth."""
+    """Pose IoU, subject, instance, leakage, colour identity and PSNR against the toy world's exact ground truth."""
 
     keys = ("pose_iou", "subject", "instance", "leakage", "identity", "colour_leakage", "psnr")
     needs_target = True
@@ -71,19 +71,18 @@ class ToyGroundTruth(Metric):
         images = generated + [item.source for item in items] + [item.driving for item in items]
         subject_probs, _, embeddings = outputs(self.classifier, images)
         n = len(items)
-        source_classes = subject_probs[n : 2 * n].argmax(-1)
+        source_classes = subject_probs[n : 2 * n].argmax(-1)  # who the source and driving images show
+        driving_classes = subject_probs[2 * n :].argmax(-1)
         instance = instance_scores(self.classifier, embeddings[:n], embeddings[n : 2 * n], source_classes)
         scores = []
         for k, (item, image) in enumerate(zip(items, generated, strict=True)):
-            source_subject = int(subject_probs[n + k].argmax())  # who the source and driving images show
-            driving_subject = int(subject_probs[2 * n + k].argmax())
             target = item.target.convert("RGB")
             scores.append(
                 {
                     "pose_iou": mask_iou(figure_mask(image), figure_mask(target)),
-                    "subject": float(subject_probs[k, source_subject]),
+                    "subject": float(subject_probs[k, source_classes[k]]),
                     "instance": float(instance[k]),
-                    "leakage": float(subject_probs[k, driving_subject]),
+                    "leakage": float(subject_probs[k, driving_classes[k]]),
                     "identity": color_similarity(image, item.source),
                     "colour_leakage": color_similarity(image, item.driving),
                     "psnr": psnr(image, target),
