@@ -20,7 +20,9 @@ from .flags import (
     add_memory_flags,
     add_model_flags,
     add_pair_flags,
+    add_pose_flags,
     named_settings,
+    pose_fields,
     quiet_libraries,
     resolve_method,
     run_fields,
@@ -35,6 +37,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     finetune, sampling = named_settings(args)
     config = RunConfig(
         **run_fields(args),
+        **pose_fields(args),
         seeds=tuple(args.seeds),
         finetune=finetune,
         sampling=sampling,
@@ -62,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_flags(gen)
     add_memory_flags(gen)
     add_generation_flags(gen)
+    add_pose_flags(gen)
     gen.set_defaults(func=cmd_generate)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -103,6 +103,8 @@ class SamplingConfig:
     guidance_until: float = 1.0
     eta: float = 0.0  # authors' code: DDIM eta 0 (deterministic)
     batch_size: int | None = None  # seeds denoised together; None: all seeds of the run in one batch
+    # pose-control only: the ControlNet residuals' weight (diffusers' controlnet_conditioning_scale default)
+    controlnet_scale: float = 1.0
 
     def validate(self) -> SamplingConfig:
         """Raise ConfigError on an out-of-range or inconsistent value; return self."""
@@ -139,6 +141,8 @@ class SamplingConfig:
             )
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.controlnet_scale < 0:
+            raise ConfigError(f"--controlnet-scale must be >= 0, got {self.controlnet_scale}")
         return self
 
 
@@ -165,6 +169,11 @@ class RunConfig:
     device: str = "cpu"
     dtype: str = "float32"
     offload: bool = False  # model CPU offload: each model on the GPU only while it runs
+    # pose-control's inputs: a pose ControlNet (hub id or folder) and the driving image's pose map (a file,
+    # or made by controlnet_aux's detector named in detect_pose)
+    controlnet: str | None = None
+    driving_pose_map: str | None = None
+    detect_pose: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""

@@ -40,6 +40,13 @@ class ImPoster:
         self.pipe = pipe
         self.model = model
         self.family = family or family_of(pipe)
+        self.controlnet = None  # a pose ControlNet (load_controlnet), read by --method pose-control
+
+    def load_controlnet(self, name: str) -> None:
+        """Load a pose ControlNet (hub id or diffusers folder, safetensors) for ``pose-control``."""
+        from .controlnet import load_controlnet
+
+        self.controlnet = load_controlnet(name, self.unet, self.family.name, self.device)
 
     @classmethod
     def from_pretrained(
@@ -129,8 +136,14 @@ class ImPoster:
         fit: str = "pad",
         height: int | None = None,
         width: int | None = None,
+        driving_pose_map: str | Path | Image.Image | None = None,
+        target_pose_map: str | Path | Image.Image | None = None,
     ) -> PreparedPair:
-        """Load and fit the images, check the captions, compose the target prompt if none is given."""
+        """Load and fit the images, check the captions, compose the target prompt if none is given.
+
+        ``driving_pose_map``: the driving image's pose map (OpenPose or DensePose render), fitted like the
+        images; what ``pose-control`` feeds its ControlNet. ``target_pose_map``: the ground truth's (toy
+        world), what ``pose-control-oracle`` feeds it."""
         source_prompt = check_caption(source_prompt, "--source-prompt")
         driving_prompt = check_caption(driving_prompt, "--driving-prompt")
         if target_prompt is None:
@@ -165,6 +178,10 @@ class ImPoster:
             source_latents=latents[:1],
             driving_latents=latents[1:],
         )
+        for role, pose_map in (("driving", driving_pose_map), ("target", target_pose_map)):
+            if pose_map is not None:
+                fitted = fit_image(_as_image(pose_map, f"{role} pose map"), width, height, fit)
+                setattr(pair, f"{role}_pose_map", fitted)
         for prompt in ("", source_prompt, driving_prompt, target_prompt):
             self.embed(pair, prompt)
         return pair

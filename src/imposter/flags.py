@@ -38,6 +38,7 @@ SAMPLING_FLAGS = {
     "guidance_until": "guidance_until",
     "eta": "eta",
     "batch_size": "batch_size",
+    "controlnet_scale": "controlnet_scale",
 }
 
 
@@ -171,6 +172,36 @@ def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool
     sp.add_argument(
         "--batch-size", type=int, default=NOT_GIVEN, help="seeds denoised together (default: all)"
     )
+    sp.add_argument(
+        "--controlnet-scale",
+        type=float,
+        default=NOT_GIVEN,
+        help="pose-control: weight of the ControlNet's residuals (default 1, as diffusers)",
+    )
+
+
+def add_pose_flags(parser: argparse.ArgumentParser) -> None:
+    """pose-control's inputs: a pose ControlNet and the driving image's pose map."""
+    from .controlnet import DETECTORS, EXAMPLES
+
+    group = parser.add_argument_group("pose-control (a ControlNet fed the driving pose map)")
+    group.add_argument(
+        "--controlnet",
+        default=None,
+        help=f"hub id or diffusers folder of a pose ControlNet, e.g. {EXAMPLES['sd']}",
+    )
+    group.add_argument(
+        "--driving-pose-map",
+        type=Path,
+        default=None,
+        help="an OpenPose or DensePose render of the driving image",
+    )
+    group.add_argument(
+        "--detect-pose",
+        choices=DETECTORS,
+        default=None,
+        help="make the driving pose map with controlnet_aux (optional package; weights from the hub)",
+    )
 
 
 def add_pair_flags(parser: argparse.ArgumentParser, driving_help: str, default_out: str) -> None:
@@ -210,6 +241,15 @@ def run_fields(args: argparse.Namespace) -> dict:
         adapter=str(args.adapter) if args.adapter else None,
         device=args.device or "",
         dtype=args.dtype or "",
+    )
+
+
+def pose_fields(args: argparse.Namespace) -> dict:
+    """The settings of ``add_pose_flags``, as RunConfig fields."""
+    return dict(
+        controlnet=args.controlnet,
+        driving_pose_map=str(args.driving_pose_map) if args.driving_pose_map else None,
+        detect_pose=args.detect_pose,
     )
 
 

@@ -161,6 +161,18 @@ def settled(config: C, pair: PreparedPair, engine: ImPoster, log: Callable[[str]
     )
 
 
+def pose_map(config: RunConfig, driving: Image.Image, log: Callable[[str], None]) -> Image.Image | None:
+    """The driving pose map of a run: the user's file, or one made by ``config.detect_pose`` (None: neither)."""
+    if config.driving_pose_map:
+        return load_image(config.driving_pose_map, "driving pose map")
+    if config.detect_pose:
+        from .controlnet import detect_pose
+
+        log(f"driving pose map: detected by controlnet_aux ({config.detect_pose})")
+        return detect_pose(driving, config.detect_pose)
+    return None
+
+
 def run_generate(
     config: RunConfig,
     out: str | Path,
@@ -183,6 +195,8 @@ def run_generate(
     start = time.perf_counter()
     engine = engine or ImPoster.from_pretrained(config.model, config.device, config.dtype, config.offload)
     timings["load_model"] = time.perf_counter() - start
+    if config.controlnet:
+        engine.load_controlnet(config.controlnet)
     config = resolved(config, engine, method)
     pair = engine.prepare(
         source,
@@ -193,6 +207,7 @@ def run_generate(
         fit=config.fit,
         height=config.height,
         width=config.width,
+        driving_pose_map=pose_map(config, driving, log),
     )
     config = settled(config, pair, engine, log)
     run = config.to_dict()

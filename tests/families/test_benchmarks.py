@@ -53,3 +53,19 @@ def test_memory_computes_every_row_and_measures_one_in_a_fresh_process():
     measured = json.loads(run("memory.py", "--config", "sdxl-tiny", "--row", "1").splitlines()[-1])
     # a tiny model's step may stay below the peak the imports already reached: peak above baseline >= 0
     assert measured["baseline"] > 0 and measured["peak"] >= 0
+
+
+def test_gpu_report_runs_its_whole_plan_on_tiny_shapes_and_writes_table_and_json(tmp_path):
+    out = tmp_path / "report"
+    text = run("gpu_report.py", "--device", "cpu", "--tiny", "--out", str(out))
+    numbers = json.loads((out / "report.json").read_text())["numbers"]
+    assert set(numbers) == {"SD tiny", "SDXL tiny", "FLUX.1 tiny"}
+    sd = numbers["SD tiny"]
+    # the release's iteration (full UNet, fp32 Adam, two updates) against our LoRA step, and the pair's seconds
+    assert sd["authors_finetune_step_s"] > 0 and sd["finetune_step_s"] > 0
+    assert sd["speedup_pair"] == pytest.approx(sd["authors_pair_s"] / sd["pair_s"])
+    assert sd["pair_s"] > 500 * sd["finetune_step_s"]  # the 500-step run extrapolated, plus sampling
+    for family in ("SDXL tiny", "FLUX.1 tiny"):
+        assert numbers[family]["sampling_step_s"] > 0 and numbers[family]["finetune_step_s"] > 0
+    assert (out / "report.md").read_text() in text + "\n"
+    assert "| SD tiny | release's pair end to end (K = 6, no guidance) |" in text

@@ -88,7 +88,13 @@ def test_write_pairs_writes_csv_and_images(tmp_path):
         rows = list(reader)
     assert [r["pair_id"] for r in rows] == ["toy-000", "toy-001", "toy-002"]
     for row in rows:
-        for column in ("source_image", "driving_image", "target_image"):
+        for column in (
+            "source_image",
+            "driving_image",
+            "target_image",
+            "driving_pose_map",
+            "target_pose_map",
+        ):
             assert (csv_path.parent / row[column]).is_file()
     assert not list((tmp_path / "toy").rglob("*.tmp"))
     again = write_pairs(3, seed=1, out_dir=tmp_path / "again")

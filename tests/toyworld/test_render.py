@@ -57,3 +57,25 @@ def test_every_pose_stays_inside_the_frame():
         for action in (None, *ACTIONS):
             mask = figure_mask(render(SUBJECTS[k % len(SUBJECTS)], sample_pose(action, rng)))
             assert not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()), action
+
+
+def test_a_part_map_covers_the_body_in_its_own_colours_and_follows_that_body():
+    from imposter.toyworld.pairs import make_pairs
+    from imposter.toyworld.render import PART_BACKGROUND, PART_COLOURS, render_part_map
+
+    toy = make_pairs(1, 0, "tune")[0]
+    part_map = np.asarray(toy.driving_pose_map)
+    figure = np.any(part_map != PART_BACKGROUND, axis=-1)
+    # flat colours (anti-aliased edges aside): most figure pixels are exactly one part's colour
+    exact = np.zeros_like(figure)
+    for colour in PART_COLOURS.values():
+        exact |= np.all(part_map == colour, axis=-1)
+    assert exact[figure].mean() > 0.6 and len({tuple(c) for c in part_map[exact]}) >= 8
+    # it is the driving figure's body (its silhouette without accessories), not the ground truth's
+    driving = figure_mask(toy.driving_image)
+    assert (figure & driving).sum() / figure.sum() > 0.8
+    assert mask_iou(figure, driving) > mask_iou(figure, figure_mask(toy.target_image))
+    target = np.any(np.asarray(toy.target_pose_map) != PART_BACKGROUND, axis=-1)
+    assert mask_iou(target, figure_mask(toy.target_image)) > mask_iou(target, driving)
+    again = render_part_map(toy.driving_instance, toy.driving_pose)
+    assert np.array_equal(np.asarray(again), part_map)

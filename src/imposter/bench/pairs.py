@@ -1,8 +1,10 @@
 """Read and check a pairs CSV, so that a malformed file fails in one line before any model loads.
 
 The columns are those of the paper's evaluation set (``pair_id, source_image, source_prompt,
-driving_image, driving_prompt, target_prompt``) plus an optional ``target_image`` with the ground truth
-(the toy world's pairs have it). Image paths are relative to the CSV's folder, or absolute.
+driving_image, driving_prompt, target_prompt``) plus optional ones: ``target_image`` with the ground truth,
+``driving_pose_map`` (the driving image's pose map, read by ``pose-control``) and ``target_pose_map`` (the
+ground truth's, read by the toy-only ``pose-control-oracle``); the toy world's pairs have all three. Image
+paths are relative to the CSV's folder, or absolute.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ REQUIRED_COLUMNS = (
     "driving_prompt",
     "target_prompt",
 )  # the paper's evaluation set (imposter120's pairs.csv)
-PAIRS_COLUMNS = (*REQUIRED_COLUMNS, TARGET_COLUMN)  # what a writer with ground truth (the toy world) writes
+POSE_MAP_COLUMNS = ("driving_pose_map", "target_pose_map")
+OPTIONAL_IMAGES = (TARGET_COLUMN, *POSE_MAP_COLUMNS)
+PAIRS_COLUMNS = (
+    *REQUIRED_COLUMNS,
+    *OPTIONAL_IMAGES,
+)  # what a writer with ground truth (the toy world) writes
 PAIR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # pair ids name folders in the output
 
 
@@ -42,6 +49,8 @@ class BenchPair:
     driving_prompt: str
     target_prompt: str
     target_image: Path | None = None  # ground truth, where the CSV has it
+    driving_pose_map: Path | None = None
+    target_pose_map: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (paths as strings)."""
@@ -52,7 +61,7 @@ class BenchPair:
             "driving_image": str(self.driving_image),
             "driving_prompt": self.driving_prompt,
             "target_prompt": self.target_prompt,
-            "target_image": str(self.target_image) if self.target_image else None,
+            **{name: str(getattr(self, name)) if getattr(self, name) else None for name in OPTIONAL_IMAGES},
         }
 
 
@@ -68,7 +77,7 @@ def read_pairs(path: str | Path) -> list[BenchPair]:
         if missing:
             raise DataError(
                 f"{path} lacks the column(s) {', '.join(missing)}; its header must hold "
-                f"{','.join(REQUIRED_COLUMNS)} (and optionally {TARGET_COLUMN})"
+                f"{','.join(REQUIRED_COLUMNS)} (and optionally {', '.join(OPTIONAL_IMAGES)})"
             )
         pairs: list[BenchPair] = []
         seen: dict[str, int] = {}
@@ -107,8 +116,8 @@ def _read_row(row: dict[str, str | None], path: Path, line: int) -> BenchPair:
             raise DataError(f"{where}: target_prompt is empty and cannot be composed ({error})") from error
     images = {
         name: _image_path(cells[name], name, path.parent, where)
-        for name in ("source_image", "driving_image", TARGET_COLUMN)
-        if cells.get(name) or name != TARGET_COLUMN  # an empty target_image cell: no ground truth
+        for name in ("source_image", "driving_image", *OPTIONAL_IMAGES)
+        if cells.get(name) or name not in OPTIONAL_IMAGES  # an empty optional cell: not there
     }
     return BenchPair(
         pair_id=pair_id,
@@ -118,6 +127,8 @@ def _read_row(row: dict[str, str | None], path: Path, line: int) -> BenchPair:
         driving_prompt=cells["driving_prompt"],
         target_prompt=target_prompt,
         target_image=images.get(TARGET_COLUMN),
+        driving_pose_map=images.get("driving_pose_map"),
+        target_pose_map=images.get("target_pose_map"),
     )
 
 

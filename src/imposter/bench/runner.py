@@ -446,6 +446,8 @@ class _Session:
             fit=config.fit,
             height=config.height,
             width=config.width,
+            driving_pose_map=row.driving_pose_map,
+            target_pose_map=row.target_pose_map,
         )
         target = load_image(row.target_image, "target") if row.target_image else None
         pair = _LoadedPair(row, prepared, source, driving, target)

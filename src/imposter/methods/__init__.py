@@ -24,6 +24,8 @@ _REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "imposter-no-guidance": ("imposter", "variant", "imposter-no-guidance"),
     "imposter-no-phase": ("imposter", "variant", "imposter-no-phase"),
     "imposter-no-amp": ("imposter", "variant", "imposter-no-amp"),
+    "imposter-subject": ("imposter", "variant", "imposter-subject"),
+    "subject-lora": ("imposter", "variant", "subject-lora"),
     "imposter-authors": ("authors", "AuthorsMethod", None),
     "hiper": ("hiper", "HiPerMethod", None),
     "adi": ("adi", "ADIMethod", None),
@@ -34,6 +36,8 @@ _REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "guidance-only": ("references", "reference", "guidance-only"),
     "text-only": ("references", "reference", "text-only"),
     "sdedit": ("sdedit", "SDEditMethod", None),
+    "pose-control": ("pose_control", "PoseControlMethod", None),
+    "pose-control-oracle": ("pose_control", "PoseControlMethod", "target"),
     "kontext": ("kontext", "KontextMethod", None),
 }
 

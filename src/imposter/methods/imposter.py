@@ -66,10 +66,14 @@ class ImPosterMethod(Method):
         self.fixed_sampling = dict(fixed_sampling or {})
         self.sampling_defaults = dict(sampling_defaults or {})
 
+    def training_data(self, engine: Engine, pair: PreparedPair) -> tuple[torch.Tensor, Conditioning]:
+        """What the LoRA learns: both pairs (Sec. 3.1)."""
+        return training_batch(engine, pair)
+
     def personalize(
         self, engine: Engine, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
     ) -> Personalization:
-        latents, conditioning = training_batch(engine, pair)
+        latents, conditioning = self.training_data(engine, pair)
         family = engine.family
         state, losses = finetune_lora(
             engine.unet,
@@ -123,6 +127,23 @@ class ImPosterMethod(Method):
         return engine.family.sample(engine.pipe, noise, plan)
 
 
+class SubjectLoraMethod(ImPosterMethod):
+    """ImPoster's sampling on a LoRA learned from the *source* pair alone (issue 19, "split what is learned").
+
+    On toy world v3 the LoRA trained on both pairs never learns the source instance (its `instance` stays at
+    chance), while the same LoRA on the source alone does on some pairs (docs/toy-defaults.md): the driving
+    pair in the batch overwrites the subject. The pose then comes only from sampling (the driving caption's
+    first K steps, the phase guidance), not from a LoRA that also learned the driving image.
+    """
+
+    personalization_key = "lora-source"
+
+    def training_data(self, engine: Engine, pair: PreparedPair) -> tuple[torch.Tensor, Conditioning]:
+        """The source pair alone: the subject, nothing of the driving image."""
+        latents, conditioning = training_batch(engine, pair)
+        return latents[:1], conditioning[:1]
+
+
 NO_GUIDANCE = {"amp_scale": 0.0, "phase_scale": 0.0}
 # The paper's recipe (Sec. 3.3): both guidance terms on the noisy latents at every step and every frequency.
 # Its scales are the paper's in our "sum" normalization, chosen on toy world v1 (docs/toy-defaults.md); the
@@ -146,7 +167,19 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+SUBJECT_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "imposter-subject": ("ImPoster's sampling (K, frequency guidance) on a LoRA of the source alone", {}),
+    "subject-lora": (
+        "a LoRA of the source alone, then the target prompt alone (Baseline++ without the driving pair)",
+        {"k": 0, **NO_GUIDANCE},
+    ),
+}
+
+
 def variant(name: str) -> ImPosterMethod:
-    """Baseline++ or one of the paper's ablations, by name."""
+    """Baseline++, one of the paper's ablations, or a variant on the source-only LoRA, by name."""
+    if name in SUBJECT_VARIANTS:
+        description, fixed = SUBJECT_VARIANTS[name]
+        return SubjectLoraMethod(name, description, fixed)
     description, fixed = VARIANTS[name]
     return ImPosterMethod(name, description, fixed, PAPER_SCALES if name == "imposter-paper" else None)

@@ -98,3 +98,25 @@ def random_image(path: Path | None = None, size=(64, 64), seed: int = 0, mode: s
     if path is not None:
         image.save(path)
     return image
+
+
+def random_controlnet(unet, vae_scale_factor: int, seed: int = 0):
+    """A ControlNet for ``unet`` (SD or SDXL) as diffusers' ``ControlNetModel.from_unet`` makes one, its zero
+    convolutions given small random weights so that the pose map changes the output (a trained one's do).
+
+    Its conditioning embedding downsamples the map by ``vae_scale_factor`` (the pipeline's), to the latents.
+    """
+    import torch
+    from diffusers import ControlNetModel
+
+    steps = max(1, int(vae_scale_factor).bit_length() - 1)  # 2 ** steps == vae_scale_factor
+    torch.manual_seed(seed)
+    controlnet = ControlNetModel.from_unet(
+        unet, conditioning_embedding_out_channels=tuple(8 * 2**i for i in range(steps + 1))
+    )
+    zeroed = [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]
+    zeroed.append(controlnet.controlnet_cond_embedding.conv_out)
+    with torch.no_grad():
+        for module in zeroed:
+            module.weight.normal_(0.0, 0.05)
+    return controlnet.eval()

@@ -100,6 +100,16 @@ def cmd_decoder(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_controlnet(args: argparse.Namespace) -> None:
+    from .train_controlnet import ToyControlNetConfig, add_pose_controlnet
+
+    config = ToyControlNetConfig(**_given(args, "steps", "examples", "seed"))
+    stage = add_pose_controlnet(
+        args.model, config, progress=not args.quiet, command=shlex.join(["imposter", *sys.argv[1:]])
+    )
+    print(f"saved the pose ControlNet to {Path(args.model) / 'controlnet'} ({stage['seconds']:.0f} s)")
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from ..models import load_pipeline, model_source
     from .classifier import load_classifier
@@ -215,6 +225,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     decoder.add_argument("--decoder-steps", type=int, default=None)
     decoder.add_argument("--quiet", action="store_true")
     decoder.set_defaults(func=cmd_decoder)
+
+    control = sub.add_parser(
+        "controlnet",
+        help="train a pose ControlNet on the world's part maps beside a toy pipeline (its controlnet/; "
+        "resumable; what pose-control uses on that model)",
+    )
+    control.add_argument(
+        "--model", required=True, help="a toy pipeline folder (controlnet/ is written in it)"
+    )
+    control.add_argument("--steps", type=int, default=None)
+    control.add_argument("--examples", type=int, default=None, help="examples rendered with their part maps")
+    control.add_argument("--seed", type=int, default=None)
+    control.add_argument("--quiet", action="store_true")
+    control.set_defaults(func=cmd_controlnet)
 
     evaluate = sub.add_parser(
         "eval", help="text-to-image sanity: subject and action accuracy of a toy pipeline"

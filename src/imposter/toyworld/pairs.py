@@ -23,7 +23,7 @@ from PIL import Image
 
 from imposter.bench.pairs import PAIRS_COLUMNS
 from imposter.errors import ConfigError
-from imposter.toyworld.render import render
+from imposter.toyworld.render import render, render_part_map
 from imposter.toyworld.world import (
     SPLITS,
     SUBJECT_NAMES,
@@ -68,6 +68,16 @@ class ToyPair:
     @property
     def target_prompt(self) -> str:
         return caption(self.source_subject, self.action)
+
+    @property
+    def driving_pose_map(self) -> Image.Image:
+        """The driving figure's part map (our DensePose of the driving image): what a user would have."""
+        return render_part_map(self.driving_instance, self.driving_pose)
+
+    @property
+    def target_pose_map(self) -> Image.Image:
+        """The ground truth's part map: the source's own body in the driving pose (retargeting solved)."""
+        return render_part_map(self.source_instance, self.driving_pose)
 
 
 def check_split(split: str) -> tuple[tuple[str, str], ...]:
@@ -129,7 +139,8 @@ def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def write_pairs(n: int, seed: int, out_dir: str | Path, split: str = "table") -> Path:
-    """Write ``n`` pairs (PNG images in source/, driving/, target/ and pairs.csv) to ``out_dir``; return the CSV."""
+    """Write ``n`` pairs (PNG images in source/, driving/, target/, driving_pose_map/, target_pose_map/ and
+    pairs.csv) to ``out_dir``; return the CSV."""
     out = Path(out_dir)
     rows = []
     for pair in make_pairs(n, seed, split):
@@ -138,6 +149,8 @@ def write_pairs(n: int, seed: int, out_dir: str | Path, split: str = "table") ->
             ("source", pair.source_image),
             ("driving", pair.driving_image),
             ("target", pair.target_image),
+            ("driving_pose_map", pair.driving_pose_map),
+            ("target_pose_map", pair.target_pose_map),
         ):
             (out / role).mkdir(parents=True, exist_ok=True)
             names[role] = f"{role}/{pair.pair_id}.png"
@@ -151,6 +164,8 @@ def write_pairs(n: int, seed: int, out_dir: str | Path, split: str = "table") ->
                 pair.driving_prompt,
                 pair.target_prompt,
                 names["target"],
+                names["driving_pose_map"],
+                names["target_pose_map"],
             )
         )
 
@@ -166,12 +181,19 @@ def write_pairs(n: int, seed: int, out_dir: str | Path, split: str = "table") ->
     return csv_path
 
 
-def sample_training_example(rng: np.random.Generator, seed: int, index: int) -> tuple[Image.Image, str]:
-    """Pretraining example ``index`` (image, caption): a fresh instance (stream "pretraining", ``seed``) of a
-    class standing (about 22%) or doing an action its class is seen doing; the caption names the class."""
+def training_figure(rng: np.random.Generator, seed: int, index: int) -> tuple[Subject, Pose, str]:
+    """Pretraining example ``index`` as (instance, pose, caption): a fresh instance (stream "pretraining",
+    ``seed``) of a class standing (about 22%) or doing an action its class is seen doing; the caption names
+    the class."""
     if rng.random() < STANDING_FRACTION:
         subject, action = SUBJECT_NAMES[int(rng.integers(len(SUBJECT_NAMES)))], None
     else:
         subject, action = TRAIN_COMBOS[int(rng.integers(len(TRAIN_COMBOS)))]
     figure = instance(subject, "pretraining", seed, index)
-    return render(figure, sample_pose(action, rng)), caption(subject, action)
+    return figure, sample_pose(action, rng), caption(subject, action)
+
+
+def sample_training_example(rng: np.random.Generator, seed: int, index: int) -> tuple[Image.Image, str]:
+    """Pretraining example ``index`` (image, caption): see :func:`training_figure`."""
+    figure, pose, text = training_figure(rng, seed, index)
+    return render(figure, pose), text

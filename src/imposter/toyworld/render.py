@@ -300,3 +300,59 @@ def render(subject: Subject | str, pose: Pose) -> Image.Image:
         _draw_limb(paint, sk, subject, (f"{side}_shoulder", f"{side}_elbow", f"{side}_hand"))
     _draw_head(paint, sk, subject)
     return canvas.reduce(SUPERSAMPLE)
+
+
+# The part map (our DensePose): every body part in its own flat colour on black, at the subject's own
+# proportions, without its colours, marks or accessories. Colours as far apart as the 16 parts allow.
+PART_COLOURS: dict[str, RGB] = {
+    "head": (255, 255, 255),
+    "torso": (128, 128, 128),
+    "tail": (128, 64, 0),
+    "left_upper_arm": (255, 0, 0),
+    "left_forearm": (255, 128, 128),
+    "left_hand": (128, 0, 0),
+    "right_upper_arm": (0, 255, 0),
+    "right_forearm": (128, 255, 128),
+    "right_hand": (0, 128, 0),
+    "left_thigh": (0, 0, 255),
+    "left_shin": (128, 128, 255),
+    "left_foot": (0, 0, 128),
+    "right_thigh": (255, 255, 0),
+    "right_shin": (255, 255, 128),
+    "right_foot": (128, 128, 0),
+}
+PART_BACKGROUND: RGB = (0, 0, 0)
+
+
+def _draw_part_limb(paint: _Painter, sk: Skeleton, joints: tuple[str, str, str], parts: tuple[str, str, str]):
+    upper, middle, end = (sk.points[j] for j in joints)
+    radius = sk.radii[joints[1]] * sk.unit
+    paint.capsule(upper, middle, radius, PART_COLOURS[parts[0]])
+    paint.capsule(middle, end, radius, PART_COLOURS[parts[1]])
+    paint.disc(end, sk.radii[joints[2]] * sk.unit, PART_COLOURS[parts[2]])
+
+
+def render_part_map(subject: Subject | str, pose: Pose) -> Image.Image:
+    """``subject``'s body in ``pose`` as a part map (PART_COLOURS on black): what a dense pose estimator
+    (DensePose) would give for the image ``render(subject, pose)``; 64x64 RGB, pure and deterministic."""
+    subject = get_subject(subject)
+    sk = skeleton(pose, subject.body)
+    canvas = Image.new("RGB", (SIZE * SUPERSAMPLE, SIZE * SUPERSAMPLE), PART_BACKGROUND)
+    paint, p = _Painter(canvas), sk.points
+    if "tail" in subject.accessories:
+        radius = sk.radii["tail_mid"] * sk.unit
+        paint.capsule(p["tail_root"], p["tail_mid"], radius, PART_COLOURS["tail"])
+        paint.capsule(p["tail_mid"], p["tail_tip"], radius, PART_COLOURS["tail"])
+    for side in SIDES:
+        _draw_part_limb(
+            paint, sk, (f"{side}_hip", f"{side}_knee", f"{side}_foot"),
+            (f"{side}_thigh", f"{side}_shin", f"{side}_foot"),
+        )  # fmt: skip
+    paint.capsule(p["torso_low"], p["torso_high"], sk.body.torso_r * sk.unit, PART_COLOURS["torso"])
+    for side in SIDES:
+        _draw_part_limb(
+            paint, sk, (f"{side}_shoulder", f"{side}_elbow", f"{side}_hand"),
+            (f"{side}_upper_arm", f"{side}_forearm", f"{side}_hand"),
+        )  # fmt: skip
+    paint.disc(p["head"], sk.body.head_r * sk.unit, PART_COLOURS["head"])
+    return canvas.reduce(SUPERSAMPLE)

@@ -1,0 +1,119 @@
+"""Pose maps through a ControlNet (DreamPose's way, as users do it today): load one, read a pose map, and
+run the denoiser with the ControlNet's residuals.
+
+diffusers' ``ControlNetModel`` (SD 1.x/2.x, SDXL) reads what the UNet reads plus a conditioning image, and
+returns residuals that the UNet adds to its skip connections and middle block. ``controlled`` patches the
+UNet's ``forward`` for the duration of a sampling run, so every call (the SD family's own loop, the SDXL
+pipeline's ``__call__``) gets them, on the classifier-free guidance batch's both halves as diffusers'
+ControlNet pipelines do (no guess mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, ModelLoadError
+
+if TYPE_CHECKING:  # torch is imported when a ControlNet is used, not when the command line starts
+    import torch
+    from PIL import Image
+
+# Pose ControlNets in diffusers' format with safetensors weights that exist on the hub (late 2026)
+EXAMPLES = {
+    "sd": "lllyasviel/control_v11p_sd15_openpose (SD 1.5) or thibaud/controlnet-sd21-openpose-diffusers (SD 2.1)",
+    "sdxl": "thibaud/controlnet-openpose-sdxl-1.0",
+}
+DETECTORS = ("openpose",)  # --detect-pose: controlnet_aux's detectors we offer (optional package)
+ANNOTATORS = "lllyasviel/Annotators"  # where controlnet_aux's OpenposeDetector takes its weights from
+
+
+def load_controlnet(name: str, unet, family_name: str, device: torch.device):
+    """A ControlNet from a hub id or a local diffusers folder (safetensors only), in the UNet's dtype on
+    ``device`` (where the UNet runs: under model CPU offload its weights rest on the CPU, the ControlNet's
+    stay on the GPU); a one-line error when it cannot be read or does not fit the UNet."""
+    if family_name not in EXAMPLES:
+        raise ConfigError(
+            f"--controlnet works with SD 1.x/2.x and SDXL checkpoints (diffusers' ControlNetModel); "
+            f"this is a {family_name} model: use --method imposter"
+        )
+    from diffusers import ControlNetModel
+
+    from .models import first_line
+
+    try:
+        controlnet = ControlNetModel.from_pretrained(name, torch_dtype=unet.dtype, use_safetensors=True)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(
+            f"--controlnet {name} could not be loaded ({first_line(err)}); give a hub id or a local "
+            f"diffusers ControlNet folder with safetensors weights, e.g. {EXAMPLES[family_name]}"
+        ) from err
+    ours, theirs = unet.config.cross_attention_dim, controlnet.config.cross_attention_dim
+    if ours != theirs:
+        raise ModelLoadError(
+            f"--controlnet {name} was trained for another base model (text width {theirs}, this model's "
+            f"{ours}); use a ControlNet for this checkpoint's family, e.g. {EXAMPLES[family_name]}"
+        )
+    return controlnet.to(device).eval().requires_grad_(False)
+
+
+def pose_map_tensor(image: Image.Image, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(1, 3, H, W) in [0, 1], as diffusers' ControlNet pipelines hand a conditioning image over."""
+    import numpy as np
+    import torch
+
+    pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0)
+    return pixels.permute(2, 0, 1)[None].to(device, dtype)
+
+
+@contextlib.contextmanager
+def controlled(unet, controlnet, pose_map: torch.Tensor, scale: float) -> Iterator[None]:
+    """Within the block, every call of ``unet`` adds ``controlnet``'s residuals for ``pose_map`` (1, 3, H, W)
+    at ``scale`` (diffusers' ``controlnet_conditioning_scale``)."""
+    own = "forward" in vars(unet)  # accelerate's offload hooks set an instance forward of their own
+    original = unet.forward
+
+    def forward(sample, timestep, encoder_hidden_states=None, *args: Any, **kwargs: Any):
+        condition = pose_map.to(sample.device, sample.dtype).expand(sample.shape[0], -1, -1, -1)
+        down, middle = controlnet(
+            sample,
+            timestep,
+            encoder_hidden_states=encoder_hidden_states,
+            controlnet_cond=condition,
+            conditioning_scale=scale,
+            added_cond_kwargs=kwargs.get("added_cond_kwargs"),
+            return_dict=False,
+        )
+        return original(
+            sample,
+            timestep,
+            encoder_hidden_states,
+            *args,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=middle,
+            **kwargs,
+        )
+
+    unet.forward = forward
+    try:
+        yield
+    finally:
+        if own:
+            unet.forward = original
+        else:
+            del unet.forward  # the class's forward again
+
+
+def detect_pose(image: Image.Image, detector: str) -> Image.Image:
+    """The driving image's pose map by controlnet_aux's ``detector`` (optional; its weights come from the hub)."""
+    if detector not in DETECTORS:
+        raise ConfigError(f"--detect-pose must be one of {DETECTORS}, got {detector!r}")
+    try:
+        from controlnet_aux import OpenposeDetector
+    except ImportError as err:
+        raise ConfigError(
+            "--detect-pose needs the controlnet_aux package (pip install controlnet_aux; its weights come "
+            "from the hub); or draw the map yourself and pass --driving-pose-map FILE"
+        ) from err
+    return OpenposeDetector.from_pretrained(ANNOTATORS)(image).resize(image.size)
