@@ -58,6 +58,17 @@ def load_controlnet(name: str, unet, family_name: str, device: torch.device):
     return controlnet.to(device).eval().requires_grad_(False)
 
 
+def controlnet_for(unet, vae_scale_factor: int, width: int):
+    """diffusers' ``ControlNetModel.from_unet`` of ``unet`` (its encoder copied, zero convolutions out), with a
+    conditioning embedding that downsamples the map by ``vae_scale_factor`` to the latents, its first layer
+    ``width`` channels wide (doubling at each downsampling)."""
+    from diffusers import ControlNetModel
+
+    downsamples = max(1, int(vae_scale_factor).bit_length() - 1)  # 2 ** downsamples == vae_scale_factor
+    channels = tuple(width * 2**i for i in range(downsamples + 1))
+    return ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=channels)
+
+
 def pose_map_tensor(image: Image.Image, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """(1, 3, H, W) in [0, 1], as diffusers' ControlNet pipelines hand a conditioning image over."""
     import numpy as np

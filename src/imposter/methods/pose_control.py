@@ -91,7 +91,6 @@ class PoseControlMethod(SubjectLoraMethod):
         progress: bool = True,
         generators: Sequence[torch.Generator] | None = None,
     ) -> torch.Tensor:
-        self.check_model(engine)
         pose = pose_map_tensor(self.pose_map_of(pair), noise.device, engine.dtype)
         target = engine.conditioning(pair, pair.target_prompt)
         plan = SamplingPlan(

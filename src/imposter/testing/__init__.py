@@ -107,13 +107,11 @@ def random_controlnet(unet, vae_scale_factor: int, seed: int = 0):
     Its conditioning embedding downsamples the map by ``vae_scale_factor`` (the pipeline's), to the latents.
     """
     import torch
-    from diffusers import ControlNetModel
 
-    steps = max(1, int(vae_scale_factor).bit_length() - 1)  # 2 ** steps == vae_scale_factor
+    from ..controlnet import controlnet_for
+
     torch.manual_seed(seed)
-    controlnet = ControlNetModel.from_unet(
-        unet, conditioning_embedding_out_channels=tuple(8 * 2**i for i in range(steps + 1))
-    )
+    controlnet = controlnet_for(unet, vae_scale_factor, width=8)
     zeroed = [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]
     zeroed.append(controlnet.controlnet_cond_embedding.conv_out)
     with torch.no_grad():

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..controlnet import controlnet_for
 from ..fileio import atomic_directory, write_json
 from .pairs import training_figure
 from .render import render, render_part_map
@@ -60,16 +61,6 @@ def render_examples_with_maps(count: int, seed: int, progress: bool = True):
     return np.stack(images), np.stack(maps), captions
 
 
-def build_controlnet(unet, vae_scale_factor: int):
-    """diffusers' ControlNet for ``unet``: its encoder copied, a conditioning embedding that downsamples the
-    map by the VAE's factor, zero convolutions out."""
-    from diffusers import ControlNetModel
-
-    downsamples = int(vae_scale_factor).bit_length() - 1
-    channels = tuple(16 * 2**i for i in range(downsamples + 1))
-    return ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=channels)
-
-
 def train_pose_controlnet(
     pipe,
     config: ToyControlNetConfig,
@@ -85,8 +76,7 @@ def train_pose_controlnet(
     for module in (unet, text_encoder, pipe.vae):
         module.requires_grad_(False).eval()
     torch.manual_seed(config.seed)
-    factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
-    controlnet = build_controlnet(unet, factor)
+    controlnet = controlnet_for(unet, pipe.vae_scale_factor, width=16)
     images, maps, captions = render_examples_with_maps(config.examples, config.seed + 1, progress)
     with torch.no_grad():
         means, stds = encode_examples(pipe.vae, images)
