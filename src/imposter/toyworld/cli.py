@@ -25,7 +25,9 @@ def _train_sd(args: argparse.Namespace, log, command: str) -> dict:
     from .classifier import ClassifierConfig
     from .train import ToyTrainConfig, train_toy_model
 
-    config = ToyTrainConfig(**_given(args, "seed", "examples", "vae_steps", "unet_steps", "sanity_samples"))
+    config = ToyTrainConfig(
+        **_given(args, "seed", "examples", "vae_steps", "decoder_steps", "unet_steps", "sanity_samples")
+    )
     classifier = ClassifierConfig(
         **{
             k.removeprefix("classifier_"): v
@@ -41,7 +43,7 @@ def _train_flux(args: argparse.Namespace, log, command: str) -> dict:
     from ..errors import ConfigError
     from .train_flux import ToyFluxTrainConfig, train_toy_flux
 
-    sd_only = _given(args, "vae_steps", "unet_steps", "classifier_steps", "classifier_instances")
+    sd_only = _given(args, "vae_steps", "decoder_steps", "unet_steps", "classifier_steps", "classifier_instances")
     if sd_only:
         flags = ", ".join("--" + k.replace("_", "-") for k in sd_only)
         raise ConfigError(f"{flags}: SD toy settings; --family flux takes --steps (transformer steps)")
@@ -180,6 +182,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--examples", type=int, default=None, help="pretraining images rendered")
     train.add_argument("--vae-steps", type=int, default=None)
+    train.add_argument("--decoder-steps", type=int, default=None, help="the decoder's outline stage")
     train.add_argument("--unet-steps", type=int, default=None)
     train.add_argument("--steps", type=int, default=None, help="--family flux: transformer steps")
     train.add_argument(
