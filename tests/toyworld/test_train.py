@@ -10,13 +10,12 @@ from resumes import assert_resumes_exactly
 from imposter.errors import ConfigError
 from imposter.toyworld.classifier import ClassifierConfig, load_classifier_weights
 from imposter.toyworld.model import ToyModelConfig, build_components
+from imposter.toyworld.refit import refine_decoder, retrain_classifier
 from imposter.toyworld.train import (
     ToyTrainConfig,
     _pixel_weights,
     encode_examples,
-    refine_decoder,
     render_examples,
-    retrain_classifier,
     train_denoiser,
     train_toy_model,
 )

@@ -43,7 +43,9 @@ def _train_flux(args: argparse.Namespace, log, command: str) -> dict:
     from ..errors import ConfigError
     from .train_flux import ToyFluxTrainConfig, train_toy_flux
 
-    sd_only = _given(args, "vae_steps", "decoder_steps", "unet_steps", "classifier_steps", "classifier_instances")
+    sd_only = _given(
+        args, "vae_steps", "decoder_steps", "unet_steps", "classifier_steps", "classifier_instances"
+    )
     if sd_only:
         flags = ", ".join("--" + k.replace("_", "-") for k in sd_only)
         raise ConfigError(f"{flags}: SD toy settings; --family flux takes --steps (transformer steps)")
@@ -75,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_classifier(args: argparse.Namespace) -> None:
     from .classifier import ClassifierConfig
-    from .train import retrain_classifier
+    from .refit import retrain_classifier
 
     given = {k: getattr(args, k) for k in ("steps", "instances") if getattr(args, k) is not None}
     retrain_classifier(
@@ -88,7 +90,8 @@ def cmd_classifier(args: argparse.Namespace) -> None:
 
 
 def cmd_decoder(args: argparse.Namespace) -> None:
-    from .train import ToyTrainConfig, refine_decoder
+    from .refit import refine_decoder
+    from .train import ToyTrainConfig
 
     summary = refine_decoder(
         args.model,
@@ -134,7 +137,18 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``demo`` and ``toy`` (pairs, train, eval) to the ``imposter`` parser."""
+    """Add ``demo`` and ``toy`` (pairs, train, classifier, decoder, controlnet, eval) to the ``imposter`` parser."""
+    _add_demo(subparsers)
+    toy = subparsers.add_parser(
+        "toy", help="the toy world: ground-truth pairs, and the bundled model's training"
+    )
+    sub = toy.add_subparsers(dest="toy_command", required=True)
+    for add in (_add_pairs, _add_train, _add_classifier, _add_decoder, _add_controlnet, _add_eval):
+        add(sub)
+
+
+def _add_demo(subparsers: argparse._SubParsersAction) -> None:
+    """``imposter demo``."""
     demo = subparsers.add_parser(
         "demo", help="ImPoster vs Baseline++ on a toy-world pair with ground truth (CPU, minutes)"
     )
@@ -145,11 +159,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(func=cmd_demo)
 
-    toy = subparsers.add_parser(
-        "toy", help="the toy world: ground-truth pairs, and the bundled model's training"
-    )
-    sub = toy.add_subparsers(dest="toy_command", required=True)
 
+def _add_pairs(sub: argparse._SubParsersAction) -> None:
+    """``imposter toy pairs``."""
     pairs = sub.add_parser(
         "pairs", help="render evaluation pairs (held-out subject/action) with ground truth"
     )
@@ -165,9 +177,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pairs.add_argument("--out", type=Path, required=True, help="folder for pairs.csv and the images")
     pairs.set_defaults(func=cmd_pairs)
 
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    """``imposter toy train``."""
     train = sub.add_parser(
         "train",
-        help="train a toy pipeline from scratch (SD: about two hours on 2 CPU cores; FLUX: one on 1 thread)",
+        help="train a toy pipeline from scratch (SD: about 1.5 hours on 2 CPU cores; FLUX: one on 1 thread)",
     )
     train.add_argument(
         "--out", type=Path, required=True, help="folder for the pipeline (log beside it: OUT.log)"
@@ -208,6 +223,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=cmd_train)
 
+
+def _add_classifier(sub: argparse._SubParsersAction) -> None:
+    """``imposter toy classifier``."""
     retrain = sub.add_parser(
         "classifier",
         help="train a toy pipeline's subject/action classifier anew and re-measure its sanity with it",
@@ -219,6 +237,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     retrain.add_argument("--quiet", action="store_true")
     retrain.set_defaults(func=cmd_classifier)
 
+
+def _add_decoder(sub: argparse._SubParsersAction) -> None:
+    """``imposter toy decoder``."""
     decoder = sub.add_parser(
         "decoder",
         help="run the training's decoder stage again on a toy pipeline (its VAE decoder is replaced; the "
@@ -229,6 +250,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     decoder.add_argument("--quiet", action="store_true")
     decoder.set_defaults(func=cmd_decoder)
 
+
+def _add_controlnet(sub: argparse._SubParsersAction) -> None:
+    """``imposter toy controlnet``."""
     control = sub.add_parser(
         "controlnet",
         help="train a pose ControlNet on the world's part maps beside a toy pipeline (its controlnet/; "
@@ -243,6 +267,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     control.add_argument("--quiet", action="store_true")
     control.set_defaults(func=cmd_controlnet)
 
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    """``imposter toy eval``."""
     evaluate = sub.add_parser(
         "eval", help="text-to-image sanity: subject and action accuracy of a toy pipeline"
     )

@@ -1,7 +1,8 @@
-"""One optimisation step of the toy trainers (VAE, denoiser, classifier), with their shared log line."""
+"""One optimisation step of the toy trainers (VAE, denoiser, classifier), their shared log line and lr schedule."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -30,3 +31,11 @@ def optimizer_step(
     losses.append(loss.item())
     if (step + 1) % LOG_EVERY == 0:
         log(f"{what} step {step + 1}: loss {np.mean(losses[-LOG_EVERY:]):.4f}")
+
+
+def cosine_lr(step: int, total: int, warmup: int) -> float:
+    """The learning-rate factor at ``step``: linear warm-up over ``warmup`` steps, then a cosine to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))

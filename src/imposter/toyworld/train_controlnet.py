@@ -26,9 +26,10 @@ from tqdm.auto import tqdm
 
 from ..controlnet import controlnet_for
 from ..fileio import atomic_directory, write_json
+from .denoiser_loop import DenoiserLoop, caption_table, fit_denoiser, min_snr_weights
 from .pairs import training_figure
 from .render import render, render_part_map
-from .train import DenoiserLoop, caption_table, encode_examples, fit_denoiser
+from .train import encode_examples
 
 CONTROLNET_FOLDER = "controlnet"
 
@@ -61,6 +62,21 @@ def render_examples_with_maps(count: int, seed: int, progress: bool = True):
     return np.stack(images), np.stack(maps), captions
 
 
+@torch.no_grad()
+def _examples(pipe, config: ToyControlNetConfig, progress: bool) -> tuple[torch.Tensor, ...]:
+    """The training examples: latent posteriors (means, stds), part maps in [0, 1] (as the pipelines feed
+    them), the distinct captions' embeddings and each example's index into them."""
+    images, maps, captions = render_examples_with_maps(config.examples, config.seed + 1, progress)
+    means, stds = encode_examples(pipe.vae, images)
+    conditions = torch.from_numpy(maps).permute(0, 3, 1, 2).float() / 255.0
+    vocabulary, caption_index, _ = caption_table(captions)
+    tokenizer = pipe.tokenizer
+    token_ids = tokenizer(
+        vocabulary, padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt"
+    ).input_ids
+    return means, stds, conditions, pipe.text_encoder(token_ids)[0], caption_index
+
+
 def train_pose_controlnet(
     pipe,
     config: ToyControlNetConfig,
@@ -72,25 +88,14 @@ def train_pose_controlnet(
     its EMA weights, and the losses."""
     from diffusers import DDPMScheduler
 
-    unet, text_encoder, tokenizer = pipe.unet, pipe.text_encoder, pipe.tokenizer
-    for module in (unet, text_encoder, pipe.vae):
+    unet = pipe.unet
+    for module in (unet, pipe.text_encoder, pipe.vae):
         module.requires_grad_(False).eval()
     torch.manual_seed(config.seed)
     controlnet = controlnet_for(unet, pipe.vae_scale_factor, width=16)
-    images, maps, captions = render_examples_with_maps(config.examples, config.seed + 1, progress)
-    with torch.no_grad():
-        means, stds = encode_examples(pipe.vae, images)
-    conditions = torch.from_numpy(maps).permute(0, 3, 1, 2).float() / 255.0  # [0, 1], as the pipelines
-    vocabulary, caption_index, _ = caption_table(captions)
-    token_ids = tokenizer(
-        vocabulary, padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt"
-    ).input_ids
-    with torch.no_grad():
-        caption_embeds = text_encoder(token_ids)[0]
+    means, stds, conditions, caption_embeds, caption_index = _examples(pipe, config, progress)
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-    alphas = noise_scheduler.alphas_cumprod
-    snr = alphas / (1 - alphas)
-    weight = torch.clamp(snr, max=config.min_snr_gamma) / snr
+    weight = min_snr_weights(noise_scheduler, config.min_snr_gamma)
 
     def batch_loss(latents: torch.Tensor, chosen: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         # ``chosen`` holds example indices (no caption dropout): each one's caption and part map

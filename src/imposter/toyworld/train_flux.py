@@ -24,8 +24,10 @@ import torch
 from ..families.base import Conditioning
 from ..families.flux import FlowMatchingLoss
 from ..fileio import atomic_directory, write_json
+from .denoiser_loop import DenoiserLoop, caption_table, fit_denoiser
 from .flux_model import ToyFluxConfig, assemble_flux_pipeline, build_flux_components
-from .train import DenoiserLoop, Stages, caption_table, encode_examples, fit_denoiser, render_examples
+from .stages import Stages
+from .train import encode_examples, render_examples
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,18 @@ def train_flux_denoiser(
     )  # fmt: skip
 
 
+def _encoded_examples(base: Path, model: ToyFluxConfig, train: ToyFluxTrainConfig, progress: bool):
+    """The pipeline's components (the base's VAE and CLIP frozen) and the pretraining examples' latent
+    posteriors (means, stds) and captions."""
+    images, captions = render_examples(train.examples, train.seed, progress)
+    torch.manual_seed(train.seed)
+    components = build_flux_components(base, model)
+    for part in (components["vae"], components["text_encoder"]):
+        part.requires_grad_(False).eval()
+    means, stds = encode_examples(components["vae"], images)
+    return components, means, stds, captions
+
+
 def train_toy_flux(
     out: str | Path,
     base: str | Path | None = None,
@@ -130,13 +144,7 @@ def train_toy_flux(
     )
     torch.set_num_threads(train.threads)
     start = time.perf_counter()
-    images, captions = render_examples(train.examples, train.seed, progress)
-    torch.manual_seed(train.seed)
-    components = build_flux_components(base, model)
-    for part in (components["vae"], components["text_encoder"]):
-        part.requires_grad_(False).eval()
-    means, stds = encode_examples(components["vae"], images)
-    del images
+    components, means, stds, captions = _encoded_examples(base, model, train, progress)
     stages.timings["render_encode"] = time.perf_counter() - start
     log(f"rendered and encoded {len(captions)} examples in {stages.timings['render_encode']:.0f} s")
 
