@@ -13,7 +13,7 @@ from imposter.bench.store import prepare_output, read_results
 from imposter.cli import main
 from imposter.config import FinetuneConfig, SamplingConfig
 from imposter.engine import ImPoster
-from imposter.metrics.toy import ToyGroundTruth
+from imposter.toyworld.metric import ToyGroundTruth
 
 REPORT = ("report.md", "per_pair.csv", "tradeoff.png", "grids/toy-000.png", "grids/toy-001.png")
 

@@ -8,7 +8,7 @@ from imposter.errors import ConfigError
 from imposter.metrics.clip import ClipScore
 from imposter.metrics.dino import DinoScore
 from imposter.metrics.phase import PhaseScore
-from imposter.metrics.registry import METRIC_NAMES, build_metrics
+from imposter.metrics.registry import build_metrics, metric_names
 from imposter.metrics.sscd import SscdScore
 
 
@@ -26,7 +26,7 @@ def test_every_registered_name_names_a_metric_class():
     from imposter.metrics.base import Metric
     from imposter.metrics.registry import METRIC_CLASSES
 
-    for name in METRIC_NAMES:
+    for name in metric_names():
         module, class_name = METRIC_CLASSES[name]
         metric_class = getattr(importlib.import_module(module), class_name)
         assert issubclass(metric_class, Metric) and metric_class.keys, name
@@ -70,8 +70,20 @@ def test_toy_ground_truth_is_built_by_name():
     assert type(metric).__name__ == "ToyGroundTruth" and "pose_iou" in metric.keys
 
 
+def test_a_plugin_registers_its_metric_by_name(monkeypatch):
+    from imposter.metrics import registry
+
+    monkeypatch.setattr(registry, "METRIC_CLASSES", dict(registry.METRIC_CLASSES))
+    monkeypatch.setattr(registry, "GROUND_TRUTH", list(registry.GROUND_TRUTH))
+    registry.register_metric("phase-again", "imposter.metrics.phase", "PhaseScore")
+    registry.register_metric("truth", "imposter.toyworld.metric", "ToyGroundTruth", ground_truth=True)
+    assert metric_names()[-2:] == ("phase-again", "truth")
+    assert registry.ground_truth_metrics() == ("toy", "truth")
+    assert [type(metric).__name__ for metric in build_metrics(["truth"])] == ["ToyGroundTruth"]
+
+
 def test_importing_the_registry_imports_no_metric_module(monkeypatch):
-    lazy = [f"imposter.metrics.{name}" for name in ("clip", "dino", "sscd", "phase", "toy", "registry")]
+    lazy = [f"imposter.metrics.{name}" for name in ("clip", "dino", "sscd", "phase", "registry")]
     for module in lazy:
         monkeypatch.delitem(sys.modules, module, raising=False)
     importlib.import_module("imposter.metrics.registry")
