@@ -10,9 +10,9 @@ The plugin modules are named by string in ``PLUGINS`` and imported on the first 
 metric name, so ``ImPoster.from_pretrained("toy")``, the CLI, the bench and the app resolve a name alike.
 A plain table rather than a Python entry point group: entry points live in the install's metadata, so a
 new one would reach an editable install only after a reinstall, and a missing one would fail far from
-its cause. Another package plugs in by adding its module to ``PLUGINS``, or by calling
-:func:`register_model` before it looks a name up. This module imports nothing heavy (no torch), so the
-command line can list what plugins bring while it parses.
+its cause. Another package plugs in by calling :func:`register_model` (and ``register_metric``) itself,
+or by adding its module to ``PLUGINS`` before the first lookup. This module imports nothing heavy (no
+torch), so the command line can list what plugins bring while it parses.
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ def load_plugins() -> None:
     global _plugins_loaded
     if _plugins_loaded:
         return
-    _plugins_loaded = True  # first, so a plugin that looks a name up while it registers does not recurse
-    for module in PLUGINS:
+    for module in PLUGINS:  # a plugin that fails to import raises here, and again on the next lookup
         importlib.import_module(module)
+    _plugins_loaded = True
 
 
 def named_model(name: str) -> NamedModel | None:
