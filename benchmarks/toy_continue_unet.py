@@ -27,7 +27,7 @@ def main() -> None:
     import torch
 
     from imposter import ImPoster
-    from imposter.models import toy_checkpoint
+    from imposter.toyworld.plugin import toy_checkpoint
     from imposter.toyworld.train import ToyTrainConfig, encode_examples, render_examples, train_denoiser
 
     out = Path(args.out)

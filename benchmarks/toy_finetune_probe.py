@@ -39,7 +39,7 @@ def main() -> None:
     from imposter import FinetuneConfig, ImPoster, SamplingConfig
     from imposter.fileio import write_text
     from imposter.metrics.base import EvalItem
-    from imposter.metrics.toy import ToyGroundTruth
+    from imposter.toyworld.metric import ToyGroundTruth
     from imposter.toyworld.pairs import make_pairs
 
     out = Path(args.out)

@@ -41,7 +41,7 @@ def main() -> None:
     from imposter.fileio import write_text
     from imposter.methods import get_method
     from imposter.metrics.base import EvalItem
-    from imposter.metrics.toy import ToyGroundTruth
+    from imposter.toyworld.metric import ToyGroundTruth
     from imposter.toyworld.pairs import make_pairs
 
     out = Path(args.out)

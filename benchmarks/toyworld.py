@@ -48,7 +48,7 @@ def vae_ceiling(csv: Path, model: str) -> tuple[str, dict[str, float]]:
     from imposter.images import load_image
     from imposter.metrics.base import EvalItem
     from imposter.metrics.phase import PhaseScore
-    from imposter.metrics.toy import ToyGroundTruth
+    from imposter.toyworld.metric import ToyGroundTruth
 
     engine = ImPoster.from_pretrained(model, device="cpu")
     items = []
@@ -136,7 +136,7 @@ def sweep(args: argparse.Namespace) -> None:
     from imposter.fileio import atomic_directory, write_text
     from imposter.metrics.base import EvalItem
     from imposter.metrics.phase import PhaseScore
-    from imposter.metrics.toy import ToyGroundTruth
+    from imposter.toyworld.metric import ToyGroundTruth
     from imposter.toyworld.pairs import make_pairs
 
     torch.set_num_threads(args.threads)

@@ -102,7 +102,7 @@ def test_method_settings_are_fixed_by_name():
 
 
 def test_v_prediction_models_train_on_velocity(tmp_path):
-    from imposter.finetune import denoising_loss, noise_scheduler_for
+    from imposter.families.losses import denoising_loss, noise_scheduler_for
 
     parts = random_components("sd", tmp_path, prediction_type="v_prediction")
     scheduler = noise_scheduler_for(parts["scheduler"])

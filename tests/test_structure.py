@@ -1,4 +1,5 @@
-"""The package's shape: no import cycles, and a command line that starts without torch."""
+"""The package's shape: no import cycles between modules or between packages, a core that never imports
+the toy world, and a command line that starts without torch."""
 
 import ast
 import subprocess
@@ -60,6 +61,49 @@ def test_no_import_cycles():
     graph = import_graph()
     cycles = {module: cycle for module in graph if (cycle := cycle_through(graph, module))}
     assert not cycles, "\n".join(" -> ".join(cycle) for cycle in cycles.values())
+
+
+def package_of(module: str) -> str:
+    """``module`` collapsed to its folder under imposter: imposter.metrics.clip -> imposter.metrics."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_import_cycles_between_packages():
+    """Two folders (or a folder and a top-level module) never import each other, even through different
+    files: imposter.metrics.* -> imposter.toyworld.* -> imposter.metrics.* is a cycle here."""
+    graph: dict[str, set[str]] = {}
+    for module, imported in import_graph().items():
+        graph.setdefault(package_of(module), set()).update(map(package_of, imported))
+    graph = {package: imported - {package} for package, imported in graph.items()}
+    cycles = {package: cycle for package in graph if (cycle := cycle_through(graph, package))}
+    assert not cycles, "\n".join(" -> ".join(cycle) for cycle in cycles.values())
+
+
+def in_core(module: str) -> bool:
+    """The core: every module but what is built on it, the toy world (imposter.toyworld), the app
+    (imposter.app), the command line (imposter.cli, imposter.__main__ and each package's ``cli`` module)
+    and the test kit (imposter.testing)."""
+    above = ("imposter.toyworld", "imposter.app", "imposter.testing", "imposter.cli", "imposter.__main__")
+    return not (package_of(module) in above or module.rpartition(".")[2] == "cli")
+
+
+def test_the_core_never_imports_the_toy_world():
+    """The core reaches the toy world only by name: imposter.plugins.PLUGINS lists the modules that register
+    named models and metrics, imported on the first lookup (so "toy" resolves like any name). The app and
+    the command line, built on the core like the toy world, may import it."""
+    from imposter.plugins import PLUGINS
+
+    graph = import_graph()
+    core = [module for module in graph if in_core(module)]
+    assert (
+        "imposter.engine" in core and "imposter.metrics.registry" in core and "imposter.bench.cli" not in core
+    )
+    reaching_up = {
+        module: sorted(imported for imported in graph[module] if package_of(imported) == "imposter.toyworld")
+        for module in core
+    }
+    assert not {module: imported for module, imported in reaching_up.items() if imported}
+    assert PLUGINS and not any(in_core(plugin) for plugin in PLUGINS)
 
 
 def test_methods_and_personalizations_do_not_import_the_engine():

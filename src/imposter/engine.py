@@ -26,10 +26,11 @@ from .families.base import Conditioning, Family
 from .images import check_size, fit_image, load_image, to_rgb
 from .methods import check_compatible, get_method
 from .methods.base import Method
-from .models import TOY, first_line, load_pipeline, resolve_device, resolve_dtype, set_up_pipeline
+from .models import first_line, load_pipeline, resolve_device, resolve_dtype, set_up_pipeline
 from .personalizations import EMBEDDINGS_FILE, LORA_FILE, METADATA_FILE, UNET_FILE, Personalization
+from .plugins import named_model
 from .prepared import PreparedPair
-from .prompts import check_caption, check_token_length, compose_target_prompt, toy_vocabulary_notice
+from .prompts import check_caption, check_token_length, compose_target_prompt
 from .settings import resolve
 
 
@@ -150,8 +151,10 @@ class ImPoster:
             target_prompt = compose_target_prompt(source_prompt, driving_prompt)
         else:
             target_prompt = check_caption(target_prompt, "--target-prompt")
-        if self.model == TOY and (
-            notice := toy_vocabulary_notice([source_prompt, driving_prompt, target_prompt])
+        named = named_model(self.model)
+        vocabulary_notice = named.vocabulary_notice if named is not None else None
+        if vocabulary_notice and (
+            notice := vocabulary_notice([source_prompt, driving_prompt, target_prompt])
         ):
             warnings.warn(notice, stacklevel=2)
         for name, prompt in (

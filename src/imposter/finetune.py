@@ -4,8 +4,9 @@
 update, and steps on each: ImPoster's LoRA makes one update per iteration (both pairs in one batch),
 the authors' release two (source, then driving), HiPer and ADI one on their text tensors (their
 objectives live beside them, in ``methods/``). An objective computes its losses with a model family's
-:class:`TrainingLoss`: here :class:`DenoisingLoss`, SD 1.x/2.x's epsilon (or v) MSE at uniform timesteps;
-another family (SDXL, FLUX.1's flow matching) passes its own with the same two methods.
+:class:`~imposter.families.losses.TrainingLoss`: by default SD 1.x/2.x's
+:class:`~imposter.families.losses.DenoisingLoss`, epsilon (or v) MSE at uniform timesteps; another family
+(SDXL, FLUX.1's flow matching) passes its own with the same two methods.
 
 ``finetune_lora``: LoRA on the attention projections, both pairs in one batch per step (the paper).
 ``finetune_full_authors``: what the authors' released code does instead: every UNet weight (plus a
@@ -18,60 +19,16 @@ import contextlib
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .config import FinetuneConfig
 from .errors import NumericalError
 from .families.base import Conditioning
+from .families.losses import DenoisingLoss, TrainingLoss
 from .lora import ADAPTER_NAME, add_lora, lora_state_dict, own_adapter
-
-
-def noise_scheduler_for(scheduler):
-    """A DDPM scheduler with the pipeline's betas and prediction type, for adding training noise."""
-    from diffusers import DDPMScheduler
-
-    return DDPMScheduler.from_config(scheduler.config)
-
-
-def denoising_loss(
-    unet,
-    noise_scheduler,
-    latents: torch.Tensor,
-    embeds: torch.Tensor,
-    noise: torch.Tensor,
-    timesteps: torch.Tensor,
-    dtype: torch.dtype | None = None,
-    **unet_kwargs: Any,
-) -> torch.Tensor:
-    """The diffusion training loss: MSE between the UNet's output and its target (epsilon or v).
-
-    ``dtype``: the UNet's compute dtype (None: ``unet.dtype``, which walks every module; a training loop
-    reads it once). ``unet_kwargs``: what else the UNet reads (SDXL's ``added_cond_kwargs``).
-    """
-    dtype = dtype or unet.dtype
-    noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-    prediction = unet(
-        noisy.to(dtype), timesteps, encoder_hidden_states=embeds.to(dtype), **unet_kwargs
-    ).sample
-    kind = noise_scheduler.config.prediction_type
-    if kind == "epsilon":
-        target = noise
-    elif kind == "v_prediction":
-        target = noise_scheduler.get_velocity(latents, noise, timesteps)
-    else:
-        raise ValueError(f"unsupported prediction type {kind!r}")
-    return F.mse_loss(prediction.float(), target.float())
-
-
-def draw_noise(generator: torch.Generator, latents: torch.Tensor, num_train_timesteps: int, count: int):
-    """Noise like ``latents`` and ``count`` uniform timesteps, drawn on the CPU so every device agrees."""
-    noise = torch.randn(latents.shape, generator=generator).to(latents.device)
-    timesteps = torch.randint(0, num_train_timesteps, (count,), generator=generator).to(latents.device)
-    return noise, timesteps
 
 
 def check_loss(loss: torch.Tensor, step: int) -> None:
@@ -85,52 +42,6 @@ def _autocast(device: torch.device, dtype: torch.dtype):
     if device.type == "cuda" and dtype in (torch.float16, torch.bfloat16):
         return torch.autocast("cuda", dtype=dtype)
     return contextlib.nullcontext()
-
-
-class TrainingLoss(Protocol):
-    """A model family's training loss: draw the noise and timesteps for a batch, then the loss."""
-
-    def draw(self, generator: torch.Generator, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Noise like ``latents`` and one timestep per row, drawn on the CPU from ``generator``."""
-        ...
-
-    def __call__(
-        self,
-        model,
-        latents: torch.Tensor,
-        conditioning: torch.Tensor,
-        noise: torch.Tensor,
-        timesteps: torch.Tensor,
-        dtype: torch.dtype | None = None,
-    ) -> torch.Tensor:
-        """The loss of ``model`` denoising ``latents`` noised by ``noise`` at ``timesteps``.
-
-        ``dtype``: the model's compute dtype, read once per fine-tune by the caller (None: ``model.dtype``,
-        which diffusers finds by walking every module: with a LoRA, about 8% of a step on the toy UNet).
-        """
-        ...
-
-
-@dataclass
-class DenoisingLoss:
-    """SD 1.x/2.x: timesteps uniform over the training schedule, MSE to epsilon (or v)."""
-
-    noise_scheduler: Any  # a DDPM scheduler with the pipeline's betas and prediction type
-
-    @classmethod
-    def for_scheduler(cls, scheduler) -> DenoisingLoss:
-        """The loss for a pipeline whose (sampling) scheduler is ``scheduler``."""
-        return cls(noise_scheduler_for(scheduler))
-
-    def draw(self, generator: torch.Generator, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return draw_noise(
-            generator, latents, self.noise_scheduler.config.num_train_timesteps, latents.shape[0]
-        )
-
-    def __call__(self, model, latents, conditioning, noise, timesteps, dtype=None) -> torch.Tensor:
-        # a Conditioning (ImPoster) or a bare embedding tensor (the SD peers' learned text tensors)
-        embeds = conditioning.embeds if isinstance(conditioning, Conditioning) else conditioning
-        return denoising_loss(model, self.noise_scheduler, latents, embeds, noise, timesteps, dtype)
 
 
 class Objective:

@@ -1,4 +1,5 @@
-"""Load a pipeline of a supported family (hub id, local folder, or the bundled "toy"), and pick device and dtype."""
+"""Load a pipeline of a supported family (hub id, local folder, or a named model such as "toy"), and pick
+device and dtype."""
 
 from __future__ import annotations
 
@@ -11,29 +12,23 @@ from pathlib import Path
 import torch
 
 from .errors import ConfigError, ModelLoadError
+from .plugins import named_model
 
-TOY = "toy"
-TOY_FLUX = "toy-flux"
-BUNDLED = {TOY: "checkpoint", TOY_FLUX: "checkpoint-flux"}  # --model name -> folder in imposter/toyworld/
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def toy_checkpoint(model: str = TOY) -> Path:
-    """Folder of a bundled toy-world pipeline, "toy" (SD) or "toy-flux" (trained by ``imposter toy train``)."""
-    return Path(__file__).parent / "toyworld" / BUNDLED[model]
-
-
 def bundled_weights(model: str) -> str | None:
-    """A digest of a bundled toy pipeline's weights (None for other models), so that results made with an
-    earlier bundled model are told from today's: its name alone does not change when it is retrained.
+    """A digest of a named model's weights (None for other models), so that results made with an earlier
+    bundled model are told from today's: its name alone does not change when it is retrained.
 
-    The pose ControlNet beside it (``controlnet/``, an add-on only ``pose-control`` reads) is left out, so
-    that adding or retraining it leaves every other method's results valid."""
-    if model not in BUNDLED:
+    Its add-ons (subfolders only some methods read, like the toy models' pose ControlNet) are left out, so
+    that adding or retraining one leaves every other method's results valid."""
+    named = named_model(model)
+    if named is None:
         return None
-    root, digest = toy_checkpoint(model), hashlib.sha256()
+    root, digest = named.folder, hashlib.sha256()
     for path in sorted(root.rglob("*.safetensors")):
-        if path.relative_to(root).parts[0] == "controlnet":
+        if path.relative_to(root).parts[0] in named.add_ons:
             continue
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
@@ -41,8 +36,9 @@ def bundled_weights(model: str) -> str | None:
 
 
 def model_source(model: str) -> Path:
-    """The local folder ``model`` names: a bundled toy pipeline's, or the path as given."""
-    return toy_checkpoint(model) if model in BUNDLED else Path(model).expanduser()
+    """The local folder ``model`` names: a named model's, or the path as given."""
+    named = named_model(model)
+    return named.folder if named is not None else Path(model).expanduser()
 
 
 def resolve_device(device: str | None = None) -> torch.device:
@@ -91,7 +87,7 @@ def model_class_name(model: str, source: Path | None) -> str | None:
 
 
 def model_family(model: str):
-    """The family of ``model`` (a hub id, a local folder, "toy" or "toy-flux") from its ``model_index.json``,
+    """The family of ``model`` (a hub id, a local folder or a named model) from its ``model_index.json``,
     without loading it."""
     from .families import family_for_class
 
@@ -114,8 +110,8 @@ def load_pipeline(
     log: Callable[[str], object] = print,
     offload: bool = False,
 ):
-    """A diffusers pipeline of a supported family from a hub id, a local folder, ``"toy"`` or ``"toy-flux"``, frozen,
-    on ``device``.
+    """A diffusers pipeline of a supported family from a hub id, a local folder or a named model (``"toy"``),
+    frozen, on ``device``.
 
     The family (SD 1.x/2.x, SDXL, FLUX.1) is read from the checkpoint's ``model_index.json``. Nothing is
     downloaded unless ``model`` is a hub id; weights load from safetensors only, never remote code; the
@@ -129,7 +125,7 @@ def load_pipeline(
         raise ConfigError("--offload moves each model to the GPU only while it runs: it needs --device cuda")
     dtype = dtype or resolve_dtype(None, device)
     source = model_source(model)
-    if model in BUNDLED and not (source / "model_index.json").exists():
+    if named_model(model) is not None and not (source / "model_index.json").exists():
         raise ModelLoadError(
             f"the bundled {model} model is missing at {source}; reinstall imposter-diffusion"
         )

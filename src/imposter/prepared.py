@@ -69,5 +69,5 @@ class Engine(Protocol):
         ...
 
     def training_loss(self) -> Any:
-        """The model family's training loss (a ``finetune.TrainingLoss``)."""
+        """The model family's training loss (a ``families.losses.TrainingLoss``)."""
         ...

@@ -97,25 +97,3 @@ def check_token_length(tokenizer, prompt: str, name: str) -> None:
             f"{name} has {count} tokens, more than this model's limit of {limit}; it is truncated to {kept!r}",
             stacklevel=2,
         )
-
-
-REAL_CHECKPOINT = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # what to suggest for a user's own photos
-
-
-def toy_vocabulary_notice(captions: list[str]) -> str | None:
-    """One line for captions with words the toy model does not know: what it knows, and what to use instead.
-
-    The toy world's cast is read when called (``imposter.toyworld.world``), so the line follows it.
-    """
-    from .toyworld import world
-
-    known = {word.lower() for word in world.VOCABULARY}
-    unknown = sorted({word for text in captions for word in text.lower().split() if word not in known})
-    if not unknown:
-        return None
-    return (
-        f"the toy model (the default --model) knows only its world, not {', '.join(map(repr, unknown))}: "
-        f"subjects {', '.join(world.SUBJECT_NAMES)}; actions {', '.join(world.ACTIONS)} "
-        f"(captions like 'a {world.SUBJECT_NAMES[0]} {world.ACTIONS[0]}'). For your own photos use a real "
-        f"checkpoint: --model {REAL_CHECKPOINT}"
-    )

@@ -1,6 +1,7 @@
 """``imposter bench`` end to end on the tiny pipeline: 2 pairs x 2 seeds x 2 methods."""
 
 import json
+from dataclasses import replace
 
 import pytest
 from bench_settings import FAST, same_bench
@@ -13,7 +14,7 @@ from imposter.bench.store import prepare_output, read_results
 from imposter.cli import main
 from imposter.config import FinetuneConfig, SamplingConfig
 from imposter.engine import ImPoster
-from imposter.metrics.toy import ToyGroundTruth
+from imposter.toyworld.metric import ToyGroundTruth
 
 REPORT = ("report.md", "per_pair.csv", "tradeoff.png", "grids/toy-000.png", "grids/toy-001.png")
 
@@ -70,7 +71,13 @@ def test_default_metrics_are_those_the_model_can_score(toy_pairs):
     """A bundled toy model scores ground truth and the phase score by default, never the hub's CLIP or DINO."""
     pairs = read_pairs(toy_pairs)
     setup = (MethodSetup.of("imposter"),)
-    assert BenchConfig(str(toy_pairs), setup, (0,), model="toy").metric_names(pairs) == ("toy", "phase")
+    for model in ("toy", "toy-flux"):
+        assert BenchConfig(str(toy_pairs), setup, (0,), model=model).metric_names(pairs) == ("toy", "phase")
+    untargeted = [replace(pair, target_image=None) for pair in pairs]
+    assert BenchConfig(str(toy_pairs), setup, (0,), model="toy").metric_names(untargeted) == ("phase",)
+    assert BenchConfig(str(toy_pairs), setup, (0,), model="some/model").metric_names(untargeted) == (
+        "clip", "dino", "sscd", "phase",
+    )  # fmt: skip
     assert BenchConfig(str(toy_pairs), setup, (0,), model="some/model").metric_names(pairs) == (
         "clip", "dino", "sscd", "phase", "toy",
     )  # fmt: skip

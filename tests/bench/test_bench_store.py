@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -51,13 +52,13 @@ def test_metrics_are_remembered_once_they_ran_and_then_keep_their_model(tmp_path
 
 
 def test_a_retrained_bundled_model_is_another_model_to_the_bench(tmp_path, monkeypatch):
-    from imposter import models
+    from imposter import models, plugins
     from imposter.bench.runner import BenchConfig, MethodSetup
 
     folder = tmp_path / "checkpoint"
     (folder / "vae").mkdir(parents=True)
     (folder / "vae" / "diffusion_pytorch_model.safetensors").write_bytes(b"weights 1")
-    monkeypatch.setattr(models, "toy_checkpoint", lambda model="toy": folder)
+    monkeypatch.setitem(plugins.NAMED_MODELS, "toy", replace(plugins.named_model("toy"), folder=folder))
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("pair_id,source_image,source_prompt,driving_image,driving_prompt\n")
     bench = BenchConfig(pairs=str(pairs), methods=(MethodSetup.of("baseline++"),), seeds=(0,))

@@ -8,7 +8,7 @@ from imposter.errors import ConfigError
 from imposter.metrics.clip import ClipScore
 from imposter.metrics.dino import DinoScore
 from imposter.metrics.phase import PhaseScore
-from imposter.metrics.registry import METRIC_NAMES, build_metrics
+from imposter.metrics.registry import build_metrics, metric_names
 from imposter.metrics.sscd import SscdScore
 
 
@@ -26,7 +26,7 @@ def test_every_registered_name_names_a_metric_class():
     from imposter.metrics.base import Metric
     from imposter.metrics.registry import METRIC_CLASSES
 
-    for name in METRIC_NAMES:
+    for name in metric_names():
         module, class_name = METRIC_CLASSES[name]
         metric_class = getattr(importlib.import_module(module), class_name)
         assert issubclass(metric_class, Metric) and metric_class.keys, name
@@ -70,9 +70,79 @@ def test_toy_ground_truth_is_built_by_name():
     assert type(metric).__name__ == "ToyGroundTruth" and "pose_iou" in metric.keys
 
 
+def test_a_plugin_registers_its_metric_by_name(monkeypatch):
+    from imposter.metrics import registry
+
+    monkeypatch.setattr(registry, "METRIC_CLASSES", dict(registry.METRIC_CLASSES))
+    monkeypatch.setattr(registry, "GROUND_TRUTH", list(registry.GROUND_TRUTH))
+    registry.register_metric("phase-again", "imposter.metrics.phase", "PhaseScore")
+    registry.register_metric("truth", "imposter.toyworld.metric", "ToyGroundTruth", ground_truth=True)
+    assert metric_names()[-2:] == ("phase-again", "truth")
+    assert registry.ground_truth_metrics() == ("toy", "truth")
+    assert [type(metric).__name__ for metric in build_metrics(["truth"])] == ["ToyGroundTruth"]
+
+
 def test_importing_the_registry_imports_no_metric_module(monkeypatch):
-    lazy = [f"imposter.metrics.{name}" for name in ("clip", "dino", "sscd", "phase", "toy", "registry")]
+    lazy = [f"imposter.metrics.{name}" for name in ("clip", "dino", "sscd", "phase", "registry")]
     for module in lazy:
         monkeypatch.delitem(sys.modules, module, raising=False)
     importlib.import_module("imposter.metrics.registry")
     assert [module for module in lazy if module in sys.modules] == ["imposter.metrics.registry"]
+
+
+def test_an_unreachable_hub_skips_a_hub_metric_at_once(monkeypatch):
+    from imposter.metrics import base
+
+    probes = []
+    monkeypatch.setattr(base, "hub_reachable", lambda: probes.append(1) or False)
+    log = []
+    metrics = build_metrics(
+        ["clip", "dino", "phase"],
+        clip_model="nobody-here/clip-never-cached",
+        dino_model="nobody-here/dino-never-cached",
+        log=log.append,
+    )  # local files only: no request is made, so no retries
+    assert [type(metric) for metric in metrics] == [PhaseScore] and len(probes) == 2
+    assert [line.split(": ")[0] for line in log] == ["skipping metric 'clip'", "skipping metric 'dino'"]
+    assert all("\n" not in line and "never-cached" in line for line in log)
+
+
+def test_a_metric_model_is_fetched_only_from_a_hub_that_answers(monkeypatch, tmp_path):
+    from imposter.errors import MetricUnavailable
+    from imposter.metrics import base
+
+    calls = []
+
+    def load(local_files_only):
+        calls.append(local_files_only)
+        if local_files_only:
+            raise OSError("not in the cache\nsecond line")
+        return "model"
+
+    monkeypatch.setattr(base, "hub_reachable", lambda: True)
+    assert base.load_metric_model("CLIP", "org/name", load) == "model" and calls == [False]
+    monkeypatch.setattr(base, "hub_reachable", lambda: False)
+    with pytest.raises(MetricUnavailable, match=r"^cannot load CLIP model 'org/name' \(not in the cache\);"):
+        base.load_metric_model("CLIP", "org/name", load)
+    assert calls == [False, True]
+    monkeypatch.setattr(base, "hub_reachable", lambda: pytest.fail("a local folder needs no hub"))
+    assert base.load_metric_model("CLIP", str(tmp_path), lambda local_files_only: local_files_only) is False
+
+
+def test_the_hub_probe_is_one_request_and_never_raises(monkeypatch):
+    import httpx
+    import huggingface_hub
+
+    from imposter.metrics.base import hub_reachable
+
+    class Unreachable:
+        def head(self, url, timeout):
+            requests.append(url)
+            raise httpx.ConnectError("Name or service not known")
+
+    requests = []
+    monkeypatch.setattr(huggingface_hub, "get_session", Unreachable)
+    monkeypatch.setattr(huggingface_hub.constants, "is_offline_mode", lambda: False)
+    assert hub_reachable() is False and len(requests) == 1
+    monkeypatch.setattr(huggingface_hub.constants, "is_offline_mode", lambda: True)
+    assert hub_reachable() is False and len(requests) == 1

@@ -19,9 +19,9 @@ import torch
 
 from imposter import FinetuneConfig, ImPoster, SamplingConfig
 from imposter.metrics.base import EvalItem
-from imposter.metrics.toy import ToyGroundTruth
-from imposter.models import toy_checkpoint
+from imposter.toyworld.metric import ToyGroundTruth
 from imposter.toyworld.pairs import make_pairs
+from imposter.toyworld.plugin import toy_checkpoint
 
 # pairs, fine-tuning steps, DDIM steps, K: a few CPU minutes in all; K keeps the paper's 10% of the steps
 REDUCED = {"pairs": 6, "pair_seed": 0, "train_steps": 200, "steps": 20, "k": 2}

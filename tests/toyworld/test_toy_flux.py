@@ -10,8 +10,9 @@ import torch
 from resumes import assert_resumes_exactly
 
 from imposter import ImPoster
-from imposter.models import load_pipeline, model_family, toy_checkpoint
+from imposter.models import load_pipeline, model_family
 from imposter.toyworld.flux_model import ToyFluxConfig, build_flux_components
+from imposter.toyworld.plugin import toy_checkpoint
 from imposter.toyworld.train import encode_examples, render_examples
 from imposter.toyworld.train_flux import ToyFluxTrainConfig, train_flux_denoiser, train_toy_flux
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ..config import FINETUNE_FLAGS, NOT_GIVEN
 from ..errors import ConfigError
 from ..flags import SAMPLING_FLAGS, add_generation_flags, add_model_flags, named_settings, quiet_libraries
-from ..metrics.registry import DEFAULT_METRICS, METRIC_NAMES
+from ..metrics.registry import DEFAULT_METRICS, metric_names
 
 if TYPE_CHECKING:
     from ..families.base import Family
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scoring.add_argument(
         "--metrics",
         nargs="+",
-        choices=METRIC_NAMES,
+        choices=metric_names(),
         default=None,
         help=f"default: {' '.join(DEFAULT_METRICS)}, plus toy when the CSV has a target_image column; "
         "on the bundled toy models: toy phase",

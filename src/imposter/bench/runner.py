@@ -34,9 +34,10 @@ from ..images import load_image
 from ..methods import get_method
 from ..methods.base import Method
 from ..metrics.base import EvalItem, Metric
-from ..metrics.registry import DEFAULT_METRICS, build_metrics
-from ..models import BUNDLED, bundled_weights, resolve_device, resolve_dtype
+from ..metrics.registry import DEFAULT_METRICS, build_metrics, ground_truth_metrics
+from ..models import bundled_weights, resolve_device, resolve_dtype
 from ..personalizations import Personalization
+from ..plugins import named_model
 from ..settings import Given, resolve
 from .pairs import BenchPair, read_pairs
 from .report import write_report
@@ -141,7 +142,7 @@ class BenchConfig:
     fit: str = "pad"
     height: int | None = None  # None: the model's native size
     width: int | None = None
-    # None: DEFAULT_METRICS, plus "toy" when pairs have targets; on a bundled toy model, what it can score
+    # None: DEFAULT_METRICS, plus ground truth when pairs have targets; on a named model, its own defaults
     metrics: tuple[str, ...] | None = None
     clip_model: str | None = None
     dino_model: str | None = None
@@ -160,15 +161,17 @@ class BenchConfig:
         return self
 
     def metric_names(self, pairs: Sequence[BenchPair]) -> tuple[str, ...]:
-        """The metrics to score with: those asked for; on a bundled toy model, ground truth and the phase score
-        (its images are not photos, and CLIP and DINO weights would be fetched from the hub to score them);
-        otherwise the paper's, plus ground truth where it exists."""
+        """The metrics to score with: those asked for; on a named model with defaults of its own, those (the
+        bundled toy models: toy ground truth and the phase score); otherwise the paper's. Ground-truth
+        metrics only where the pairs have targets."""
         if self.metrics is not None:
             return tuple(self.metrics)
-        truth = ("toy",) if any(pair.target_image for pair in pairs) else ()
-        if self.model in BUNDLED:
-            return truth + ("phase",)
-        return DEFAULT_METRICS + truth
+        truth = ground_truth_metrics()
+        has_targets = any(pair.target_image for pair in pairs)
+        named = named_model(self.model)
+        if named is not None and named.default_metrics is not None:
+            return tuple(name for name in named.default_metrics if has_targets or name not in truth)
+        return DEFAULT_METRICS + (truth if has_targets else ())
 
     @property
     def metric_models(self) -> MetricModels:

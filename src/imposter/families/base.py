@@ -173,7 +173,7 @@ class Family(ABC):
 
     @abstractmethod
     def training_loss(self, pipe) -> Any:
-        """The fine-tuning loss (a ``finetune.TrainingLoss`` that reads :class:`Conditioning`)."""
+        """The fine-tuning loss (a ``families.losses.TrainingLoss`` that reads :class:`Conditioning`)."""
 
     def save_lora(self, directory, state: dict[str, torch.Tensor]) -> None:
         """Write ``state`` (``lora_prefix``-ed keys) as ``pytorch_lora_weights.safetensors`` in diffusers' format."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .base import Conditioning, Family, SamplingPlan
+from .losses import DenoisingLoss
 
 
 def padded_ids(tokenizer, prompt: str) -> torch.Tensor:
@@ -38,9 +39,7 @@ class StableDiffusion(Family):
     def encode(self, pipe, prompt: str) -> Conditioning:
         return Conditioning(clip_embeds(pipe.tokenizer, pipe.text_encoder, prompt, pipe._execution_device))
 
-    def training_loss(self, pipe):
-        from ..finetune import DenoisingLoss
-
+    def training_loss(self, pipe) -> DenoisingLoss:
         return DenoisingLoss.for_scheduler(pipe.scheduler)
 
     def sample(self, pipe, noise: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..finetune import DenoisingLoss, denoising_loss, noise_scheduler_for
 from ..sampling import Step, alpha_prod_at, check_finite, ddim_denoised
 from .base import Conditioning, Family, SamplingPlan
+from .losses import DenoisingLoss, denoising_loss, noise_scheduler_for
 
 
 def time_ids(height: int, width: int, rows: int, device, dtype) -> torch.Tensor:

@@ -6,7 +6,7 @@
   (P+, Voynov et al., arXiv 2303.09522). The per-layer embeddings travel through the UNet as one
   tensor, concatenated along the sequence axis; each cross-attention layer's processor keeps its own
   slice. So the denoising loop (``sampling.denoise``) and the training loss
-  (``finetune.denoising_loss``), which only pass ``encoder_hidden_states`` along, run unchanged.
+  (``families.losses.denoising_loss``), which only pass ``encoder_hidden_states`` along, run unchanged.
 """
 
 from __future__ import annotations

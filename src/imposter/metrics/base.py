@@ -9,8 +9,9 @@ runner can skip it with that message; it is never scored as 0.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import torch
@@ -59,13 +60,34 @@ def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def load_error(kind: str, model: str, error: BaseException) -> MetricUnavailable:
-    """The one-line MetricUnavailable for a metric model that failed to load."""
-    reason = str(error).partition("\n")[0]
-    return MetricUnavailable(
-        f"cannot load {kind} model {model!r} ({reason}); pass a hub id reachable from here "
-        "or a local folder saved with save_pretrained (safetensors weights)."
-    )
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers one request, tried once (no retries) within ``timeout`` seconds."""
+    from huggingface_hub import constants, get_session
+
+    if constants.is_offline_mode():
+        return False
+    try:
+        get_session().head(constants.ENDPOINT, timeout=timeout)
+    except Exception:  # DNS, connection, TLS, timeout: the client's errors come in many types, all mean "no"
+        return False
+    return True
+
+
+def load_metric_model(kind: str, model: str, load: Callable[[bool], T]) -> T:
+    """``load(local_files_only)`` for a metric's model, a local folder or a hub id; a failure is the one-line
+    MetricUnavailable.
+
+    A hub id is fetched only if the hub answers one request; otherwise it loads from the local cache or fails
+    at once, rather than after the hub client's five retries per file (over a minute for each model)."""
+    offline = not Path(model).exists() and not hub_reachable()
+    try:
+        return load(offline)
+    except (OSError, ValueError) as error:
+        reason = str(error).partition("\n")[0]
+        raise MetricUnavailable(
+            f"cannot load {kind} model {model!r} ({reason}); pass a hub id reachable from here "
+            "or a local folder saved with save_pretrained (safetensors weights)."
+        ) from error
 
 
 class SourceSimilarity(Metric):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from imposter.errors import ConfigError
-from imposter.metrics.base import EvalItem, Metric, batches, load_error
+from imposter.metrics.base import EvalItem, Metric, batches, load_metric_model
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"  # the model of the authors' eval.py
 
@@ -32,11 +32,12 @@ class ClipScore(Metric):
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
         from transformers import AutoProcessor, CLIPModel
 
-        try:
-            self.model = CLIPModel.from_pretrained(model, use_safetensors=True).to(device).eval()
-            processor = AutoProcessor.from_pretrained(model)
-        except (OSError, ValueError) as error:
-            raise load_error("CLIP", model, error) from error
+        def load(local_files_only: bool):
+            clip = CLIPModel.from_pretrained(model, use_safetensors=True, local_files_only=local_files_only)
+            return clip, AutoProcessor.from_pretrained(model, local_files_only=local_files_only)
+
+        clip, processor = load_metric_model("CLIP", model, load)
+        self.model = clip.to(device).eval()
         self.tokenizer = processor.tokenizer
         self.image_processor = processor.image_processor
         self.device = torch.device(device)

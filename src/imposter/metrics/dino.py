@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from imposter.errors import ConfigError
-from imposter.metrics.base import SourceSimilarity, load_error
+from imposter.metrics.base import SourceSimilarity, load_metric_model
 
 # variant -> (default model, which features): "tokens" = all tokens flattened, "cls" = the CLS token
 DINO_VARIANTS = {
@@ -47,14 +47,18 @@ class DinoScore(SourceSimilarity):
         model = model or default_model
         from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
-        try:
-            config = AutoConfig.from_pretrained(model)
+        def load(local_files_only: bool):
+            config = AutoConfig.from_pretrained(model, local_files_only=local_files_only)
             # DINO v1 checkpoints are plain ViTs saved without the (unused) pooler
             extra = {"add_pooling_layer": False} if config.model_type == "vit" else {}
-            self.model = AutoModel.from_pretrained(model, config=config, use_safetensors=True, **extra)
-            self.image_processor = AutoImageProcessor.from_pretrained(model)
-        except (OSError, ValueError) as error:
-            raise load_error("DINO", model, error) from error
+            return (
+                AutoModel.from_pretrained(
+                    model, config=config, use_safetensors=True, local_files_only=local_files_only, **extra
+                ),
+                AutoImageProcessor.from_pretrained(model, local_files_only=local_files_only),
+            )
+
+        self.model, self.image_processor = load_metric_model("DINO", model, load)
         self.model.to(device).eval()
         self.device = torch.device(device)
         self.batch_size = batch_size

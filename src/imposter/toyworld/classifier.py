@@ -371,7 +371,7 @@ def save_classifier(model: ToyClassifier, config: ClassifierConfig, report: dict
 @lru_cache(maxsize=4)
 def load_classifier(folder: str | Path | None = None) -> ToyClassifier:
     """The classifier saved with a toy pipeline (default: the bundled one), loaded once per folder."""
-    from ..models import toy_checkpoint
+    from .plugin import toy_checkpoint
 
     return load_classifier_weights(Path(folder) if folder is not None else toy_checkpoint())
 

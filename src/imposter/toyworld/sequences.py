@@ -17,9 +17,9 @@ from PIL import Image
 
 from ..fileio import atomic_directory, save_image
 from ..metrics.base import EvalItem
-from ..metrics.toy import ToyGroundTruth
 from ..video.writers import frame_name
 from .figures import color_similarity
+from .metric import ToyGroundTruth
 from .pairs import ToyPair, make_pairs
 from .render import render
 from .world import Pose, instance, sequence_poses
@@ -68,7 +68,7 @@ def write_sequence(sequence: ToySequence, folder: str | Path) -> tuple[Path, Pat
 
 
 def score_sequence(generated: Sequence[Image.Image], sequence: ToySequence) -> list[dict[str, float]]:
-    """Per frame: the toy ground-truth scores (:class:`imposter.metrics.toy.ToyGroundTruth`) and ``consistency``.
+    """Per frame: the toy ground-truth scores (:class:`imposter.toyworld.metric.ToyGroundTruth`) and ``consistency``.
 
     ``consistency`` is the color similarity of the frame with the previous generated frame: the subject
     keeping its look from frame to frame. The first frame has none.

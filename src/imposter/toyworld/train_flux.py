@@ -129,8 +129,8 @@ def train_toy_flux(
     """Train the toy FLUX.1 pipeline on the SD toy pipeline ``base`` (default: the bundled one) into ``out``
     (replaced atomically); returns the summary. Resumes from ``OUT.work/``, removed at the end.
     ``classifier_folder``: whose ``classifier/`` reads the sanity check (default: ``base``'s)."""
-    from ..models import toy_checkpoint
     from .classifier import load_classifier_weights
+    from .plugin import toy_checkpoint
     from .sanity import logged_sanity_check
 
     train, model = train or ToyFluxTrainConfig(), model or ToyFluxConfig()

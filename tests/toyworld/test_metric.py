@@ -8,7 +8,7 @@ from PIL import Image, ImageFilter
 
 from imposter.errors import DataError
 from imposter.metrics.base import EvalItem
-from imposter.metrics.toy import PSNR_CAP, ToyGroundTruth, psnr
+from imposter.toyworld.metric import PSNR_CAP, ToyGroundTruth, psnr
 from imposter.toyworld.render import render
 from imposter.toyworld.world import BACKGROUND, instance, sample_pose
 
