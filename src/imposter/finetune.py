@@ -77,7 +77,7 @@ def draw_noise(generator: torch.Generator, latents: torch.Tensor, num_train_time
 def check_loss(loss: torch.Tensor, step: int) -> None:
     if not torch.isfinite(loss):
         raise NumericalError(
-            f"the fine-tuning loss became NaN or infinite at step {step}; lower the learning rate or use --dtype float32"
+            f"the fine-tuning loss became NaN or infinite at step {step}; lower the learning rate or use $dtype float32"
         )
 
 
