@@ -43,7 +43,6 @@ from imposter.video.animate import (
     AnimateConfig,
     prepare_sequence,
     run_animate,
-    sample_frames,
     sequence_method,
 )
 from imposter.video.writers import write_gif
@@ -93,10 +92,11 @@ def independent_frames(
         sequence.driving_prompt,
     )
     learned = engine.load_personalization(folder / "run" / ADAPTER_DIR, method)
-    seeds = [config.seed + t for t in range(len(prepared.frames))]
-    noise = engine.initial_noise(seeds, prepared.pair)
+    frames = range(len(prepared.frames))
+    seeds = [config.seed + t for t in frames]
     sampling = resolve(method, engine.family, sampling=config.sampling)[1]
-    batches = sample_frames(engine, prepared, learned, method, noise, sampling, progress=False)
+    pair = prepared.frames_pair(frames)  # each frame guided by its own driving frame
+    batches = engine.sample_batches(pair, learned, seeds, sampling, method, progress=False)
     return [image for batch in batches for _, image in batch]
 
 

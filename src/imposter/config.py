@@ -56,7 +56,7 @@ class FinetuneConfig:
     def validate(self) -> FinetuneConfig:
         """Raise ConfigError on an out-of-range value; return self."""
         if self.steps < 0:
-            raise ConfigError(f"--train-steps must be >= 0, got {self.steps}")
+            raise ConfigError(f"$train_steps must be >= 0, got {self.steps}")
         if self.rank < 1:
             raise ConfigError(f"LoRA rank must be >= 1, got {self.rank}")
         if not self.learning_rate > 0:
@@ -109,16 +109,16 @@ class SamplingConfig:
     def validate(self) -> SamplingConfig:
         """Raise ConfigError on an out-of-range or inconsistent value; return self."""
         if self.steps < 1:
-            raise ConfigError(f"--steps must be >= 1, got {self.steps}")
+            raise ConfigError(f"$steps must be >= 1, got {self.steps}")
         if self.k < 0 or self.k > self.steps:
             raise ConfigError(
-                f"--k {self.k} must be between 0 and the number of steps ({self.steps}); lower --k or raise --steps"
+                f"$k {self.k} must be between 0 and the number of steps ({self.steps}); lower $k or raise $steps"
             )
         if self.guidance_scale < 0:
-            raise ConfigError(f"--guidance-scale must be >= 0, got {self.guidance_scale}")
+            raise ConfigError(f"$guidance_scale must be >= 0, got {self.guidance_scale}")
         if self.amp_scale < 0 or self.phase_scale < 0:
             raise ConfigError(
-                f"guidance scales must be >= 0 (got --amp-scale {self.amp_scale}, --phase-scale {self.phase_scale});"
+                f"guidance scales must be >= 0 (got $amp_scale {self.amp_scale}, $phase_scale {self.phase_scale});"
                 " use 0 to switch a term off"
             )
         if self.phase_distance not in PHASE_DISTANCES:
@@ -132,17 +132,15 @@ class SamplingConfig:
         if not 0 <= self.eta <= 1:
             raise ConfigError(f"eta must be in [0, 1], got {self.eta}")
         if self.phase_cutoff is not None and self.phase_cutoff <= 0:
-            raise ConfigError(
-                f"--phase-cutoff must be > 0 (cycles per latent pixel), got {self.phase_cutoff}"
-            )
+            raise ConfigError(f"$phase_cutoff must be > 0 (cycles per latent pixel), got {self.phase_cutoff}")
         if not 0 <= self.guidance_until <= 1:
             raise ConfigError(
-                f"--guidance-until must be in [0, 1] (a fraction of the steps), got {self.guidance_until}"
+                f"$guidance_until must be in [0, 1] (a fraction of the steps), got {self.guidance_until}"
             )
         if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"$batch_size must be >= 1, got {self.batch_size}")
         if self.controlnet_scale < 0:
-            raise ConfigError(f"--controlnet-scale must be >= 0, got {self.controlnet_scale}")
+            raise ConfigError(f"$controlnet_scale must be >= 0, got {self.controlnet_scale}")
         return self
 
 
@@ -191,11 +189,11 @@ FINETUNE_FLAGS = {
 
 
 def flag_for(section: str, field_name: str) -> str:
-    """The command-line flag that sets ``field_name`` of the "sampling" or "finetune" config."""
+    """The setting that sets ``field_name`` of the "sampling" or "finetune" config, as an error names it
+    (``$train_steps``: see ``imposter.errors``)."""
     if section == "finetune":
-        dest = {f: d for d, f in FINETUNE_FLAGS.items()}.get(field_name, field_name)
-        return "--" + dest.replace("_", "-")
-    return "--" + field_name.replace("_", "-")
+        return "$" + {f: d for d, f in FINETUNE_FLAGS.items()}.get(field_name, field_name)
+    return "$" + field_name
 
 
 class _NotGiven:

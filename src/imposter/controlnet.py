@@ -35,8 +35,8 @@ def load_controlnet(name: str, unet, family_name: str, device: torch.device):
     stay on the GPU); a one-line error when it cannot be read or does not fit the UNet."""
     if family_name not in EXAMPLES:
         raise ConfigError(
-            f"--controlnet works with SD 1.x/2.x and SDXL checkpoints (diffusers' ControlNetModel); "
-            f"this is a {family_name} model: use --method imposter"
+            f"$controlnet works with SD 1.x/2.x and SDXL checkpoints (diffusers' ControlNetModel); "
+            f"this is a {family_name} model: use $method imposter"
         )
     from diffusers import ControlNetModel
 
@@ -46,13 +46,13 @@ def load_controlnet(name: str, unet, family_name: str, device: torch.device):
         controlnet = ControlNetModel.from_pretrained(name, torch_dtype=unet.dtype, use_safetensors=True)
     except (OSError, ValueError) as err:
         raise ModelLoadError(
-            f"--controlnet {name} could not be loaded ({first_line(err)}); give a hub id or a local "
+            f"$controlnet {name} could not be loaded ({first_line(err)}); give a hub id or a local "
             f"diffusers ControlNet folder with safetensors weights, e.g. {EXAMPLES[family_name]}"
         ) from err
     ours, theirs = unet.config.cross_attention_dim, controlnet.config.cross_attention_dim
     if ours != theirs:
         raise ModelLoadError(
-            f"--controlnet {name} was trained for another base model (text width {theirs}, this model's "
+            f"$controlnet {name} was trained for another base model (text width {theirs}, this model's "
             f"{ours}); use a ControlNet for this checkpoint's family, e.g. {EXAMPLES[family_name]}"
         )
     return controlnet.to(device).eval().requires_grad_(False)
@@ -119,12 +119,12 @@ def controlled(unet, controlnet, pose_map: torch.Tensor, scale: float) -> Iterat
 def detect_pose(image: Image.Image, detector: str) -> Image.Image:
     """The driving image's pose map by controlnet_aux's ``detector`` (optional; its weights come from the hub)."""
     if detector not in DETECTORS:
-        raise ConfigError(f"--detect-pose must be one of {DETECTORS}, got {detector!r}")
+        raise ConfigError(f"$detect_pose must be one of {DETECTORS}, got {detector!r}")
     try:
         from controlnet_aux import OpenposeDetector
     except ImportError as err:
         raise ConfigError(
-            "--detect-pose needs the controlnet_aux package (pip install controlnet_aux; its weights come "
-            "from the hub); or draw the map yourself and pass --driving-pose-map FILE"
+            "$detect_pose needs the controlnet_aux package (pip install controlnet_aux; its weights come "
+            "from the hub); or draw the map yourself and pass $driving_pose_map FILE"
         ) from err
     return OpenposeDetector.from_pretrained(ANNOTATORS)(image).resize(image.size)

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from .config import FinetuneConfig, SamplingConfig
-from .errors import ConfigError, ImposterError, ModelLoadError
+from .errors import ConfigError, ImposterError, ImposterWarning, ModelLoadError
 from .families import family_of
 from .families.base import Conditioning, Family
 from .images import check_size, fit_image, load_image, to_rgb
@@ -145,22 +145,22 @@ class ImPoster:
         ``driving_pose_map``: the driving image's pose map (OpenPose or DensePose render), fitted like the
         images; what ``pose-control`` feeds its ControlNet. ``target_pose_map``: the ground truth's (toy
         world), what ``pose-control-oracle`` feeds it."""
-        source_prompt = check_caption(source_prompt, "--source-prompt")
-        driving_prompt = check_caption(driving_prompt, "--driving-prompt")
+        source_prompt = check_caption(source_prompt, "$source_prompt")
+        driving_prompt = check_caption(driving_prompt, "$driving_prompt")
         if target_prompt is None:
             target_prompt = compose_target_prompt(source_prompt, driving_prompt)
         else:
-            target_prompt = check_caption(target_prompt, "--target-prompt")
+            target_prompt = check_caption(target_prompt, "$target_prompt")
         named = named_model(self.model)
         vocabulary_notice = named.vocabulary_notice if named is not None else None
         if vocabulary_notice and (
             notice := vocabulary_notice([source_prompt, driving_prompt, target_prompt])
         ):
-            warnings.warn(notice, stacklevel=2)
+            warnings.warn(ImposterWarning(notice), stacklevel=2)
         for name, prompt in (
-            ("--source-prompt", source_prompt),
-            ("--driving-prompt", driving_prompt),
-            ("--target-prompt", target_prompt),
+            ("$source_prompt", source_prompt),
+            ("$driving_prompt", driving_prompt),
+            ("$target_prompt", target_prompt),
         ):
             for tokenizer in self.family.tokenizers(self.pipe):
                 check_token_length(tokenizer, prompt, name)
@@ -236,17 +236,17 @@ class ImPoster:
         directory = Path(directory)
         if not directory.is_dir():
             raise ModelLoadError(
-                f"--adapter {directory} is not a folder (give the adapter/ folder of an earlier run)"
+                f"$adapter {directory} is not a folder (give the adapter/ folder of an earlier run)"
             )
         metadata = _read_metadata(directory)
         stored = metadata.get("method")
         method = get_method(method or stored or "imposter") if not isinstance(method, Method) else method
         if stored:
-            check_compatible(method, stored, f"--adapter {directory}")
+            check_compatible(method, stored, f"$adapter {directory}")
         family = metadata.get("family", self.family.name)
         if family != self.family.name:
             raise ModelLoadError(
-                f"--adapter {directory} was learned on a {family} model; this is a {self.family.name} model: "
+                f"$adapter {directory} was learned on a {family} model; this is a {self.family.name} model: "
                 "use a checkpoint of that family"
             )
         if not metadata:
@@ -257,7 +257,7 @@ class ImPoster:
             raise
         except Exception as err:  # a truncated safetensors file, a missing tensor: all mean the same
             raise ModelLoadError(
-                f"--adapter {directory} could not be read ({first_line(err)}); it may be incomplete: "
+                f"$adapter {directory} could not be read ({first_line(err)}); it may be incomplete: "
                 "fine-tune again, or give another adapter folder"
             ) from err
         learned.family, learned.base_model = self.family.name, metadata.get("base_model", "")
@@ -266,7 +266,7 @@ class ImPoster:
         except (RuntimeError, ValueError, KeyError) as err:
             trained = f" (learned on {learned.base_model})" if learned.base_model else ""
             raise ModelLoadError(
-                f"--adapter {directory}{trained} does not fit this model ({self.model}): "
+                f"$adapter {directory}{trained} does not fit this model ({self.model}): "
                 f"{first_line(err)}; use the base model it was learned on"
             ) from err
         return learned
@@ -309,7 +309,7 @@ class ImPoster:
         check_compatible(method, personalization.method)
         method.check_model(self)
         config = resolve(method, self.family, sampling=sampling)[1]
-        yield from self.sample_batches(pair, personalization, seeds, config, method, progress)
+        yield from self.sample_batches(pair, personalization, distinct_seeds(seeds), config, method, progress)
 
     def sample_batches(
         self,
@@ -321,17 +321,25 @@ class ImPoster:
         progress: bool = True,
     ) -> Iterator[list[tuple[int, Image.Image]]]:
         """``generate_batches`` with settings already resolved (``imposter.settings.resolve``) for a method that
-        runs on this model and samples from ``personalization``: what a job calls."""
+        runs on this model and samples from ``personalization``: what a job calls.
+
+        ``pair.driving_latents``: one driving image for every seed, or one per seed (a driving sequence, where
+        seeds may repeat: animate starts every frame from the same noise).
+        """
         seeds = [int(s) for s in seeds]
-        if len(set(seeds)) != len(seeds):
-            raise ConfigError(f"--seeds has duplicates: {seeds}")
+        driving = pair.driving_latents
         size = sampling.batch_size or max(1, len(seeds))
         with personalization.active(self):
             for start in range(0, len(seeds), size):
                 chunk = seeds[start : start + size]
+                chunk_pair = (
+                    pair
+                    if len(driving) == 1
+                    else replace(pair, driving_latents=driving[start : start + size])
+                )
                 noise, generators = self.seeded_noise(chunk, pair)
                 latents = method.sample(
-                    self, pair, personalization, noise, sampling, progress, generators=generators
+                    self, chunk_pair, personalization, noise, sampling, progress, generators=generators
                 )
                 yield list(zip(chunk, self.decode(latents), strict=True))
 
@@ -349,6 +357,14 @@ class ImPoster:
         return [image for batch in batches for _, image in batch]
 
 
+def distinct_seeds(seeds: Sequence[int]) -> list[int]:
+    """``seeds`` as whole numbers; ConfigError if one repeats (each seed is one image)."""
+    seeds = [int(s) for s in seeds]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"$seeds has duplicates: {seeds}")
+    return seeds
+
+
 def _as_image(image: str | Path | Image.Image, role: str) -> Image.Image:
     if isinstance(image, Image.Image):
         return to_rgb(image, f"{role} image")
@@ -364,7 +380,7 @@ def _read_metadata(directory: Path) -> dict:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelLoadError(
-            f"--adapter {directory}: {METADATA_FILE} is not readable JSON ({err}); fine-tune again"
+            f"$adapter {directory}: {METADATA_FILE} is not readable JSON ({err}); fine-tune again"
         ) from err
 
 
@@ -374,6 +390,6 @@ def _kind_of(directory: Path) -> str:
         if (directory / name).exists():
             return kind
     raise ModelLoadError(
-        f"--adapter {directory} holds none of {METADATA_FILE}, {LORA_FILE}, {UNET_FILE}, {EMBEDDINGS_FILE}; "
+        f"$adapter {directory} holds none of {METADATA_FILE}, {LORA_FILE}, {UNET_FILE}, {EMBEDDINGS_FILE}; "
         "give the adapter/ folder written by imposter generate"
     )

@@ -34,7 +34,7 @@ from .lora import ADAPTER_NAME, add_lora, lora_state_dict, own_adapter
 def check_loss(loss: torch.Tensor, step: int) -> None:
     if not torch.isfinite(loss):
         raise NumericalError(
-            f"the fine-tuning loss became NaN or infinite at step {step}; lower the learning rate or use --dtype float32"
+            f"the fine-tuning loss became NaN or infinite at step {step}; lower the learning rate or use $dtype float32"
         )
 
 

@@ -99,6 +99,12 @@ def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool
         "--height", type=int, default=None, help="default: the model's native size (512 for SD 2.1-base)"
     )
     parser.add_argument("--width", type=int, default=None)
+    add_finetune_flags(parser)
+    add_sampling_flags(parser)
+
+
+def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
+    """--train-steps, --lr, --rank, --train-seed, --gradient-checkpointing (left unset: NOT_GIVEN)."""
     ft = parser.add_argument_group("fine-tuning (paper Sec. 4 defaults)")
     ft.add_argument("--train-steps", type=int, default=NOT_GIVEN, help="fine-tuning iterations (default 500)")
     ft.add_argument(
@@ -117,6 +123,10 @@ def add_generation_flags(parser: argparse.ArgumentParser, multiple_methods: bool
         default=NOT_GIVEN,
         help="recompute activations in the backward pass: less memory, slower (default: on for SDXL, FLUX.1)",
     )
+
+
+def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
+    """The SamplingConfig flags (SAMPLING_FLAGS; left unset: NOT_GIVEN)."""
     sp = parser.add_argument_group("sampling (paper Sec. 4 defaults)")
     sp.add_argument("--steps", type=int, default=NOT_GIVEN, help="DDIM steps (default 50)")
     sp.add_argument(

@@ -93,7 +93,7 @@ def fit_image(image: Image.Image, width: int, height: int, fit: str = "pad") -> 
         return canvas
     if fit == "crop":
         return ImageOps.fit(image, (width, height), Image.LANCZOS)
-    raise ConfigError(f"--fit must be 'pad' or 'crop', got {fit!r}")
+    raise ConfigError(f"$fit must be 'pad' or 'crop', got {fit!r}")
 
 
 def check_size(width: int, height: int, multiple: int) -> None:

@@ -48,10 +48,10 @@ def resolve_device(device: str | None = None) -> torch.device:
             resolved = torch.device(device)
         except RuntimeError as err:
             raise ConfigError(
-                f"--device {device!r} is not a torch device (use cpu, cuda, cuda:1, mps)"
+                f"$device {device!r} is not a torch device (use cpu, cuda, cuda:1, mps)"
             ) from err
         if resolved.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+            raise ConfigError("$device cuda was asked for but no CUDA GPU is visible; use $device cpu")
         return resolved
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -61,12 +61,12 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     CUDA and float32 elsewhere."""
     if isinstance(dtype, torch.dtype):
         if dtype not in DTYPES.values():
-            raise ConfigError(f"--dtype must be one of {sorted(DTYPES)}, got {dtype}")
+            raise ConfigError(f"$dtype must be one of {sorted(DTYPES)}, got {dtype}")
         return dtype
     if dtype:
         name = str(dtype).removeprefix("torch.")
         if name not in DTYPES:
-            raise ConfigError(f"--dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+            raise ConfigError(f"$dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
         return DTYPES[name]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -122,7 +122,7 @@ def load_pipeline(
 
     device = resolve_device(str(device) if device is not None else None)
     if offload and device.type == "cpu":
-        raise ConfigError("--offload moves each model to the GPU only while it runs: it needs --device cuda")
+        raise ConfigError("$offload moves each model to the GPU only while it runs: it needs $device cuda")
     dtype = dtype or resolve_dtype(None, device)
     source = model_source(model)
     if named_model(model) is not None and not (source / "model_index.json").exists():

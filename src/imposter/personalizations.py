@@ -174,8 +174,8 @@ class EmbeddingPersonalization(Personalization):
         """Read a folder written by ``save``; ModelLoadError if it holds no embeddings."""
         if not (directory / EMBEDDINGS_FILE).exists():
             raise ModelLoadError(
-                f"--adapter {directory} holds no {EMBEDDINGS_FILE}; give the adapter/ folder of a run "
-                f"of --method {method}"
+                f"$adapter {directory} holds no {EMBEDDINGS_FILE}; give the adapter/ folder of a run "
+                f"of $method {method}"
             )
         lora = load_file(directory / LORA_FILE) if (directory / LORA_FILE).exists() else {}
         return cls(method=method, info=info or {}, tensors=load_file(directory / EMBEDDINGS_FILE), lora=lora)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 
-from .errors import PromptError
+from .errors import ImposterWarning, PromptError
 
 # Words that start the action part of a caption ("a woman *playing* violin", "a cat *with* a hat").
 _LINKS = {
@@ -21,7 +21,7 @@ _ING_NOUNS = {
 
 
 def check_caption(caption: str, name: str) -> str:
-    """Return the caption stripped; an empty one is a PromptError naming the flag."""
+    """Return the caption stripped; an empty one is a PromptError naming the setting ``name`` (``$source_prompt``)."""
     if caption is None or not caption.strip():
         raise PromptError(f"{name} is empty; describe the image in a few words, e.g. 'a dog'")
     return " ".join(caption.split())
@@ -36,14 +36,14 @@ def split_subject(caption: str) -> tuple[str, str]:
             return " ".join(words[:i]), " ".join(words[i:])
     raise PromptError(
         f"cannot find the action in the driving caption {caption!r} (expected e.g. 'a woman playing violin');"
-        " give the target prompt yourself with --target-prompt"
+        " give the target prompt yourself with $target_prompt"
     )
 
 
 def compose_target_prompt(source_prompt: str, driving_prompt: str) -> str:
     """Replace the driving caption's subject by the source caption: "a dog" + "a cat drinking" -> "a dog drinking"."""
-    source = check_caption(source_prompt, "--source-prompt")
-    driving = check_caption(driving_prompt, "--driving-prompt")
+    source = check_caption(source_prompt, "$source_prompt")
+    driving = check_caption(driving_prompt, "$driving_prompt")
     _, action = split_subject(driving)
     return f"{source.rstrip('.')} {action}"
 
@@ -70,10 +70,10 @@ def edit_instruction(source_prompt: str, driving_prompt: str, target_prompt: str
     caption's action as :func:`split_subject` finds it, a leading "is"/"are" dropped). When the driving caption
     has no action it can find, the target prompt is shown instead (PromptError if there is none).
     """
-    source = check_caption(source_prompt, "--source-prompt")
+    source = check_caption(source_prompt, "$source_prompt")
     subject = subject_noun(source)
     try:
-        _, action = split_subject(check_caption(driving_prompt, "--driving-prompt"))
+        _, action = split_subject(check_caption(driving_prompt, "$driving_prompt"))
         words = action.rstrip(".").split()
         if len(words) > 1 and words[0].lower() in _BE:
             words = words[1:]
@@ -81,7 +81,7 @@ def edit_instruction(source_prompt: str, driving_prompt: str, target_prompt: str
     except PromptError:
         if target_prompt is None:
             raise
-        shown = check_caption(target_prompt, "--target-prompt").rstrip(".")
+        shown = check_caption(target_prompt, "$target_prompt").rstrip(".")
     return f"Change the image to show {shown}, keeping the {subject}'s identity and appearance."
 
 
@@ -94,6 +94,8 @@ def check_token_length(tokenizer, prompt: str, name: str) -> None:
             tokenizer(prompt, truncation=True, max_length=limit).input_ids, skip_special_tokens=True
         )
         warnings.warn(
-            f"{name} has {count} tokens, more than this model's limit of {limit}; it is truncated to {kept!r}",
+            ImposterWarning(
+                f"{name} has {count} tokens, more than this model's limit of {limit}; it is truncated to {kept!r}"
+            ),
             stacklevel=2,
         )

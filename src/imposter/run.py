@@ -24,7 +24,7 @@ from PIL import Image
 
 from . import __version__
 from .config import RunConfig
-from .engine import ImPoster
+from .engine import ImPoster, distinct_seeds
 from .errors import ConfigError
 from .fileio import atomic_directory, save_image, write_json
 from .images import image_grid, load_image
@@ -91,7 +91,7 @@ def previous_run(out: Path, run: dict[str, Any], overwrite: bool) -> dict[str, A
     if overwrite:
         return None
     raise ConfigError(
-        f"{out} holds a run with other settings; choose another --out, or pass --overwrite to replace it"
+        f"{out} holds a run with other settings; choose another $out, or pass $overwrite to replace it"
     )
 
 
@@ -173,6 +173,155 @@ def pose_map(config: RunConfig, driving: Image.Image, log: Callable[[str], None]
     return None
 
 
+class Job:
+    """What a kind of run folder does its own way; ``run_job`` does the rest, the same for every job.
+
+    ``run_job``: load the model, resolve the settings, ``prepare``, open (or resume) the folder, personalize,
+    make the ``outputs`` not written yet from ``sampling_inputs``, ``finish``, write config.json.
+    """
+
+    item = "image"  # what one output is called in the log: "seed", "frame"
+    per_item = "generate_per_image"  # the timing of one output
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def load_model(self, config: Any, engine: ImPoster | None) -> ImPoster:
+        """``engine``, or the config's model loaded."""
+        return engine or ImPoster.from_pretrained(config.model, config.device, config.dtype)
+
+    def prepare(self, engine: ImPoster, config: C, log: Callable[[str], None]) -> tuple[C, dict[str, Any]]:
+        """Fit the inputs to the model: ``config`` with what the run settled on, and the settings a resumed
+        folder must match (config.json's "run")."""
+        raise NotImplementedError
+
+    def learning_pair(self) -> PreparedPair:
+        """The pair the method personalizes on."""
+        raise NotImplementedError
+
+    def outputs(self, out: Path, config: Any) -> dict[int, Path]:
+        """Each output's file by its key (a seed, a frame index), in the order of the results."""
+        raise NotImplementedError
+
+    def sampling_inputs(self, config: Any, todo: list[int]) -> tuple[PreparedPair, list[int]]:
+        """The pair and the seeds that make the outputs ``todo`` (see ``ImPoster.sample_batches``)."""
+        raise NotImplementedError
+
+    def finish(self, out: Path, config: Any, outputs: dict[int, Path], log: Callable[[str], None]) -> dict:
+        """Write what is made of the outputs (a grid, an animation); what config.json adds about the run."""
+        raise NotImplementedError
+
+
+@dataclass
+class JobRun:
+    """What ``run_job`` did: the settled config, the outputs by key, and whether the adapter was reused."""
+
+    config: Any
+    outputs: dict[int, Path]
+    reused_adapter: bool
+    timings: dict[str, float]
+
+
+def run_job(
+    job: Job,
+    config: Any,
+    out: Path,
+    engine: ImPoster | None,
+    overwrite: bool,
+    progress: bool,
+    log: Callable[[str], None],
+    method: Method,
+) -> JobRun:
+    """The skeleton of every job (see ``Job``): one run folder, resumable, written as it goes."""
+    timings = job.timings
+    start = time.perf_counter()
+    engine = job.load_model(config, engine)
+    timings["load_model"] = time.perf_counter() - start
+    config, run = job.prepare(engine, resolved(config, engine, method), log)
+    previous = open_run_folder(out, run, overwrite)
+    start = time.perf_counter()
+    learned, reused = load_or_personalize(
+        engine, job.learning_pair(), method, config, out, previous is not None, progress, log
+    )
+    timings["personalize"] = time.perf_counter() - start
+
+    outputs = job.outputs(out, config)
+    todo = [key for key, path in outputs.items() if previous is None or not path.exists()]
+    if len(todo) < len(outputs):
+        log(f"resuming: {len(outputs) - len(todo)} of {len(outputs)} {job.item}s already written")
+    start = time.perf_counter()
+    pair, seeds = job.sampling_inputs(config, todo)
+    batches = engine.sample_batches(pair, learned, seeds, config.sampling, method, progress=progress)
+    images = (image for batch in batches for _, image in batch)
+    for key, image in zip(todo, images, strict=True):
+        save_image(image, outputs[key])
+    timings["generate"] = time.perf_counter() - start
+    timings[job.per_item] = timings["generate"] / len(todo) if todo else 0.0
+
+    more = job.finish(out, config, outputs, log)
+    timings = {k: round(v, 3) for k, v in timings.items()}
+    done = {"run": run, "environment": environment(), "status": "done", "timings": timings}
+    write_json(out / CONFIG_FILE, done | more | {"personalization": learned.info})
+    return JobRun(config, outputs, reused, timings)
+
+
+class GenerateJob(Job):
+    """``generate``: one image per seed, and the grid source | driving | results."""
+
+    item = "seed"
+
+    def __init__(self, config: RunConfig):
+        super().__init__()
+        # read before the model loads, so that a wrong path fails at once
+        self.source = load_image(config.source, "source")
+        self.driving = load_image(config.driving, "driving")
+
+    def load_model(self, config: RunConfig, engine: ImPoster | None) -> ImPoster:
+        engine = engine or ImPoster.from_pretrained(config.model, config.device, config.dtype, config.offload)
+        if config.controlnet:
+            engine.load_controlnet(config.controlnet)
+        return engine
+
+    def prepare(
+        self, engine: ImPoster, config: RunConfig, log: Callable[[str], None]
+    ) -> tuple[RunConfig, dict]:
+        self.pair = engine.prepare(
+            self.source,
+            config.source_prompt,
+            self.driving,
+            config.driving_prompt,
+            config.target_prompt or None,
+            fit=config.fit,
+            height=config.height,
+            width=config.width,
+            driving_pose_map=pose_map(config, self.driving, log),
+        )
+        config = settled(config, self.pair, engine, log)
+        return config, config.to_dict()
+
+    def learning_pair(self) -> PreparedPair:
+        return self.pair
+
+    def outputs(self, out: Path, config: RunConfig) -> dict[int, Path]:
+        return {seed: out / seed_image_name(seed) for seed in distinct_seeds(config.seeds)}
+
+    def sampling_inputs(self, config: RunConfig, todo: list[int]) -> tuple[PreparedPair, list[int]]:
+        return self.pair, todo
+
+    def finish(
+        self, out: Path, config: RunConfig, outputs: dict[int, Path], log: Callable[[str], None]
+    ) -> dict:
+        results = [Image.open(path).convert("RGB") for path in outputs.values()]
+        self.grid = save_image(
+            image_grid(
+                [[self.pair.source_image, self.pair.driving_image, *results]],
+                ["source", "driving", *map(str, outputs)],
+            ),
+            out / "grid.png",
+        )
+        return {}
+
+
 def run_generate(
     config: RunConfig,
     out: str | Path,
@@ -187,71 +336,9 @@ def run_generate(
     ``config.finetune`` and ``config.sampling`` are the user's (see ``RunConfig``); ``method``: the
     ``config.method`` object if the caller has it (None: looked up here).
     """
-    out = Path(out)
     method = method or get_method(config.method)
-    source = load_image(config.source, "source")
-    driving = load_image(config.driving, "driving")
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    engine = engine or ImPoster.from_pretrained(config.model, config.device, config.dtype, config.offload)
-    timings["load_model"] = time.perf_counter() - start
-    if config.controlnet:
-        engine.load_controlnet(config.controlnet)
-    config = resolved(config, engine, method)
-    pair = engine.prepare(
-        source,
-        config.source_prompt,
-        driving,
-        config.driving_prompt,
-        config.target_prompt or None,
-        fit=config.fit,
-        height=config.height,
-        width=config.width,
-        driving_pose_map=pose_map(config, driving, log),
+    job = GenerateJob(config)
+    ran = run_job(job, config, Path(out), engine, overwrite, progress, log, method)
+    return RunResult(
+        Path(out), ran.outputs, job.grid, job.pair.target_prompt, ran.reused_adapter, ran.timings
     )
-    config = settled(config, pair, engine, log)
-    run = config.to_dict()
-    previous = open_run_folder(out, run, overwrite)
-    start = time.perf_counter()
-    learned, reused = load_or_personalize(
-        engine, pair, method, config, out, previous is not None, progress, log
-    )
-    timings["personalize"] = time.perf_counter() - start
-
-    images: dict[int, Path] = {}
-    todo = []
-    for seed in config.seeds:
-        path = out / seed_image_name(seed)
-        if previous is not None and path.exists():
-            images[seed] = path
-        else:
-            todo.append(seed)
-    if len(todo) < len(config.seeds):
-        log(f"resuming: {len(config.seeds) - len(todo)} of {len(config.seeds)} seeds already written")
-    start = time.perf_counter()
-    for batch in engine.sample_batches(pair, learned, todo, config.sampling, method, progress=progress):
-        for seed, image in batch:
-            images[seed] = save_image(image, out / seed_image_name(seed))
-    timings["generate"] = time.perf_counter() - start
-    timings["generate_per_image"] = timings["generate"] / len(todo) if todo else 0.0
-
-    results = [Image.open(images[seed]).convert("RGB") for seed in config.seeds]
-    grid = save_image(
-        image_grid(
-            [[pair.source_image, pair.driving_image, *results]],
-            ["source", "driving", *map(str, config.seeds)],
-        ),
-        out / "grid.png",
-    )
-    timings = {k: round(v, 3) for k, v in timings.items()}
-    write_json(
-        out / CONFIG_FILE,
-        {
-            "run": run,
-            "environment": environment(),
-            "status": "done",
-            "timings": timings,
-            "personalization": learned.info,
-        },
-    )
-    return RunResult(out, {s: images[s] for s in config.seeds}, grid, pair.target_prompt, reused, timings)

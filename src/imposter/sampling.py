@@ -16,7 +16,7 @@ from typing import TypeVar
 import torch
 from tqdm.auto import tqdm
 
-from .errors import NumericalError
+from .errors import ImposterWarning, NumericalError
 from .guidance import FrequencyTargets, frequency_guidance_step
 
 
@@ -59,7 +59,7 @@ def check_finite(latents: torch.Tensor, index: int, timestep: float) -> None:
     if not torch.isfinite(latents).all():
         raise NumericalError(
             f"the latents became NaN or infinite at denoising step {index} (timestep {int(timestep)}); "
-            "lower --amp-scale/--phase-scale, or run in float32 with --dtype float32"
+            "lower $amp_scale/$phase_scale, or run in float32 with $dtype float32"
         )
 
 
@@ -168,8 +168,10 @@ class FrequencyGuidanceHook:
             return step.latents
         if self.space == "denoised" and step.denoised is None and step.index == 0:
             warnings.warn(
-                "--guidance-space denoised needs the scheduler's x0 prediction, which this scheduler "
-                "does not give; guiding the noisy latents instead (use DDIM, or --guidance-space noisy)",
+                ImposterWarning(
+                    "$guidance_space denoised needs the scheduler's x0 prediction, which this scheduler "
+                    "does not give; guiding the noisy latents instead (use DDIM, or $guidance_space noisy)"
+                ),
                 stacklevel=2,
             )
         if self.space == "noisy" or step.denoised is None:

@@ -2,7 +2,8 @@
 
 The jobs are the CLI's own (``run_generate``, ``run_animate``), so a page run writes the same folder as
 ``imposter generate``: images, grid, ``config.json``, adapter. Library errors become one-line page
-errors that name the field a user sees ("Source caption is empty"), never a flag or a traceback.
+errors that name the field a user sees ("Source caption is empty"), never a flag or a traceback: an error
+names its settings, and the page writes them as its labels (``ImposterError.render``).
 
 Personalize once, tune live: a fine-tune is stored under a hash of what it learned from (the uploaded
 files, the captions, the model, the method's kind of personalization and the fine-tuning settings) and
@@ -13,13 +14,10 @@ back from disk for each run (milliseconds for a LoRA).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import re
 import shutil
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,113 +30,31 @@ from ..errors import ImposterError
 from ..fileio import atomic_directory
 from ..images import load_image
 from ..methods import get_method
-from ..methods.base import Method
 from ..personalizations import METADATA_FILE
-from ..prompts import check_caption, compose_target_prompt
+from ..prompts import compose_target_prompt
 from ..run import ADAPTER_DIR, CONFIG_FILE, run_generate
 from ..settings import resolve
 from ..video.animate import AnimateConfig, run_animate
-
-# The page's labels: tests and users find the fields by them.
-SOURCE_IMAGE = "Source image"
-SOURCE_CAPTION = "Source caption"
-DRIVING_IMAGE = "Driving image"
-DRIVING_FRAMES = "Driving video or frames"
-DRIVING_CAPTION = "Driving caption"
-TARGET_CAPTION = "Target caption"
-METHOD = "Method"
-FINETUNE_STEPS = "Fine-tuning steps"
-STEPS = "Denoising steps"
-K = "K"
-AMP_SCALE = "Amplitude scale"
-PHASE_SCALE = "Phase scale"
-GUIDANCE_SCALE = "Guidance scale"
-SEEDS = "Seeds"
-SEED = "Seed"
-EVERY = "Every Nth frame"
-MAX_FRAMES = "Max frames (0: all)"
-
-# The sampling fields of the page -> SamplingConfig fields (the fine-tuning steps are FinetuneConfig.steps).
-SAMPLING_FIELDS = {
-    STEPS: "steps",
-    K: "k",
-    AMP_SCALE: "amp_scale",
-    PHASE_SCALE: "phase_scale",
-    GUIDANCE_SCALE: "guidance_scale",
-}
-# The CLI's flag -> the page's field, so that a library error names what the user sees.
-FIELD_OF_FLAG = {
-    "--source": SOURCE_IMAGE,
-    "--driving": DRIVING_IMAGE,
-    "--source-prompt": SOURCE_CAPTION,
-    "--driving-prompt": DRIVING_CAPTION,
-    "--target-prompt": TARGET_CAPTION,
-    "--method": METHOD,
-    "--train-steps": FINETUNE_STEPS,
-    "--steps": STEPS,
-    "--k": K,
-    "--amp-scale": AMP_SCALE,
-    "--phase-scale": PHASE_SCALE,
-    "--guidance-scale": GUIDANCE_SCALE,
-    "--seeds": SEEDS,
-    "--every": EVERY,
-    "--max-frames": MAX_FRAMES,
-}
-FLAG = re.compile(r"--[a-z][a-z-]*")
-
-
-def page_error(err: ImposterError, fields: Mapping[str, str] = FIELD_OF_FLAG) -> gr.Error:
-    """The library's one-line message with every flag replaced by the page field it stands for."""
-    message = FLAG.sub(lambda match: fields.get(match.group(), match.group()), str(err))
-    return gr.Error(" ".join(message.split()), print_exception=False)
-
-
-@contextlib.contextmanager
-def page_errors(fields: Mapping[str, str] = FIELD_OF_FLAG) -> Iterator[None]:
-    """Library errors as page errors, and the library's warnings (a converted image...) as page warnings."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
-        try:
-            yield
-        except ImposterError as err:
-            raise page_error(err, fields) from err
-        finally:
-            for warning in caught:
-                if issubclass(warning.category, UserWarning):
-                    gr.Warning(FLAG.sub(lambda m: fields.get(m.group(), m.group()), str(warning.message)))
+from .fields import (
+    DRIVING_FRAMES,
+    EVERY,
+    LABELS,
+    SAMPLING_FIELDS,
+    SEED,
+    SOURCE_IMAGE,
+    Settings,
+    captions,
+    page_errors,
+    page_message,
+    page_settings,
+    parse_seeds,
+    required,
+)
 
 
 def family_methods(engine: ImPoster, names: Sequence[str]) -> list[str]:
     """The methods among ``names`` that run on ``engine``'s model family (SD, SDXL, FLUX.1)."""
     return [name for name in names if engine.family.name in get_method(name).families]
-
-
-def required(value: Any, label: str) -> Any:
-    """``value``, or a page error saying the field ``label`` is empty."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise gr.Error(f"{label} is empty; fill it in", print_exception=False)
-    return value
-
-
-def parse_seeds(text: str, label: str = SEEDS) -> list[int]:
-    """ "0 1 2" or "0, 1, 2" -> [0, 1, 2]; a page error naming the field otherwise."""
-    words = str(required(text, label)).replace(",", " ").split()
-    try:
-        return [int(word) for word in words]
-    except ValueError:
-        raise gr.Error(
-            f"{label} must be whole numbers separated by spaces, e.g. 0 1 2; got {text!r}",
-            print_exception=False,
-        ) from None
-
-
-def captions(source_caption: str, driving_caption: str, target_caption: str) -> tuple[str, str, str]:
-    """The three captions checked; a blank target caption is composed from the other two."""
-    source = check_caption(source_caption, "--source-prompt")
-    driving = check_caption(driving_caption, "--driving-prompt")
-    if target_caption and target_caption.strip():
-        return source, driving, check_caption(target_caption, "--target-prompt")
-    return source, driving, compose_target_prompt(source, driving)
 
 
 def digest(data: Any) -> str:
@@ -165,26 +81,6 @@ class FinetuneCache:
             shutil.copytree(adapter, temporary, dirs_exist_ok=True)
         self.adapters[key] = self.folder / key
         return self.adapters[key]
-
-
-@dataclass
-class Settings:
-    """The method and the fine-tuning and sampling settings the page names (the job resolves the rest)."""
-
-    method: Method
-    finetune: dict[str, Any]
-    sampling: dict[str, Any]
-
-
-def page_settings(method_name: str, finetune_steps: Any, *sampling_values: Any) -> Settings:
-    """The method and the page's values (the sampling values in SAMPLING_FIELDS' order)."""
-    sampling = {
-        field: required(value, label)
-        for (label, field), value in zip(SAMPLING_FIELDS.items(), sampling_values, strict=True)
-    }
-    sampling["steps"], sampling["k"] = int(sampling["steps"]), int(sampling["k"])
-    finetune = {"steps": int(required(finetune_steps, FINETUNE_STEPS))}
-    return Settings(get_method(required(method_name, METHOD)), finetune, sampling)
 
 
 class App:
@@ -243,15 +139,20 @@ class App:
                     shutil.copyfile(path, temporary / f"{index:04d}{Path(path).suffix.lower()}")
         return key, folder
 
-    def image_input(self, path: str | None, label: str) -> tuple[str, Path]:
-        """Check an uploaded image with the library's loader and keep it; its digest and kept path."""
-        required(path, label)
-        try:
-            load_image(path, label.removesuffix(" image"))
-        except ImposterError as err:  # name the file, not Gradio's upload folder
-            raise gr.Error(str(err).replace(str(path), Path(path).name), print_exception=False) from err
-        key, folder = self.keep_inputs([path])
-        return key, next(folder.iterdir())
+    def upload(self, files: str | Sequence[str] | None, label: str, image: bool = True) -> tuple[str, Path]:
+        """Check an upload (``image``: each file with the library's image loader) and keep it: its digest, and
+        the kept file, or the folder of several (frames, in upload order)."""
+        files = required(files or None, label)
+        files = [files] if isinstance(files, str) else [str(path) for path in files]
+        for path in files if image else ():
+            try:
+                load_image(path, label.removesuffix(" image"))
+            except ImposterError as err:  # name the file, not Gradio's upload folder
+                message = page_message(err).replace(path, Path(path).name)
+                raise gr.Error(message, print_exception=False) from err
+        key, folder = self.keep_inputs(files)
+        # one file (an image, a video, a GIF) is read as it is
+        return key, next(folder.iterdir()) if len(files) == 1 else folder
 
     # -- jobs ------------------------------------------------------------------------------------
 
@@ -294,6 +195,44 @@ class App:
         archives = [shutil.make_archive(str(folder / "adapter"), "zip", root_dir=learned)] if learned else []
         return result, [*archives, str(folder / CONFIG_FILE)], status(result, adapter is not None, key)
 
+    def submit(
+        self,
+        tab: Tab,
+        source: str | None,
+        driving: Any,
+        texts: Sequence[str],
+        method_name: str,
+        finetune_steps: int,
+        sampling_values: Sequence[Any],
+        own_values: Sequence[Any],
+    ) -> tuple[Any, list[str], str]:
+        """Run ``tab``'s job on the page's values (captions, the sampling values in SAMPLING_FIELDS' order, then
+        the tab's own): its result, the downloads and the status line."""
+        with page_errors(tab.labels):
+            source_key, source_path = self.upload(source, SOURCE_IMAGE)
+            driving_key, driving_path = self.upload(driving, tab.labels["driving"], image=tab.driving_image)
+            source_caption, driving_caption, target = captions(*texts)
+            settings = page_settings(method_name, finetune_steps, *sampling_values)
+            config = tab.config(
+                model=self.engine.model,
+                method=settings.method.name,
+                source=str(source_path),
+                driving=str(driving_path),
+                source_prompt=source_caption,
+                driving_prompt=driving_caption,
+                target_prompt=target,
+                finetune=settings.finetune,
+                sampling=settings.sampling,
+                **tab.fields(*own_values),
+            )
+            learned_from = {
+                "images": [source_key, driving_key],
+                "captions": [source_caption, driving_caption, target],
+                **tab.learned_from(config),
+            }
+            return self.run(tab.job, config, settings, learned_from, tab.runs)
+
+    # Gradio hands the fields positionally, and finds the progress bar by its parameter: hence the long lists
     def generate(
         self,
         source: str | None,
@@ -312,33 +251,16 @@ class App:
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008  (Gradio's way to ask for a bar)
     ) -> tuple[list[tuple[str, str]], str, list[str], str]:
         """Fine-tune (or reuse the cached fine-tune) and generate: (gallery, grid, downloads, status)."""
-        with page_errors():
-            source_key, source_path = self.image_input(source, SOURCE_IMAGE)
-            driving_key, driving_path = self.image_input(driving, DRIVING_IMAGE)
-            source_caption, driving_caption, target = captions(
-                source_caption, driving_caption, target_caption
-            )
-            settings = page_settings(
-                method_name, finetune_steps, steps, k, amp_scale, phase_scale, guidance_scale
-            )
-            seed_list = parse_seeds(seeds)
-            config = RunConfig(
-                model=self.engine.model,
-                method=settings.method.name,
-                source=str(source_path),
-                driving=str(driving_path),
-                source_prompt=source_caption,
-                driving_prompt=driving_caption,
-                target_prompt=target,
-                seeds=tuple(seed_list),
-                finetune=settings.finetune,
-                sampling=settings.sampling,
-            )
-            learned_from = {
-                "images": [source_key, driving_key],
-                "captions": [source_caption, driving_caption, target],
-            }
-            result, downloads, message = self.run(run_generate, config, settings, learned_from, "runs")
+        result, downloads, message = self.submit(
+            GENERATE,
+            source,
+            driving,
+            (source_caption, driving_caption, target_caption),
+            method_name,
+            finetune_steps,
+            (steps, k, amp_scale, phase_scale, guidance_scale),
+            (seeds,),
+        )
         gallery = [(str(path), f"seed {seed}") for seed, path in result.images.items()]
         return gallery, str(result.grid), downloads, message
 
@@ -362,40 +284,46 @@ class App:
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
     ) -> tuple[str, str, list[str], str]:
         """The animate job on a video or several frames: (GIF, strip, downloads, status)."""
-        fields = {**FIELD_OF_FLAG, "--driving": DRIVING_FRAMES, "--seeds": SEED}
-        with page_errors(fields):
-            source_key, source_path = self.image_input(source, SOURCE_IMAGE)
-            files = [str(path) for path in required(driving or None, DRIVING_FRAMES)]
-            driving_key, driving_folder = self.keep_inputs(files)
-            # one file (a video, a GIF) is read as it is; several are the frames, in upload order
-            driving_path = next(driving_folder.iterdir()) if len(files) == 1 else driving_folder
-            source_caption, driving_caption, target = captions(
-                source_caption, driving_caption, target_caption
-            )
-            settings = page_settings(
-                method_name, finetune_steps, steps, k, amp_scale, phase_scale, guidance_scale
-            )
-            config = AnimateConfig(
-                model=self.engine.model,
-                source=str(source_path),
-                driving=str(driving_path),
-                source_prompt=source_caption,
-                driving_prompt=driving_caption,
-                target_prompt=target,
-                method=settings.method.name,
-                seed=int(required(seed, SEED)),
-                every=int(required(every, EVERY)),
-                max_frames=int(max_frames) if max_frames else None,
-                finetune=settings.finetune,
-                sampling=settings.sampling,
-            ).validate()
-            learned_from = {
-                "images": [source_key, driving_key],
-                "captions": [source_caption, driving_caption, target],
-                "frames": [config.every, config.max_frames, config.train_frames],
-            }
-            result, downloads, message = self.run(run_animate, config, settings, learned_from, "animations")
+        result, downloads, message = self.submit(
+            ANIMATE,
+            source,
+            driving,
+            (source_caption, driving_caption, target_caption),
+            method_name,
+            finetune_steps,
+            (steps, k, amp_scale, phase_scale, guidance_scale),
+            (seed, every, max_frames),
+        )
         return str(result.gif), str(result.strip), downloads, message
+
+
+@dataclass(frozen=True)
+class Tab:
+    """What a tab runs: the library's job and its config, the tab's own fields, and where its runs go."""
+
+    job: Callable[..., Any]  # run_generate, run_animate
+    config: Callable[..., Any]  # the job's config from its fields
+    fields: Callable[..., dict[str, Any]]  # the tab's own values (after the sampling ones) as config fields
+    runs: str  # the folder under the app's output folder
+    labels: Mapping[str, str]  # what the tab calls each setting
+    driving_image: bool = True  # the driving upload is one image (else a video or frames)
+    learned_from: Callable[[Any], dict[str, Any]] = lambda config: {}  # what else the fine-tune learns from
+
+
+GENERATE = Tab(run_generate, RunConfig, lambda seeds: {"seeds": tuple(parse_seeds(seeds))}, "runs", LABELS)
+ANIMATE = Tab(
+    run_animate,
+    lambda **fields: AnimateConfig(**fields).validate(),
+    lambda seed, every, max_frames: {
+        "seed": int(required(seed, SEED)),
+        "every": int(required(every, EVERY)),
+        "max_frames": int(max_frames) if max_frames else None,
+    },
+    "animations",
+    {**LABELS, "driving": DRIVING_FRAMES, "seeds": SEED},
+    driving_image=False,
+    learned_from=lambda config: {"frames": [config.every, config.max_frames, config.train_frames]},
+)
 
 
 def status(result: Any, reused: bool, key: str) -> str:

@@ -11,9 +11,15 @@ from ..engine import ImPoster
 from ..fileio import save_image
 from ..methods import METHOD_NAMES
 from ..video.animate import SEQUENCE_METHODS
+from . import fields as f
 from . import handlers as h
 
 DEVICE_QUEUE = "device"  # generate and animate share one slot: one job at a time on the model's device
+# A run closes the toasts of the runs before it: an earlier refusal must not stand over this run's outcome
+# (Gradio keeps an error toast for 10 s, and has no server-side way to close one).
+CLOSE_TOASTS = (
+    "() => document.querySelectorAll('[data-testid=toast-close]').forEach((close) => close.click())"
+)
 EXAMPLE_PAIRS = 4
 ABOUT = (
     "# ImPoster\n"
@@ -43,23 +49,23 @@ def toy_examples(folder: Path, count: int = EXAMPLE_PAIRS) -> list[list[str]]:
     return rows
 
 
-def tuning_fields(methods: list[str], seeds_label: str = h.SEEDS) -> dict[str, gr.components.Component]:
+def tuning_fields(methods: list[str], seeds_label: str = f.SEEDS) -> dict[str, gr.components.Component]:
     """The Method dropdown and the "Advanced" accordion's fields, with the default method's defaults."""
     finetune, sampling = FinetuneConfig(), SamplingConfig()
-    fields = {h.METHOD: gr.Dropdown(list(methods), value=methods[0], label=h.METHOD)}
+    fields = {f.METHOD: gr.Dropdown(list(methods), value=methods[0], label=f.METHOD)}
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
-            fields[h.FINETUNE_STEPS] = gr.Number(
-                finetune.steps, label=h.FINETUNE_STEPS, precision=0, minimum=0
+            fields[f.FINETUNE_STEPS] = gr.Number(
+                finetune.steps, label=f.FINETUNE_STEPS, precision=0, minimum=0
             )
-            fields[h.STEPS] = gr.Number(sampling.steps, label=h.STEPS, precision=0, minimum=1)
-            fields[h.K] = gr.Number(sampling.k, label=h.K, precision=0, minimum=0)
+            fields[f.STEPS] = gr.Number(sampling.steps, label=f.STEPS, precision=0, minimum=1)
+            fields[f.K] = gr.Number(sampling.k, label=f.K, precision=0, minimum=0)
         with gr.Row():
-            fields[h.AMP_SCALE] = gr.Number(sampling.amp_scale, label=h.AMP_SCALE, minimum=0)
-            fields[h.PHASE_SCALE] = gr.Number(sampling.phase_scale, label=h.PHASE_SCALE, minimum=0)
-            fields[h.GUIDANCE_SCALE] = gr.Number(sampling.guidance_scale, label=h.GUIDANCE_SCALE, minimum=0)
-        if seeds_label == h.SEEDS:
-            fields[h.SEEDS] = gr.Textbox("0 1 2", label=h.SEEDS, placeholder="one image per seed, e.g. 0 1 2")
+            fields[f.AMP_SCALE] = gr.Number(sampling.amp_scale, label=f.AMP_SCALE, minimum=0)
+            fields[f.PHASE_SCALE] = gr.Number(sampling.phase_scale, label=f.PHASE_SCALE, minimum=0)
+            fields[f.GUIDANCE_SCALE] = gr.Number(sampling.guidance_scale, label=f.GUIDANCE_SCALE, minimum=0)
+        if seeds_label == f.SEEDS:
+            fields[f.SEEDS] = gr.Textbox("0 1 2", label=f.SEEDS, placeholder="one image per seed, e.g. 0 1 2")
         else:
             fields[seeds_label] = gr.Number(0, label=seeds_label, precision=0)
     return fields
@@ -67,10 +73,10 @@ def tuning_fields(methods: list[str], seeds_label: str = h.SEEDS) -> dict[str, g
 
 def caption_fields() -> tuple[gr.Textbox, gr.Textbox, gr.Textbox]:
     """Source, driving and target captions; the target is composed as the other two are typed."""
-    source = gr.Textbox(label=h.SOURCE_CAPTION, placeholder="a dog")
-    driving = gr.Textbox(label=h.DRIVING_CAPTION, placeholder="a cat drinking water from a mug")
+    source = gr.Textbox(label=f.SOURCE_CAPTION, placeholder="a dog")
+    driving = gr.Textbox(label=f.DRIVING_CAPTION, placeholder="a cat drinking water from a mug")
     target = gr.Textbox(
-        label=h.TARGET_CAPTION,
+        label=f.TARGET_CAPTION,
         placeholder="composed from the captions; edit it if you like",
         interactive=True,
     )
@@ -81,11 +87,11 @@ def caption_fields() -> tuple[gr.Textbox, gr.Textbox, gr.Textbox]:
 
 def wire_method(fields: dict[str, gr.components.Component]) -> None:
     """Lock the settings a method fixes (Baseline++: K = 0, no guidance) when it is chosen."""
-    previous = gr.State(fields[h.METHOD].value)
-    fields[h.METHOD].change(
+    previous = gr.State(fields[f.METHOD].value)
+    fields[f.METHOD].change(
         h.App.method_changed,
-        [fields[h.METHOD], previous],
-        [previous, *(fields[label] for label in h.SAMPLING_FIELDS)],
+        [fields[f.METHOD], previous],
+        [previous, *(fields[label] for label in f.SAMPLING_FIELDS)],
         queue=False,
         show_progress="hidden",
     )
@@ -100,13 +106,19 @@ def downloads_box() -> gr.File:
     return gr.File(label="Downloads: adapter (zip) and config.json", file_count="multiple", height=120)
 
 
+def run_button(button: gr.Button, handler, inputs: list, outputs: list) -> None:
+    """Run ``handler`` on a click, one job at a time on the device, after closing the toasts already shown."""
+    button.click(None, js=CLOSE_TOASTS, queue=False)
+    button.click(handler, inputs, outputs, concurrency_limit=1, concurrency_id=DEVICE_QUEUE)
+
+
 def generate_tab(app: h.App, examples: list[list[str]] | None) -> None:
     """Source and driving image, captions and settings; results, grid, downloads and toy examples."""
     with gr.Row():
         with gr.Column():
-            source = upload(h.SOURCE_IMAGE, "source-image")
+            source = upload(f.SOURCE_IMAGE, "source-image")
         with gr.Column():
-            driving = upload(h.DRIVING_IMAGE, "driving-image")
+            driving = upload(f.DRIVING_IMAGE, "driving-image")
         with gr.Column():
             captions = caption_fields()
             fields = tuning_fields(h.family_methods(app.engine, METHOD_NAMES))
@@ -130,12 +142,11 @@ def generate_tab(app: h.App, examples: list[list[str]] | None) -> None:
         for image in (source, driving):  # a user's own image has no ground truth
             image.upload(lambda: None, None, truth, queue=False)
     wire_method(fields)
-    button.click(
+    run_button(
+        button,
         app.generate,
         [source, captions[0], driving, captions[1], captions[2], *fields.values()],
         [results, grid, downloads, status],
-        concurrency_limit=1,
-        concurrency_id=DEVICE_QUEUE,
     )
 
 
@@ -143,15 +154,15 @@ def animate_tab(app: h.App) -> None:
     """A source image and a driving video or frames; the GIF, the strip and downloads."""
     with gr.Row():
         with gr.Column():
-            source = upload(h.SOURCE_IMAGE, "animate-source-image")
+            source = upload(f.SOURCE_IMAGE, "animate-source-image")
         with gr.Column():
-            driving = gr.File(label=h.DRIVING_FRAMES, file_count="multiple", file_types=["image", "video"])
+            driving = gr.File(label=f.DRIVING_FRAMES, file_count="multiple", file_types=["image", "video"])
         with gr.Column():
             captions = caption_fields()
-            fields = tuning_fields(h.family_methods(app.engine, SEQUENCE_METHODS), seeds_label=h.SEED)
+            fields = tuning_fields(h.family_methods(app.engine, SEQUENCE_METHODS), seeds_label=f.SEED)
             with gr.Row():
-                every = gr.Number(1, label=h.EVERY, precision=0, minimum=1)
-                max_frames = gr.Number(0, label=h.MAX_FRAMES, precision=0, minimum=0)
+                every = gr.Number(1, label=f.EVERY, precision=0, minimum=1)
+                max_frames = gr.Number(0, label=f.MAX_FRAMES, precision=0, minimum=0)
             button = gr.Button("Animate", variant="primary")
     status = gr.Markdown(elem_id="animate-status")
     with gr.Row():
@@ -159,12 +170,11 @@ def animate_tab(app: h.App) -> None:
         strip = gr.Image(label="Driving frames and generated frames", type="filepath")
         downloads = downloads_box()
     wire_method(fields)
-    button.click(
+    run_button(
+        button,
         app.animate,
         [source, captions[0], driving, captions[1], captions[2], *fields.values(), every, max_frames],
         [animation, strip, downloads, status],
-        concurrency_limit=1,
-        concurrency_id=DEVICE_QUEUE,
     )
 
 

@@ -104,7 +104,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         cmd_rescore(args)
         return
     if args.pairs is None:
-        raise ConfigError("imposter bench needs --pairs (a pairs CSV), unless it is a --rescore")
+        raise ConfigError("imposter bench needs $pairs (a pairs CSV), unless it is a $rescore")
     read_pairs(args.pairs)  # a malformed CSV fails first, before the model is looked up
     family = model_family(args.model)  # its model_index.json: the family's defaults (FLUX.1: 28 steps)
     config = BenchConfig(
@@ -127,7 +127,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if args.process_index is not None:
         if not 0 <= args.process_index < args.num_processes:
             raise ConfigError(
-                f"--process-index {args.process_index} must be between 0 and --num-processes - 1 "
+                f"$process_index {args.process_index} must be between 0 and $num_processes - 1 "
                 f"({args.num_processes - 1})"
             )
         shard = (args.process_index, args.num_processes)
@@ -152,7 +152,7 @@ def cmd_rescore(args: argparse.Namespace) -> None:
     from .runner import MetricModels, rescore_bench
 
     if not args.metrics:
-        raise ConfigError("--rescore needs --metrics: the metrics to add to the bench in --out")
+        raise ConfigError("$rescore needs $metrics: the metrics to add to the bench in $out")
     models = MetricModels(
         args.clip_model, args.dino_model, args.dino_variant, str(args.sscd_model) if args.sscd_model else None
     )

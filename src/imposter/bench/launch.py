@@ -59,11 +59,11 @@ def bench(
     if world > 1:
         if num_processes not in (1, world):
             raise ConfigError(
-                f"--num-processes {num_processes} contradicts the {world} processes of the launcher; drop it"
+                f"$num_processes {num_processes} contradicts the {world} processes of the launcher; drop it"
             )
         return _run_as_rank(config, out, rank, world, local_rank, engine, overwrite, progress, log)
     if num_processes < 1:
-        raise ConfigError(f"--num-processes must be >= 1, got {num_processes}")
+        raise ConfigError(f"$num_processes must be >= 1, got {num_processes}")
     if num_processes > 1:
         _run_workers(config.validate(), out, num_processes, overwrite, progress, worker_init)
         overwrite = False  # done before the workers started

@@ -69,7 +69,7 @@ def read_pairs(path: str | Path) -> list[BenchPair]:
     """Every pair of the CSV at ``path``, in file order; DataError naming the row and the fix otherwise."""
     path = Path(path).expanduser().resolve()
     if not path.is_file():
-        raise DataError(f"pairs file {path} not found; pass --pairs with the path of a pairs.csv")
+        raise DataError(f"pairs file {path} not found; pass $pairs with the path of a pairs.csv")
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []

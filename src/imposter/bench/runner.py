@@ -153,11 +153,11 @@ class BenchConfig:
         """ConfigError on an empty or repeated method or seed list, or an unknown --fit; return self."""
         names = [setup.name for setup in self.methods]
         if not names or len(set(names)) != len(names):
-            raise ConfigError(f"--methods needs one or more distinct methods, got {names}")
+            raise ConfigError(f"$methods needs one or more distinct methods, got {names}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"--seeds needs one or more distinct seeds, got {list(self.seeds)}")
+            raise ConfigError(f"$seeds needs one or more distinct seeds, got {list(self.seeds)}")
         if self.fit not in FITS:
-            raise ConfigError(f"--fit must be one of {FITS}, got {self.fit!r}")
+            raise ConfigError(f"$fit must be one of {FITS}, got {self.fit!r}")
         return self
 
     def metric_names(self, pairs: Sequence[BenchPair]) -> tuple[str, ...]:
@@ -310,7 +310,7 @@ def rescore_bench(
     stored = stored_settings(out)
     if stored is None:
         raise DataError(
-            f"{out} holds no bench (no bench_config.json); give the --out of an imposter bench run"
+            f"{out} holds no bench (no bench_config.json); give the $out of an imposter bench run"
         )
     wanted = {name: models.settings(name) for name in names}
     conflict = settings_conflict(stored, {**stored, "metrics": wanted})

@@ -68,7 +68,7 @@ def read_results(out: str | Path) -> list[dict[str, Any]]:
     """The records in ``OUT/results.jsonl``; DataError naming the line if one is not a record."""
     path = Path(out) / RESULTS_FILE
     if not path.is_file():
-        raise DataError(f"{path} not found; give the --out folder of an imposter bench run")
+        raise DataError(f"{path} not found; give the $out folder of an imposter bench run")
     records = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
@@ -127,8 +127,8 @@ def prepare_output(out: Path, settings: Mapping[str, Any], overwrite: bool) -> N
     if previous is not None and (conflict := settings_conflict(previous, settings)):
         if not overwrite:
             raise ConfigError(
-                f"{out} holds a bench with other settings ({conflict}); choose another --out, "
-                "or pass --overwrite to replace it"
+                f"{out} holds a bench with other settings ({conflict}); choose another $out, "
+                "or pass $overwrite to replace it"
             )
         for name in OUTPUT_ENTRIES:
             entry = out / name

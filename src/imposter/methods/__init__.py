@@ -63,6 +63,6 @@ def check_compatible(method: Method, learned_by: str, where: str = "this persona
         return
     if get_method(learned_by).personalization_key != method.personalization_key:
         raise ConfigError(
-            f"{where} was learned by --method {learned_by}, which --method {method.name} cannot sample "
-            f"from; use --method {learned_by} (or leave --method out), or fine-tune again"
+            f"{where} was learned by $method {learned_by}, which $method {method.name} cannot sample "
+            f"from; use $method {learned_by} (or leave $method out), or fine-tune again"
         )

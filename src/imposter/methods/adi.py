@@ -315,7 +315,7 @@ class ADIMethod(InversionMethod):
         """The identifier (layers, D_in) learned on the exemplars, and what to record about the run."""
         pipe = engine.pipe
         prompt_text = training_prompt(pair.driving_prompt)
-        prompt = placeholder_prompt(pipe.tokenizer, prompt_text, IDENTIFIER, "--driving-prompt")
+        prompt = placeholder_prompt(pipe.tokenizer, prompt_text, IDENTIFIER, "$driving_prompt")
         exemplars = Exemplars.encode(engine, self.exemplar_images(pair))
         loss = engine.training_loss()
         with frozen(pipe.unet, pipe.vae, pipe.text_encoder), layerwise_conditioning(engine.unet) as layers:
@@ -348,7 +348,7 @@ class ADIMethod(InversionMethod):
     def conditioning(self, engine: Engine, pair: PreparedPair, personalization: EmbeddingPersonalization):
         identifier = personalization.tensors[IDENTIFIER_TENSOR].to(engine.device)
         prompt = placeholder_prompt(
-            engine.pipe.tokenizer, sampling_prompt(pair), IDENTIFIER, "--target-prompt"
+            engine.pipe.tokenizer, sampling_prompt(pair), IDENTIFIER, "$target_prompt"
         )
         with torch.no_grad():
             cond = pack(encode_placeholder(engine.pipe.text_encoder, prompt, identifier))

@@ -60,16 +60,16 @@ class Method(ABC):
             for name, value in named.get(section, {}).items():
                 if name in fixed and value != fixed[name]:
                     raise ConfigError(
-                        f"{flag_for(section, name)} {value} contradicts --method {self.name}, which uses "
-                        f"{name} = {fixed[name]}; drop the flag or choose --method imposter"
+                        f"{flag_for(section, name)} {value} contradicts $method {self.name}, which uses "
+                        f"{name} = {fixed[name]}; drop the flag or choose $method imposter"
                     )
 
     def check_model(self, engine: Engine) -> None:
         """ConfigError unless this method runs on ``engine``'s model (by default: on its family)."""
         if engine.family.name not in self.families:
             raise ConfigError(
-                f"--method {self.name} runs on SD 1.x/2.x checkpoints only and this model is "
-                f"{engine.family.title}; use --method imposter, baseline++ or an ablation"
+                f"$method {self.name} runs on SD 1.x/2.x checkpoints only and this model is "
+                f"{engine.family.title}; use $method imposter, baseline++ or an ablation"
             )
 
     @abstractmethod

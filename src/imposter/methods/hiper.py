@@ -108,7 +108,7 @@ class HiPerMethod(InversionMethod):
         self, engine: Engine, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True
     ) -> Personalization:
         pipe, n = engine.pipe, self.tokens
-        check_tail_room(pipe.tokenizer, pair.source_prompt, n, "--source-prompt")
+        check_tail_room(pipe.tokenizer, pair.source_prompt, n, "$source_prompt")
         with torch.no_grad():
             source = encode_ids(pipe.text_encoder, tail_ids(pipe.tokenizer, pair.source_prompt, n))
         head = source[:, :-n]
@@ -124,7 +124,7 @@ class HiPerMethod(InversionMethod):
 
     def conditioning(self, engine: Engine, pair: PreparedPair, personalization: EmbeddingPersonalization):
         tail = personalization.tensors[TAIL]
-        check_tail_room(engine.pipe.tokenizer, pair.target_prompt, tail.shape[0], "--target-prompt")
+        check_tail_room(engine.pipe.tokenizer, pair.target_prompt, tail.shape[0], "$target_prompt")
         return plain(
             hiper_condition(engine.embed(pair, pair.target_prompt), tail, self.scale), engine.embed(pair, "")
         )

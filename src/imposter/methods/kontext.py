@@ -48,7 +48,7 @@ class KontextMethod(_Reference):
         pipeline = type(engine.pipe)
         if not any(cls.__name__ == "FluxKontextPipeline" for cls in pipeline.__mro__):
             raise ConfigError(
-                f"--method kontext needs a FLUX.1 Kontext checkpoint (--model {CHECKPOINT}); "
+                f"$method kontext needs a FLUX.1 Kontext checkpoint ($model {CHECKPOINT}); "
                 f"this model is a {pipeline.__name__} ({engine.family.title})"
             )
 

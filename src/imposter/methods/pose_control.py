@@ -31,9 +31,9 @@ if TYPE_CHECKING:
     from ..prepared import Engine, PreparedPair
 
 NEEDS_MAP = {
-    "driving": "--method pose-control needs --driving-pose-map FILE: an OpenPose or DensePose render of the "
-    "driving image (controlnet_aux's OpenposeDetector makes one; with it installed, --detect-pose openpose does)",
-    "target": "--method pose-control-oracle needs the ground truth's pose map (a toy-world pairs.csv's "
+    "driving": "$method pose-control needs $driving_pose_map FILE: an OpenPose or DensePose render of the "
+    "driving image (controlnet_aux's OpenposeDetector makes one; with it installed, $detect_pose openpose does)",
+    "target": "$method pose-control-oracle needs the ground truth's pose map (a toy-world pairs.csv's "
     "target_pose_map column: imposter toy pairs writes it)",
 }
 
@@ -62,8 +62,8 @@ class PoseControlMethod(SubjectLoraMethod):
     def check_model(self, engine: Engine) -> None:
         if engine.family.name not in self.families:
             raise ConfigError(
-                f"--method {self.name} runs on SD 1.x/2.x and SDXL (diffusers' ControlNetModel); this model "
-                f"is {engine.family.title}, whose ControlNets are not supported yet: use --method imposter"
+                f"$method {self.name} runs on SD 1.x/2.x and SDXL (diffusers' ControlNetModel); this model "
+                f"is {engine.family.title}, whose ControlNets are not supported yet: use $method imposter"
             )
         if getattr(engine, "controlnet", None) is None:
             shipped = model_source(engine.model) / "controlnet"  # the toy models carry theirs
@@ -72,7 +72,7 @@ class PoseControlMethod(SubjectLoraMethod):
                 return
             example = EXAMPLES[engine.family.name]
             raise ConfigError(
-                f"--method {self.name} needs --controlnet ID_OR_FOLDER, a pose ControlNet for this base "
+                f"$method {self.name} needs $controlnet ID_OR_FOLDER, a pose ControlNet for this base "
                 f"model, e.g. {example}"
             )
 

@@ -29,7 +29,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SSCD_HOW_TO = (
     "download a TorchScript SSCD model (for example sscd_disc_mixup.torchscript.pt) from "
-    "https://github.com/facebookresearch/sscd-copy-detection and pass its path with --sscd-model PATH"
+    "https://github.com/facebookresearch/sscd-copy-detection and pass its path with $sscd_model PATH"
 )
 
 

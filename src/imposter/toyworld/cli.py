@@ -47,8 +47,8 @@ def _train_flux(args: argparse.Namespace, log, command: str) -> dict:
         args, "vae_steps", "decoder_steps", "unet_steps", "classifier_steps", "classifier_instances"
     )
     if sd_only:
-        flags = ", ".join("--" + k.replace("_", "-") for k in sd_only)
-        raise ConfigError(f"{flags}: SD toy settings; --family flux takes --steps (transformer steps)")
+        flags = ", ".join(f"${k}" for k in sd_only)
+        raise ConfigError(f"{flags}: SD toy settings; $family flux takes $steps (transformer steps)")
     config = ToyFluxTrainConfig(**_given(args, "seed", "examples", "steps", "sanity_samples", "threads"))
     return train_toy_flux(args.out, args.base, config, log=log, progress=not args.quiet, command=command)
 
@@ -57,7 +57,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from ..errors import ConfigError
 
     if args.family == "sd" and (args.steps is not None or args.base is not None or args.threads is not None):
-        raise ConfigError("--steps, --base and --threads are --family flux settings; SD takes --unet-steps")
+        raise ConfigError("$steps, $base and $threads are $family flux settings; SD takes $unet_steps")
     log_path = Path(str(args.out).rstrip("/") + ".log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("a") as log_file:  # a resumed run continues its log

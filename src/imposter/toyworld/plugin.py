@@ -37,10 +37,10 @@ def vocabulary_notice(captions: Sequence[str]) -> str | None:
     if not unknown:
         return None
     return (
-        f"the toy model (the default --model) knows only its world, not {', '.join(map(repr, unknown))}: "
+        f"the toy model (the default $model) knows only its world, not {', '.join(map(repr, unknown))}: "
         f"subjects {', '.join(world.SUBJECT_NAMES)}; actions {', '.join(world.ACTIONS)} "
         f"(captions like 'a {world.SUBJECT_NAMES[0]} {world.ACTIONS[0]}'). For your own photos use a real "
-        f"checkpoint: --model {REAL_CHECKPOINT}"
+        f"checkpoint: $model {REAL_CHECKPOINT}"
     )
 
 

@@ -12,7 +12,7 @@ One fine-tune serves every frame: a LoRA on the source (with the source caption)
 Then every frame is denoised from the *same* initial noise (the seed's) with the same settings; only
 the phase-guidance target changes, to that frame's own driving latents. Sharing the noise is what keeps
 the frames alike: with guidance off and K = 0 every frame would be the same image. Frames are denoised
-``sampling.batch_size`` at a time. Run again with the same settings, it reuses the adapter and skips
+``sampling.batch_size`` at a time, by ``ImPoster.sample_batches`` like generate's seeds. Run again with the same settings, it reuses the adapter and skips
 the frames already written; with other settings it refuses unless ``overwrite`` is set.
 """
 
@@ -20,31 +20,22 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from ..config import SamplingConfig
 from ..engine import ImPoster
 from ..errors import ConfigError
-from ..fileio import save_image, write_json
+from ..fileio import save_image
 from ..images import fit_image, load_image
 from ..methods import get_method
 from ..methods.base import Method
 from ..methods.imposter import VARIANTS, ImPosterMethod
-from ..personalizations import Personalization
 from ..prepared import PreparedPair
-from ..run import (
-    CONFIG_FILE,
-    environment,
-    load_or_personalize,
-    open_run_folder,
-    resolved,
-    settled,
-)
+from ..run import Job, run_job, settled
 from .config import DEFAULT_FPS, DEFAULT_FRAME_BATCH, AnimateConfig
 from .frames import evenly_spaced, read_frames
 from .writers import frame_name, mp4_available, strip_picture, write_gif, write_mp4
@@ -71,7 +62,7 @@ def sequence_method(name: str) -> ImPosterMethod:
     """The method ``name``, if it samples every frame from one LoRA; ConfigError otherwise."""
     if name not in SEQUENCE_METHODS:
         raise ConfigError(
-            f"animate cannot use --method {name}: it animates with one LoRA shared by every frame; "
+            f"animate cannot use $method {name}: it animates with one LoRA shared by every frame; "
             f"choose one of {', '.join(SEQUENCE_METHODS)}"
         )
     return get_method(name)
@@ -118,33 +109,73 @@ def prepare_sequence(
     return PreparedSequence(pair, fitted, torch.cat(latents))
 
 
-def sample_frames(
-    engine: ImPoster,
-    sequence: PreparedSequence,
-    personalization: Personalization,
-    method: ImPosterMethod,
-    noise: torch.Tensor,
-    sampling: SamplingConfig,
-    frames: Sequence[int] | None = None,
-    progress: bool = True,
-    seed: int | None = None,
-) -> Iterator[list[tuple[int, Image.Image]]]:
-    """Yield batches of (frame index, image) for ``frames`` (default all), each guided by its own frame.
+class AnimateJob(Job):
+    """``animate``: one frame per driving frame, then the GIF (and MP4) and the strip.
 
-    ``noise`` is (1, C, h, w), the initial noise every frame shares (what animate does), or one per frame.
-    ``seed``: the seed of that noise; every frame's sampler noise (DDIM with eta > 0) then continues it.
+    Every frame is sampled by ``ImPoster.sample_batches`` from the seed's noise, guided by its own driving
+    frame (the pair holds one driving latent per frame).
     """
-    frames = list(range(len(sequence.frames)) if frames is None else frames)
-    size = sampling.batch_size or max(1, len(frames))
-    with personalization.active(engine):
-        for start in range(0, len(frames), size):
-            batch = frames[start : start + size]
-            initial = noise.repeat(len(batch), 1, 1, 1) if len(noise) == 1 else noise[batch]
-            generators = None if seed is None else engine.seeded_noise([seed] * len(batch), sequence.pair)[1]
-            latents = method.sample(
-                engine, sequence.frames_pair(batch), personalization, initial, sampling, progress, generators
-            )
-            yield list(zip(batch, engine.decode(latents), strict=True))
+
+    item = "frame"
+    per_item = "generate_per_frame"
+
+    def __init__(self, config: AnimateConfig, log: Callable[[str], None]):
+        super().__init__()
+        # read before the model loads, so that a wrong path fails at once
+        self.source = load_image(config.source, "source")
+        start = time.perf_counter()
+        self.driving = read_frames(config.driving, config.every, config.max_frames)
+        self.timings["read_frames"] = time.perf_counter() - start
+        log(f"{len(self.driving.images)} driving frame(s) from {config.driving}")
+
+    def prepare(
+        self, engine: ImPoster, config: AnimateConfig, log: Callable[[str], None]
+    ) -> tuple[AnimateConfig, dict]:
+        # no --batch-size: DEFAULT_FRAME_BATCH frames at a time, not every frame at once
+        batch_size = config.sampling.batch_size or DEFAULT_FRAME_BATCH
+        config = replace(config, sampling=replace(config.sampling, batch_size=batch_size))
+        self.sequence = prepare_sequence(
+            engine,
+            self.source,
+            config.source_prompt,
+            self.driving.images,
+            config.driving_prompt,
+            config.target_prompt or None,
+            config.fit,
+            config.height,
+            config.width,
+            batch_size,
+        )
+        frames = self.sequence.frames
+        fps = config.fps or self.driving.fps or DEFAULT_FPS
+        config = settled(config, self.sequence.pair, engine, log, fps=fps)
+        self.training = evenly_spaced(len(frames), config.train_frames)
+        run = config.to_dict() | {"driving_frames": len(frames), "driving_digest": frames_digest(frames)}
+        return config, run
+
+    def learning_pair(self) -> PreparedPair:
+        return self.sequence.frames_pair(self.training)
+
+    def outputs(self, out: Path, config: AnimateConfig) -> dict[int, Path]:
+        return {i: out / FRAMES_DIR / frame_name(i) for i in range(len(self.sequence.frames))}
+
+    def sampling_inputs(self, config: AnimateConfig, todo: list[int]) -> tuple[PreparedPair, list[int]]:
+        # every frame from the seed's noise (sharing it keeps the frames alike), guided by its own frame
+        return self.sequence.frames_pair(todo), [config.seed] * len(todo)
+
+    def finish(
+        self, out: Path, config: AnimateConfig, outputs: dict[int, Path], log: Callable[[str], None]
+    ) -> dict:
+        start = time.perf_counter()
+        generated = [Image.open(path).convert("RGB") for path in outputs.values()]
+        self.gif = write_gif(generated, out / "animation.gif", config.fps)
+        self.mp4 = write_mp4(generated, out / "animation.mp4", config.fps) if mp4_available() else None
+        if self.mp4 is None:
+            log('no animation.mp4: it needs imageio-ffmpeg (pip install "imposter-diffusion[video]")')
+        strip = strip_picture(self.sequence.pair.source_image, self.sequence.frames, generated)
+        self.strip = save_image(strip, out / "strip.png")
+        self.timings["write"] = time.perf_counter() - start
+        return {"training_frames": self.training}
 
 
 def run_animate(
@@ -161,84 +192,12 @@ def run_animate(
     ``config.finetune`` and ``config.sampling`` are the user's (see ``RunConfig``); ``method``: the
     ``config.method`` object if the caller has it (None: looked up here).
     """
-    out = Path(out)
     config.validate()
     method = method or sequence_method(config.method)
-    source = load_image(config.source, "source")
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    driving = read_frames(config.driving, config.every, config.max_frames)
-    timings["read_frames"] = time.perf_counter() - start
-    log(f"{len(driving.images)} driving frame(s) from {config.driving}")
-
-    start = time.perf_counter()
-    engine = engine or ImPoster.from_pretrained(config.model, config.device, config.dtype)
-    timings["load_model"] = time.perf_counter() - start
-    config = resolved(config, engine, method)
-    # no --batch-size: DEFAULT_FRAME_BATCH frames at a time, not every frame at once
-    config = replace(
-        config,
-        sampling=replace(config.sampling, batch_size=config.sampling.batch_size or DEFAULT_FRAME_BATCH),
+    job = AnimateJob(config, log)
+    ran = run_job(job, config, Path(out), engine, overwrite, progress, log, method)
+    target = job.sequence.pair.target_prompt
+    frames = list(ran.outputs.values())
+    return AnimateResult(
+        Path(out), frames, job.gif, job.mp4, job.strip, target, ran.reused_adapter, ran.timings
     )
-    sequence = prepare_sequence(
-        engine,
-        source,
-        config.source_prompt,
-        driving.images,
-        config.driving_prompt,
-        config.target_prompt or None,
-        config.fit,
-        config.height,
-        config.width,
-        config.sampling.batch_size,
-    )
-    pair, frames = sequence.pair, sequence.frames
-    config = settled(config, pair, engine, log, fps=config.fps or driving.fps or DEFAULT_FPS)
-    run = config.to_dict() | {"driving_frames": len(frames), "driving_digest": frames_digest(frames)}
-    previous = open_run_folder(out, run, overwrite)
-
-    start = time.perf_counter()
-    training = evenly_spaced(len(frames), config.train_frames)
-    resuming = previous is not None
-    learned, reused = load_or_personalize(
-        engine, sequence.frames_pair(training), method, config, out, resuming, progress, log
-    )
-    timings["personalize"] = time.perf_counter() - start
-
-    paths = [out / FRAMES_DIR / frame_name(i) for i in range(len(frames))]
-    todo = [i for i, path in enumerate(paths) if previous is None or not path.exists()]
-    if len(todo) < len(paths):
-        log(f"resuming: {len(paths) - len(todo)} of {len(paths)} frames already written")
-    start = time.perf_counter()
-    noise = engine.initial_noise([config.seed], pair)
-    batches = sample_frames(
-        engine, sequence, learned, method, noise, config.sampling, todo, progress, seed=config.seed
-    )
-    for batch in batches:
-        for index, image in batch:
-            save_image(image, paths[index])
-    timings["generate"] = time.perf_counter() - start
-    timings["generate_per_frame"] = timings["generate"] / len(todo) if todo else 0.0
-
-    start = time.perf_counter()
-    generated = [Image.open(path).convert("RGB") for path in paths]
-    gif = write_gif(generated, out / "animation.gif", config.fps)
-    mp4 = write_mp4(generated, out / "animation.mp4", config.fps) if mp4_available() else None
-    if mp4 is None:
-        log('no animation.mp4: it needs imageio-ffmpeg (pip install "imposter-diffusion[video]")')
-    strip = save_image(strip_picture(pair.source_image, frames, generated), out / "strip.png")
-    timings["write"] = time.perf_counter() - start
-
-    timings = {k: round(v, 3) for k, v in timings.items()}
-    write_json(
-        out / CONFIG_FILE,
-        {
-            "run": run,
-            "environment": environment(),
-            "status": "done",
-            "timings": timings,
-            "training_frames": training,
-            "personalization": learned.info,
-        },
-    )
-    return AnimateResult(out, paths, gif, mp4, strip, pair.target_prompt, reused, timings)

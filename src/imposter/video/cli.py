@@ -24,7 +24,7 @@ from .config import DEFAULT_FRAME_BATCH, DEFAULT_TRAIN_FRAMES, AnimateConfig
 def cmd_animate(args: argparse.Namespace) -> None:
     if len(args.seeds) != 1:
         raise ConfigError(
-            f"--seeds takes one value for animate (every frame starts from that seed's noise); got {args.seeds}"
+            f"$seeds takes one value for animate (every frame starts from that seed's noise); got {args.seeds}"
         )
     from .animate import run_animate, sequence_method
 

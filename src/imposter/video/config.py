@@ -49,9 +49,9 @@ class AnimateConfig:
         """Raise ConfigError on an out-of-range value; return self."""
         check_selection(self.every, self.max_frames)
         if self.train_frames < 1:
-            raise ConfigError(f"--train-frames must be >= 1, got {self.train_frames}")
+            raise ConfigError(f"$train_frames must be >= 1, got {self.train_frames}")
         if self.fps is not None and not self.fps > 0:
-            raise ConfigError(f"--fps must be > 0, got {self.fps}")
+            raise ConfigError(f"$fps must be > 0, got {self.fps}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

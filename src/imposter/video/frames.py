@@ -52,9 +52,9 @@ def evenly_spaced(count: int, limit: int) -> list[int]:
 def check_selection(every: int, max_frames: int | None) -> None:
     """ConfigError unless ``every >= 1`` and ``max_frames`` is None or ``>= 1``."""
     if every < 1:
-        raise ConfigError(f"--every must be >= 1 (1 keeps every frame), got {every}")
+        raise ConfigError(f"$every must be >= 1 (1 keeps every frame), got {every}")
     if max_frames is not None and max_frames < 1:
-        raise ConfigError(f"--max-frames must be >= 1, got {max_frames}")
+        raise ConfigError(f"$max_frames must be >= 1, got {max_frames}")
 
 
 def read_frames(path: str | Path, every: int = 1, max_frames: int | None = None) -> Frames:
