@@ -4,6 +4,7 @@ from pathlib import Path
 
 import imposter
 from imposter import models, plugins
+from imposter.errors import ImposterWarning
 from imposter.plugins import NamedModel, named_model, register_model
 
 
@@ -11,7 +12,8 @@ def test_the_toy_world_names_its_bundled_checkpoints():
     toy, toy_flux = named_model("toy"), named_model("toy-flux")
     assert toy.folder == Path(imposter.__file__).parent / "toyworld" / "checkpoint"
     assert (toy_flux.folder / "model_index.json").is_file() and toy.default_metrics == ("toy", "phase")
-    assert toy_flux.vocabulary_notice is None and toy.vocabulary_notice(["a lion juggling"]).startswith(
+    notice = str(ImposterWarning(toy.vocabulary_notice(["a lion juggling"])))  # as the CLI shows it
+    assert toy_flux.vocabulary_notice is None and notice.startswith(
         "the toy model (the default --model) knows only its world, not 'juggling', 'lion'"
     )
     assert named_model("org/model") is None and models.model_source("~/x") == Path("~/x").expanduser()
