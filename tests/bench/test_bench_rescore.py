@@ -11,7 +11,7 @@ import pytest
 import torch
 from bench_settings import same_bench
 
-from imposter.bench import runner
+from imposter.bench import scoring
 from imposter.bench.store import read_results
 from imposter.cli import main
 from imposter.engine import ImPoster
@@ -123,7 +123,7 @@ def test_rescore_adds_a_metric_changes_no_image_and_resumes_when_killed(
     rescore = ["bench", "--rescore", "--out", str(out), "--metrics", "sscd", "--sscd-model", str(sscd_file)]
     nothing_generated(monkeypatch)
     written = []
-    original = runner.write_record
+    original = scoring.write_record
 
     def killed_on_the_third_record(out, record):
         if len(written) == 2:
@@ -131,12 +131,12 @@ def test_rescore_adds_a_metric_changes_no_image_and_resumes_when_killed(
         written.append(record)
         return original(out, record)
 
-    monkeypatch.setattr(runner, "write_record", killed_on_the_third_record)
+    monkeypatch.setattr(scoring, "write_record", killed_on_the_third_record)
     assert main([*rescore, "--quiet"]) == 130
     assert not list(out.rglob("*.tmp*"))
     runs = [json.loads(p.read_text())["metrics_run"] for p in sorted((out / "records").rglob("*.json"))]
     assert sorted(runs) == [["phase"], ["phase"], ["phase", "sscd"], ["phase", "sscd"]]
-    monkeypatch.setattr(runner, "write_record", original)
+    monkeypatch.setattr(scoring, "write_record", original)
     capsys.readouterr()
     assert main([*rescore, "--quiet"]) == 0
     assert "scored 2 of 4 images with sscd" in capsys.readouterr().out

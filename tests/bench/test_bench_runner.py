@@ -7,9 +7,9 @@ import pytest
 from bench_settings import FAST, same_bench
 
 from imposter.bench import runner
+from imposter.bench.config import BenchConfig, MethodSetup
 from imposter.bench.launch import bench
 from imposter.bench.pairs import read_pairs
-from imposter.bench.runner import BenchConfig, MethodSetup
 from imposter.bench.store import prepare_output, read_results
 from imposter.cli import main
 from imposter.config import FinetuneConfig, SamplingConfig

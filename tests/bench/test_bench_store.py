@@ -53,7 +53,7 @@ def test_metrics_are_remembered_once_they_ran_and_then_keep_their_model(tmp_path
 
 def test_a_retrained_bundled_model_is_another_model_to_the_bench(tmp_path, monkeypatch):
     from imposter import models, plugins
-    from imposter.bench.runner import BenchConfig, MethodSetup
+    from imposter.bench.config import BenchConfig, MethodSetup
 
     folder = tmp_path / "checkpoint"
     (folder / "vae").mkdir(parents=True)

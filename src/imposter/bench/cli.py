@@ -19,7 +19,7 @@ from ..metrics.registry import DEFAULT_METRICS, metric_names
 
 if TYPE_CHECKING:
     from ..families.base import Family
-    from .runner import MethodSetup
+    from .config import MethodSetup
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -79,7 +79,7 @@ def method_setup(args: argparse.Namespace, name: str, family: Family | None = No
     """``name`` with the flags applied, except those its definition fixes (Baseline++ keeps K = 0), and
     ``family``'s defaults for the settings no flag gives (FLUX.1: 28 steps, guidance 3.5)."""
     from ..methods import get_method
-    from .runner import MethodSetup
+    from .config import MethodSetup
 
     method = get_method(name)  # resolved here, once: the setup carries the method object
     flags = dict(vars(args))
@@ -96,9 +96,10 @@ def method_setup(args: argparse.Namespace, name: str, family: Family | None = No
 
 def cmd_bench(args: argparse.Namespace) -> None:
     from ..models import model_family
+    from .config import BenchConfig
     from .launch import bench
     from .pairs import read_pairs
-    from .runner import BenchConfig, run_bench
+    from .runner import run_bench
 
     if args.rescore:
         cmd_rescore(args)
@@ -149,7 +150,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_rescore(args: argparse.Namespace) -> None:
-    from .runner import MetricModels, rescore_bench
+    from .config import MetricModels
+    from .scoring import rescore_bench
 
     if not args.metrics:
         raise ConfigError("$rescore needs $metrics: the metrics to add to the bench in $out")

@@ -25,8 +25,9 @@ from tqdm.auto import tqdm
 
 from ..engine import ImPoster
 from ..errors import ConfigError, ImposterError
+from .config import BenchConfig, expected_keys
 from .pairs import read_pairs
-from .runner import BenchConfig, expected_keys, run_bench
+from .runner import run_bench
 from .store import prepare_output, record_path, settings_conflict, stored_settings
 
 WAIT_SECONDS = 5.0  # how often a waiting process looks at the others' progress

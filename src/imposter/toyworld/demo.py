@@ -14,7 +14,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..bench.runner import BenchConfig, MethodSetup, run_bench
+from ..bench.config import BenchConfig, MethodSetup
+from ..bench.runner import run_bench
 from ..config import FinetuneConfig, SamplingConfig
 from ..fileio import save_image
 from ..methods import get_method
