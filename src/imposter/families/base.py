@@ -66,6 +66,7 @@ class SamplingPlan:
     # img2img: the latents handed in are already noised to step ``start``'s timestep; steps before it are
     # cut (SD and SDXL families; SDEdit)
     start: int = 0
+    image: torch.Tensor | None = None  # latents of an image to edit (FLUX.1 family: FluxKontextPipeline)
 
 
 class Family(ABC):

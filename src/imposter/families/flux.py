@@ -180,8 +180,10 @@ class Flux(Family):
 
     def sample(self, pipe, noise: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:
         """``FluxPipeline.__call__`` with ImPoster's ``callback_on_step_end`` (``sampling.guided_steps``) on the
-        unpacked latents. ``plan.start`` is not supported (always 0); ``plan.uncond`` is unused: FLUX.1-dev is guidance-distilled, ``guidance_scale`` is its
-        guidance embedding. Eta does not apply (the Euler flow sampler is deterministic)."""
+        unpacked latents. ``plan.image`` goes to FluxKontextPipeline as the image to edit (latents: not encoded
+        again); ``plan.start`` is not supported (always 0); ``plan.uncond`` is unused: FLUX.1-dev is
+        guidance-distilled, ``guidance_scale`` is its guidance embedding. Eta does not apply (the Euler flow
+        sampler is deterministic)."""
         schedule, sampling, hook = plan.schedule, plan.sampling, plan.hook
         rows, _, height, width = noise.shape
         transformer = pipe.transformer
@@ -222,6 +224,7 @@ class Flux(Family):
                     prompt_embeds=first.embeds.to(dtype).expand(rows, -1, -1),
                     pooled_prompt_embeds=first.pooled.to(dtype).expand(rows, -1),
                     latents=pack(noise).to(dtype),
+                    **({} if plan.image is None else {"image": plan.image.to(dtype)}),
                     **call_size(pipe, height * factor, width * factor),
                     num_inference_steps=sampling.steps,
                     guidance_scale=sampling.guidance_scale,
