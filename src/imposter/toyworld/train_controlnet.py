@@ -152,7 +152,7 @@ def map_effect(pipe, controlnet, pairs: int = 8, seed: int = 0) -> dict[str, flo
         for name in scores:
             pose = pose_map_tensor(toy.target_pose_map, noise.device, noise.dtype)
             context = controlled(pipe.unet, controlnet, pose, 1.0 if name == "with_map" else 0.0)
-            plan = SamplingPlan(  # the SD defaults: DDIM 50, CFG 7.5
+            plan = SamplingPlan(  # SamplingConfig defaults: 50 steps, CFG 7.5
                 lambda i, target=target: Conditioning(target),
                 Conditioning(empty),
                 SamplingConfig(),
