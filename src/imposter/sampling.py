@@ -58,9 +58,8 @@ def alpha_prod_at(scheduler, timestep: int | None) -> float:
     return float(scheduler.alphas_cumprod[int(timestep)])
 
 
-Observation = tuple[
-    torch.Tensor, torch.Tensor | None, float
-]  # what a family shows the hook: Step's last three
+# what a family shows the hook of its pipeline's latents: a Step's latents, denoised and signal_scale
+Observation = tuple[torch.Tensor, torch.Tensor | None, float]
 
 
 def guided_steps(
@@ -97,8 +96,9 @@ def guided_steps(
 def observed(scheduler, first: int = 0) -> Iterator[dict[str, Any]]:
     """Inside the block ``scheduler.step`` keeps its last input latents under "sample" of the yielded dict and
     its output under "out" (with the x0 prediction ``pred_original_sample``, where the scheduler gives one):
-    what a pipeline's ``callback_on_step_end`` is not handed. With ``first`` > 0 ``set_timesteps`` drops the steps before it, as diffusers' img2img pipelines cut them
-    (``StableDiffusionImg2ImgPipeline.get_timesteps``)."""
+    what a pipeline's ``callback_on_step_end`` is not handed. With ``first`` > 0, ``set_timesteps`` drops the
+    steps before it, as diffusers' img2img pipelines do (``StableDiffusionImg2ImgPipeline.get_timesteps``).
+    The scheduler is left as it was after the block."""
     seen: dict[str, Any] = {}
     step, set_timesteps = scheduler.step, scheduler.set_timesteps
 
