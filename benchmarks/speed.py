@@ -187,7 +187,6 @@ def main() -> None:
     from imposter.finetune import finetune_lora
     from imposter.methods import get_method
     from imposter.methods.imposter import training_batch
-    from imposter.sampling import denoise
     from imposter.testing import SD21_BASE, save_random_pipeline
     from imposter.toyworld.pairs import make_pairs
 
@@ -254,35 +253,24 @@ def main() -> None:
         seeds = list(range(args.seeds))
         on = SamplingConfig(steps=args.sample_steps)  # the defaults: guidance on
         off = SamplingConfig(steps=args.sample_steps, amp_scale=0.0, phase_scale=0.0)
-        uncond, target = engine.embed(pair, ""), engine.embed(pair, pair.target_prompt)
 
         def sample(config, seed_list):
             method.sample(engine, pair, learned, engine.initial_noise(seed_list, pair), config, False)
 
         def two_call_cfg():
-            # the unbatched alternative: the conditional and unconditional UNet calls made separately
-            noise = engine.initial_noise(seeds, pair)
+            # the unbatched alternative: the conditional and unconditional halves as two UNet calls
+            unet, noise = engine.unet, engine.initial_noise(seeds, pair)
+            forward = unet.forward
 
-            class TwoCalls(torch.nn.Module):
-                dtype = engine.unet.dtype
+            def two_calls(sample, t, encoder_hidden_states, **kwargs):
+                halves = zip(sample.chunk(2), encoder_hidden_states.chunk(2), strict=True)
+                return (torch.cat([forward(s, t, encoder_hidden_states=e, **kwargs)[0] for s, e in halves]),)
 
-                def forward(self, sample, t, encoder_hidden_states):
-                    halves = [
-                        engine.unet(s, t, encoder_hidden_states=e).sample
-                        for s, e in zip(sample.chunk(2), encoder_hidden_states.chunk(2), strict=True)
-                    ]
-                    return type("Out", (), {"sample": torch.cat(halves)})()
-
-            denoise(
-                TwoCalls(),
-                engine.scheduler,
-                noise,
-                lambda i: target,
-                uncond,
-                7.5,
-                args.sample_steps,
-                progress=False,
-            )
+            unet.forward = two_calls
+            try:
+                method.sample(engine, pair, learned, noise, off, False)
+            finally:
+                del unet.forward
 
         with learned.active(engine):
             ours = timed(lambda: sample(on, seeds), args.repeats, device)

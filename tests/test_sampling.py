@@ -1,29 +1,14 @@
-"""The denoising loop: stepwise prompting, hooks, NaN detection; against diffusers' own pipeline."""
+"""The sampling path: stepwise prompting, hooks, NaN detection, the scheduler's x0; against diffusers' pipeline."""
 
 import numpy as np
 import pytest
 import torch
 
+from imposter import SamplingConfig
 from imposter.errors import NumericalError
+from imposter.families.base import Conditioning, SamplingPlan
 from imposter.guidance import FrequencyTargets, frequency_guidance_step
-from imposter.sampling import FrequencyGuidanceHook, Step, denoise, stepwise_prompts
-
-
-class RecordingUNet(torch.nn.Module):
-    """Wraps a UNet and keeps the text conditioning of every call."""
-
-    def __init__(self, unet):
-        super().__init__()
-        self.unet = unet
-        self.contexts = []
-
-    @property
-    def dtype(self):
-        return self.unet.dtype
-
-    def forward(self, sample, timestep, encoder_hidden_states):
-        self.contexts.append(encoder_hidden_states.detach().clone())
-        return self.unet(sample, timestep, encoder_hidden_states=encoder_hidden_states)
+from imposter.sampling import FrequencyGuidanceHook, Step, observed, stepwise_prompts
 
 
 def embeddings(engine):
@@ -34,16 +19,38 @@ def embeddings(engine):
     )
 
 
+def sample(engine, noise, condition_at, uncond, guidance_scale, steps, hook=None):
+    """The SD family's sampler on embedding tensors."""
+    sampling = SamplingConfig(steps=steps, guidance_scale=guidance_scale)
+    plan = SamplingPlan(
+        lambda index: Conditioning(condition_at(index)), Conditioning(uncond), sampling, hook, progress=False
+    )
+    return engine.family.sample(engine.pipe, noise, plan)
+
+
+def recorded_contexts(engine, run) -> list[torch.Tensor]:
+    """The text conditioning of every UNet call made by ``run()``."""
+    contexts = []
+
+    def record(module, args, kwargs):
+        contexts.append(kwargs["encoder_hidden_states"].detach().clone())
+
+    handle = engine.unet.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        run()
+    finally:
+        handle.remove()
+    return contexts
+
+
 @pytest.mark.parametrize("k", [0, 6])  # the ends; tests/families/test_contract.py checks one in between
 def test_stepwise_prompting_uses_the_driving_embedding_for_exactly_k_steps(engine, k):
     uncond, driving, target = embeddings(engine)
-    unet = RecordingUNet(engine.unet)
     noise = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    denoise(
-        unet, engine.scheduler, noise, stepwise_prompts(driving, target, k), uncond, 7.5, 6, progress=False
-    )
-    assert len(unet.contexts) == 6
-    for i, context in enumerate(unet.contexts):
+    schedule = stepwise_prompts(driving, target, k)
+    contexts = recorded_contexts(engine, lambda: sample(engine, noise, schedule, uncond, 7.5, 6))
+    assert len(contexts) == 6
+    for i, context in enumerate(contexts):
         uncond_half, cond_half = context.chunk(2)
         expected = driving if i < k else target
         assert torch.equal(cond_half, expected.expand(2, -1, -1)), f"step {i}"
@@ -52,18 +59,16 @@ def test_stepwise_prompting_uses_the_driving_embedding_for_exactly_k_steps(engin
 
 def test_no_classifier_free_guidance_at_scale_one(engine):
     uncond, driving, target = embeddings(engine)
-    unet = RecordingUNet(engine.unet)
-    denoise(unet, engine.scheduler, torch.randn(1, 4, 8, 8), lambda i: target, uncond, 1.0, 3, progress=False)
-    assert all(c.shape[0] == 1 for c in unet.contexts)
+    noise = torch.randn(1, 4, 8, 8)
+    contexts = recorded_contexts(engine, lambda: sample(engine, noise, lambda i: target, uncond, 1.0, 3))
+    assert len(contexts) == 3 and all(c.shape[0] == 1 for c in contexts)
 
 
 def test_matches_diffusers_pipeline_without_hooks(engine):
-    """Our loop with one prompt, no hook, is the stock StableDiffusionPipeline's."""
+    """Our sampler with one prompt, no hook, is the stock StableDiffusionPipeline's."""
     uncond, _, target = embeddings(engine)
     noise = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3))
-    ours = engine.decode(
-        denoise(engine.unet, engine.scheduler, noise, lambda i: target, uncond, 7.5, 8, progress=False)
-    )
+    ours = engine.decode(sample(engine, noise, lambda i: target, uncond, 7.5, 8))
     stock = engine.pipe(
         prompt_embeds=target,
         negative_prompt_embeds=uncond,
@@ -83,17 +88,7 @@ def test_nan_latents_raise_a_clear_error(engine):
         return step.latents * float("nan")
 
     with pytest.raises(NumericalError, match="NaN"):
-        denoise(
-            engine.unet,
-            engine.scheduler,
-            torch.randn(1, 4, 8, 8),
-            lambda i: target,
-            uncond,
-            7.5,
-            3,
-            hook=poison,
-            progress=False,
-        )
+        sample(engine, torch.randn(1, 4, 8, 8), lambda i: target, uncond, 7.5, 3, hook=poison)
 
 
 def test_hook_sees_every_step_with_the_right_alpha(engine):
@@ -104,17 +99,7 @@ def test_hook_sees_every_step_with_the_right_alpha(engine):
         seen.append(step)
         return step.latents
 
-    denoise(
-        engine.unet,
-        engine.scheduler,
-        torch.randn(1, 4, 8, 8),
-        lambda i: target,
-        uncond,
-        7.5,
-        5,
-        hook=record,
-        progress=False,
-    )
+    sample(engine, torch.randn(1, 4, 8, 8), lambda i: target, uncond, 7.5, 5, hook=record)
     assert [s.index for s in seen] == list(range(5))
     timesteps = [int(t) for t in engine.scheduler.timesteps]
     for step, following in zip(seen, timesteps[1:] + [None], strict=True):
@@ -156,31 +141,19 @@ def test_guidance_until_step_leaves_later_steps_alone():
         assert torch.equal(hook(step), step.latents) != guided
 
 
-@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
-def test_ddim_x0_from_two_latents_is_the_schedulers_own(prediction_type):
-    """What a pipeline callback can recover: x0 of a DDIM step (eta 0) from its input and output latents."""
+def test_observed_keeps_the_steps_x0_and_cuts_img2img_timesteps_then_leaves_the_scheduler_alone():
     from diffusers import DDIMScheduler
 
-    from imposter.sampling import alpha_prod_at, ddim_denoised
-
-    scheduler = DDIMScheduler(
-        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type=prediction_type,
-        clip_sample=False, set_alpha_to_one=False, steps_offset=1,
-    )  # fmt: skip
+    scheduler = DDIMScheduler(clip_sample=False, set_alpha_to_one=False)
     scheduler.set_timesteps(10)
+    full = scheduler.timesteps.clone()
     generator = torch.Generator().manual_seed(0)
-    for index in (0, 4, 9):
-        timestep = scheduler.timesteps[index]
-        latents, output = (
-            torch.randn(2, 4, 8, 8, generator=generator),
-            torch.randn(2, 4, 8, 8, generator=generator),
-        )
-        step = scheduler.step(output, timestep, latents)
-        following = scheduler.timesteps[index + 1] if index + 1 < 10 else None
-        recovered = ddim_denoised(
-            latents,
-            step.prev_sample,
-            alpha_prod_at(scheduler, int(timestep)),
-            alpha_prod_at(scheduler, None if following is None else int(following)),
-        )
-        torch.testing.assert_close(recovered, step.pred_original_sample, atol=1e-4, rtol=1e-4)
+    latents, output = (torch.randn(2, 4, 8, 8, generator=generator) for _ in range(2))
+    with observed(scheduler, first=3) as seen:
+        scheduler.set_timesteps(10)
+        assert torch.equal(scheduler.timesteps, full[3:])
+        following = scheduler.step(output, scheduler.timesteps[0], latents, return_dict=False)[0]
+        assert seen["sample"] is latents and torch.equal(seen["out"].prev_sample, following)
+    expected = scheduler.step(output, full[3], latents)
+    torch.testing.assert_close(seen["out"].pred_original_sample, expected.pred_original_sample)
+    assert "step" not in vars(scheduler) and "set_timesteps" not in vars(scheduler)

@@ -3,8 +3,8 @@ run the denoiser with the ControlNet's residuals.
 
 diffusers' ``ControlNetModel`` (SD 1.x/2.x, SDXL) reads what the UNet reads plus a conditioning image, and
 returns residuals that the UNet adds to its skip connections and middle block. ``controlled`` patches the
-UNet's ``forward`` for the duration of a sampling run, so every call (the SD family's own loop, the SDXL
-pipeline's ``__call__``) gets them, on the classifier-free guidance batch's both halves as diffusers'
+UNet's ``forward`` for the duration of a sampling run, so every call of the family's pipeline ``__call__``
+(SD, SDXL) gets them, on the classifier-free guidance batch's both halves as diffusers'
 ControlNet pipelines do (no guess mode).
 """
 

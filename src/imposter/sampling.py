@@ -1,20 +1,20 @@
-"""The denoising loop with stepwise text prompting and a per-step hook (ImPoster, Sec. 3.2-3.3).
+"""Stepwise text prompting and a per-step hook (ImPoster, Sec. 3.2-3.3) on a family's own pipeline.
 
-``denoise`` knows nothing of ImPoster: it runs classifier-free guidance with whatever conditioning
-``condition_at(i)`` returns at step ``i`` and lets ``hook`` change the latents after each scheduler step.
-Stepwise prompting is ``stepwise_prompts``; frequency guidance is ``FrequencyGuidanceHook``.
+Every family samples with its diffusers pipeline's ``__call__``; ``guided_steps`` is the one
+``callback_on_step_end`` they all pass, which applies the hook after each scheduler step and switches
+the conditioning. Stepwise prompting is ``stepwise_prompts``; frequency guidance is ``FrequencyGuidanceHook``.
 """
 
 from __future__ import annotations
 
-import inspect
+import contextlib
+import functools
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
-from tqdm.auto import tqdm
 
 from .errors import ImposterWarning, NumericalError
 from .guidance import FrequencyTargets, frequency_guidance_step
@@ -41,19 +41,6 @@ def stepwise_prompts(driving: C, target: C, k: int) -> Callable[[int], C]:
     return lambda index: driving if index < k else target
 
 
-def ddim_denoised(
-    latents: torch.Tensor, following: torch.Tensor, alpha_prod: float, alpha_prod_next: float
-) -> torch.Tensor:
-    """x0 from a deterministic DDIM step (eta 0) ``latents`` -> ``following``, for callers that see only the latents.
-
-    Both are sqrt(a) x0 + sqrt(1 - a) eps with the same eps (a = ``alpha_prod``, then ``alpha_prod_next``), two
-    equations in x0 and eps; eliminating eps gives x0 exactly (as DDIM's own ``pred_original_sample``).
-    """
-    a, b = alpha_prod, alpha_prod_next
-    mixed = (1 - a) ** 0.5 * following.float() - (1 - b) ** 0.5 * latents.float()
-    return mixed / (b**0.5 * (1 - a) ** 0.5 - (1 - b) ** 0.5 * a**0.5)
-
-
 def check_finite(latents: torch.Tensor, index: int, timestep: float) -> None:
     """NumericalError if the latents hold a NaN or an infinity after denoising step ``index``."""
     if not torch.isfinite(latents).all():
@@ -71,79 +58,75 @@ def alpha_prod_at(scheduler, timestep: int | None) -> float:
     return float(scheduler.alphas_cumprod[int(timestep)])
 
 
-def _step_kwargs(
-    scheduler, eta: float, generator: torch.Generator | Sequence[torch.Generator] | None
-) -> dict:
-    accepted = set(inspect.signature(scheduler.step).parameters)
-    kwargs = {}
-    if "eta" in accepted:
-        kwargs["eta"] = eta
-    if "generator" in accepted:  # a list: one generator per batch row (diffusers' randn_tensor)
-        kwargs["generator"] = list(generator) if isinstance(generator, Sequence) else generator
-    return kwargs
+# what a family shows the hook of its pipeline's latents: a Step's latents, denoised and signal_scale
+Observation = tuple[torch.Tensor, torch.Tensor | None, float]
 
 
-def denoise(
-    unet,
-    scheduler,
-    latents: torch.Tensor,
-    condition_at: Callable[[int], torch.Tensor],
-    uncond: torch.Tensor,
-    guidance_scale: float,
-    steps: int,
-    eta: float = 0.0,
-    hook: StepHook | None = None,
-    generator: torch.Generator | Sequence[torch.Generator] | None = None,
-    progress: bool = True,
-    start: int = 0,
-) -> torch.Tensor:
-    """Denoise ``latents`` (B, C, h, w) from pure noise in ``steps`` scheduler steps; return clean latents.
-    With ``start`` > 0 (img2img), ``latents`` are already noised to the timestep of step ``start`` and the
-    steps before it are skipped.
+def guided_steps(
+    schedule: Callable[[int], C],
+    hook: StepHook | None,
+    observe: Callable[[int, torch.Tensor, torch.Tensor], Observation],
+    restore: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    carry: Callable[[C], dict[str, torch.Tensor]],
+    first: int = 0,
+) -> Callable[..., dict[str, torch.Tensor]]:
+    """ImPoster's sampling (Sec. 3.2-3.3) as every family's ``callback_on_step_end``: after scheduler step
+    ``index`` the hook (frequency guidance) moves the latents, a NaN or an infinity stops the run, and the
+    next step gets its conditioning (stepwise prompting: ``schedule(index + 1)``).
 
-    Classifier-free guidance runs as one batched UNet call of [uncond, cond] when ``guidance_scale > 1``.
-    ``condition_at(i)`` and ``uncond`` are (1 or B, L, D) text embeddings. ``generator`` draws the
-    scheduler's own noise (DDIM with eta > 0): one per row makes each row independent of the batch.
+    The family says how its pipeline holds these: ``observe(position, timestep, latents)`` gives the hook's
+    view of the pipeline's latents (spatial float latents, x0 or None, the weight of x0 in them),
+    ``restore(guided, latents)`` puts the hook's result back in the pipeline's form, and
+    ``carry(conditioning)`` the callback tensors that hold a conditioning. ``first``: the pipeline's step 0
+    is step ``first`` of the schedule (img2img starts late).
     """
-    scheduler.set_timesteps(steps, device=latents.device)
-    timesteps = scheduler.timesteps
-    batch = latents.shape[0]
-    use_cfg = guidance_scale > 1.0
-    step_kwargs = _step_kwargs(scheduler, eta, generator)
-    dtype = unet.dtype
-    if start == 0:
-        latents = latents * scheduler.init_noise_sigma
-    for index, timestep in enumerate(tqdm(timesteps, desc="denoising", disable=not progress, leave=False)):
-        if index < start:
-            continue
-        cond = condition_at(index).to(dtype).expand(batch, -1, -1)
-        if use_cfg:
-            model_input = torch.cat([latents, latents])
-            context = torch.cat([uncond.to(dtype).expand(batch, -1, -1), cond])
-        else:
-            model_input, context = latents, cond
-        model_input = scheduler.scale_model_input(model_input, timestep)
-        with torch.no_grad():
-            noise_pred = unet(model_input.to(dtype), timestep, encoder_hidden_states=context).sample
-        if use_cfg:
-            uncond_pred, cond_pred = noise_pred.float().chunk(2)
-            noise_pred = uncond_pred + guidance_scale * (cond_pred - uncond_pred)
-        out = scheduler.step(noise_pred.float(), timestep, latents.float(), **step_kwargs)
-        latents = out.prev_sample
+
+    def on_step_end(pipe, position: int, timestep, tensors: dict) -> dict:
+        index, latents = first + position, tensors["latents"]
         if hook is not None:
-            following = int(timesteps[index + 1]) if index + 1 < len(timesteps) else None
-            denoised = getattr(out, "pred_original_sample", None)
-            latents = hook(
-                Step(
-                    index=index,
-                    timestep=int(timestep),
-                    latents=latents,
-                    denoised=denoised,
-                    signal_scale=alpha_prod_at(scheduler, following) ** 0.5,
-                )
-            )
+            spatial, denoised, signal_scale = observe(position, timestep, latents)
+            latents = restore(hook(Step(index, int(timestep), spatial, denoised, signal_scale)), latents)
         check_finite(latents, index, timestep)
-    return latents
+        return {"latents": latents, **carry(schedule(index + 1))}
+
+    return on_step_end
+
+
+@contextlib.contextmanager
+def observed(scheduler, first: int = 0) -> Iterator[dict[str, Any]]:
+    """Inside the block ``scheduler.step`` keeps its last input latents under "sample" of the yielded dict and
+    its output under "out" (with the x0 prediction ``pred_original_sample``, where the scheduler gives one):
+    what a pipeline's ``callback_on_step_end`` is not handed. With ``first`` > 0, ``set_timesteps`` drops the
+    steps before it, as diffusers' img2img pipelines do (``StableDiffusionImg2ImgPipeline.get_timesteps``).
+    The scheduler is left as it was after the block."""
+    seen: dict[str, Any] = {}
+    step, set_timesteps = scheduler.step, scheduler.set_timesteps
+
+    @functools.wraps(step)
+    def keeping(model_output, timestep, sample, *args, return_dict: bool = True, **kwargs):
+        seen["sample"] = sample
+        seen["out"] = step(model_output, timestep, sample, *args, return_dict=True, **kwargs)
+        return seen["out"] if return_dict else seen["out"].to_tuple()
+
+    @functools.wraps(set_timesteps)
+    def starting_late(*args, **kwargs):
+        set_timesteps(*args, **kwargs)
+        scheduler.timesteps = scheduler.timesteps[first:]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(first)
+
+    own = {name for name in ("step", "set_timesteps") if name in vars(scheduler)}
+    scheduler.step = keeping
+    if first:
+        scheduler.set_timesteps = starting_late
+    try:
+        yield seen
+    finally:
+        for name, original in (("step", step), ("set_timesteps", set_timesteps)):
+            if name in own:
+                setattr(scheduler, name, original)
+            else:
+                vars(scheduler).pop(name, None)
 
 
 @dataclass(frozen=True)

@@ -64,8 +64,9 @@ class SamplingPlan:
     generators: Sequence[torch.Generator] | None = None  # one per row, for the sampler's own noise
     progress: bool = True
     # img2img: the latents handed in are already noised to step ``start``'s timestep; steps before it are
-    # skipped (SD family only; SDEdit)
+    # cut (SD and SDXL families; SDEdit)
     start: int = 0
+    image: torch.Tensor | None = None  # latents of an image to edit (FLUX.1 family: FluxKontextPipeline)
 
 
 class Family(ABC):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..sampling import Step, check_finite
+from ..sampling import guided_steps, observed
 from .base import Conditioning, Family, SamplingPlan
 
 TRAINING_GUIDANCE = 3.5  # train_dreambooth_lora_flux.py line 497: FLUX.1-dev's distilled guidance in training
@@ -179,15 +179,17 @@ class Flux(Family):
         return FlowMatchingLoss.for_scheduler(pipe.scheduler, bool(pipe.transformer.config.guidance_embeds))
 
     def sample(self, pipe, noise: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:
-        """``FluxPipeline.__call__`` with ``callback_on_step_end`` switching ``prompt_embeds`` after step K-1 and
-        guiding ``latents``. ``plan.uncond`` is unused: FLUX.1-dev is guidance-distilled, ``guidance_scale`` is its
-        guidance embedding. Eta does not apply (the Euler flow sampler is deterministic)."""
+        """``FluxPipeline.__call__`` with ImPoster's ``callback_on_step_end`` (``sampling.guided_steps``) on the
+        unpacked latents. ``plan.image`` goes to FluxKontextPipeline as the image to edit (latents: not encoded
+        again); ``plan.start`` is not supported (always 0); ``plan.uncond`` is unused: FLUX.1-dev is
+        guidance-distilled, ``guidance_scale`` is its guidance embedding. Eta does not apply (the Euler flow
+        sampler is deterministic)."""
         schedule, sampling, hook = plan.schedule, plan.sampling, plan.hook
         rows, _, height, width = noise.shape
         transformer = pipe.transformer
         dtype = transformer.dtype
         scheduler = pipe.scheduler
-        current = {"pooled": schedule(0).pooled, "latents": pack(noise).to(dtype)}
+        current = {"pooled": schedule(0).pooled}
 
         # The one thing the pipeline cannot express: FluxPipeline._callback_tensor_inputs has no
         # pooled_prompt_embeds, so the CLIP pooled half of the stepwise prompt is swapped in just before
@@ -196,40 +198,41 @@ class Flux(Family):
             kwargs["pooled_projections"] = current["pooled"].to(dtype).expand(rows, -1)
             return args, kwargs
 
-        def on_step_end(pipe, index: int, timestep, tensors: dict) -> dict:
-            latents = tensors["latents"]
-            if hook is not None:
-                sigma, following = float(scheduler.sigmas[index]), float(scheduler.sigmas[index + 1])
-                denoised = None
-                if sampling.guidance_space == "denoised":
-                    velocity = (latents.float() - current["latents"].float()) / (following - sigma)
-                    denoised = unpack(latents.float() - following * velocity, height, width)
-                step = Step(
-                    index, int(timestep), unpack(latents.float(), height, width), denoised, 1.0 - following
-                )
-                latents = pack(hook(step)).to(latents.dtype)
-            check_finite(latents, index, timestep)
-            upcoming = schedule(index + 1)
-            current["pooled"], current["latents"] = upcoming.pooled, latents
-            return {"latents": latents, "prompt_embeds": upcoming.embeds.to(dtype).expand(rows, -1, -1)}
+        def carry(conditioning: Conditioning) -> dict[str, torch.Tensor]:
+            current["pooled"] = conditioning.pooled  # for swap_pooled, before the next transformer call
+            return {"prompt_embeds": conditioning.embeds.to(dtype).expand(rows, -1, -1)}
 
         first = schedule(0)
         factor = self.vae_scale_factor(pipe)
         pipe.set_progress_bar_config(disable=not plan.progress, leave=False, desc="denoising")
         handle = transformer.register_forward_pre_hook(swap_pooled, with_kwargs=True, prepend=True)
-        try:
-            tokens = pipe(
-                prompt_embeds=first.embeds.to(dtype).expand(rows, -1, -1),
-                pooled_prompt_embeds=first.pooled.to(dtype).expand(rows, -1),
-                latents=current["latents"],
-                **call_size(pipe, height * factor, width * factor),
-                num_inference_steps=sampling.steps,
-                guidance_scale=sampling.guidance_scale,
-                output_type="latent",
-                callback_on_step_end=on_step_end,
-                callback_on_step_end_tensor_inputs=["latents", "prompt_embeds"],
-                return_dict=False,
-            )[0]
-        finally:
-            handle.remove()
+        with observed(scheduler) as seen:
+
+            def observe(index: int, timestep, latents: torch.Tensor):
+                sigma, following = float(scheduler.sigmas[index]), float(scheduler.sigmas[index + 1])
+                denoised = None
+                if sampling.guidance_space == "denoised":  # x0 = x_t - sigma v, v read off the Euler step
+                    velocity = (latents.float() - seen["sample"].float()) / (following - sigma)
+                    denoised = unpack(latents.float() - following * velocity, height, width)
+                return unpack(latents.float(), height, width), denoised, 1.0 - following
+
+            def restore(guided: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+                return pack(guided).to(latents.dtype)
+
+            try:
+                tokens = pipe(
+                    prompt_embeds=first.embeds.to(dtype).expand(rows, -1, -1),
+                    pooled_prompt_embeds=first.pooled.to(dtype).expand(rows, -1),
+                    latents=pack(noise).to(dtype),
+                    **({} if plan.image is None else {"image": plan.image.to(dtype)}),
+                    **call_size(pipe, height * factor, width * factor),
+                    num_inference_steps=sampling.steps,
+                    guidance_scale=sampling.guidance_scale,
+                    output_type="latent",
+                    callback_on_step_end=guided_steps(schedule, hook, observe, restore, carry),
+                    callback_on_step_end_tensor_inputs=["latents", "prompt_embeds"],
+                    return_dict=False,
+                )[0]
+            finally:
+                handle.remove()
         return unpack(tokens.float(), height, width)

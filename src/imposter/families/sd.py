@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..sampling import alpha_prod_at, guided_steps, observed
 from .base import Conditioning, Family, SamplingPlan
 from .losses import DenoisingLoss
 
@@ -43,22 +44,58 @@ class StableDiffusion(Family):
         return DenoisingLoss.for_scheduler(pipe.scheduler)
 
     def sample(self, pipe, noise: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:
-        # Our own loop (``sampling.denoise``), not StableDiffusionPipeline.__call__: "denoised" guidance reads
-        # each scheduler step's x0 prediction (``pred_original_sample``), which ``callback_on_step_end`` never
-        # sees, and DDIM's x0 is what the guidance of the toy-world measurements (docs/toy-defaults.md) used.
-        from ..sampling import denoise
+        return sample_unet_pipeline(pipe, noise, plan)
 
-        return denoise(
-            pipe.unet,
-            pipe.scheduler,
-            noise,
-            lambda index: plan.schedule(index).embeds,
-            plan.uncond.embeds,
-            plan.sampling.guidance_scale,
-            plan.sampling.steps,
-            eta=plan.sampling.eta,
-            hook=plan.hook,
-            generator=plan.generators,
-            progress=plan.progress,
-            start=plan.start,
-        )
+
+def sample_unet_pipeline(pipe, noise: torch.Tensor, plan: SamplingPlan, pooled: bool = False) -> torch.Tensor:
+    """``StableDiffusionPipeline.__call__`` (``StableDiffusionXLPipeline``'s with ``pooled``: its pooled embedding
+    goes along, switched through ``add_text_embeds``) with ImPoster's ``callback_on_step_end``
+    (``sampling.guided_steps``). The hook's x0 is the scheduler step's own ``pred_original_sample``
+    (``sampling.observed``), for any scheduler that gives one. ``plan.start`` > 0 (img2img): the timesteps
+    before it are cut, as diffusers' img2img pipelines cut them."""
+    sampling, scheduler, dtype = plan.sampling, pipe.scheduler, pipe.unet.dtype
+    rows = noise.shape[0]
+    cfg = sampling.guidance_scale > 1 and pipe.unet.config.time_cond_proj_dim is None  # the pipeline's rule
+    uncond = plan.uncond.expand(rows).to(dtype)
+
+    def carry(conditioning: Conditioning) -> dict[str, torch.Tensor]:
+        """The callback tensors of a step's conditioning: [uncond, cond] under classifier-free guidance, as the
+        pipeline stacks them."""
+        cond = conditioning.expand(rows).to(dtype)
+        both = Conditioning.cat([uncond, cond]) if cfg else cond
+        return {"prompt_embeds": both.embeds, **({"add_text_embeds": both.pooled} if pooled else {})}
+
+    with observed(scheduler, plan.start) as seen:
+
+        def observe(position: int, timestep, latents: torch.Tensor):
+            upcoming = scheduler.timesteps[position + 1] if position + 1 < len(scheduler.timesteps) else None
+            denoised = getattr(seen["out"], "pred_original_sample", None)
+            alpha_next = alpha_prod_at(scheduler, None if upcoming is None else int(upcoming))
+            return latents.float(), denoised, alpha_next**0.5
+
+        def restore(guided: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+            return guided.to(latents.dtype)
+
+        first = plan.schedule(plan.start).expand(rows).to(dtype)
+        embeds = {"prompt_embeds": first.embeds, "negative_prompt_embeds": uncond.embeds}
+        if pooled:
+            embeds |= {"pooled_prompt_embeds": first.pooled, "negative_pooled_prompt_embeds": uncond.pooled}
+        # img2img: the latents come noised to step ``start``; the pipeline's init_noise_sigma scaling
+        # (1 for DDIM) is for pure noise
+        latents = noise if plan.start == 0 else noise / scheduler.init_noise_sigma
+        factor = Family.vae_scale_factor(pipe)
+        pipe.set_progress_bar_config(disable=not plan.progress, leave=False, desc="denoising")
+        return pipe(
+            **embeds,
+            latents=latents.to(dtype),
+            height=noise.shape[-2] * factor,
+            width=noise.shape[-1] * factor,
+            num_inference_steps=sampling.steps,
+            guidance_scale=sampling.guidance_scale,
+            eta=sampling.eta,
+            generator=list(plan.generators) if plan.generators else None,
+            output_type="latent",
+            callback_on_step_end=guided_steps(plan.schedule, plan.hook, observe, restore, carry, plan.start),
+            callback_on_step_end_tensor_inputs=["latents", "prompt_embeds", *(["add_text_embeds"] * pooled)],
+            return_dict=False,
+        )[0].float()

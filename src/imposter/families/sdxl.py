@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..sampling import Step, alpha_prod_at, check_finite, ddim_denoised
 from .base import Conditioning, Family, SamplingPlan
 from .losses import DenoisingLoss, denoising_loss, noise_scheduler_for
+from .sd import sample_unet_pipeline
 
 
 def time_ids(height: int, width: int, rows: int, device, dtype) -> torch.Tensor:
@@ -84,65 +84,4 @@ class StableDiffusionXL(Family):
         return SDXLDenoisingLoss(noise_scheduler_for(pipe.scheduler), self.vae_scale_factor(pipe))
 
     def sample(self, pipe, noise: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:
-        """``StableDiffusionXLPipeline.__call__``, its ``callback_on_step_end`` switching ``prompt_embeds`` and
-        ``add_text_embeds`` after step K-1 and guiding ``latents``. "Denoised" guidance needs x0, which the
-        callback is not given: with DDIM at eta 0 it is recovered exactly from two consecutive latents; with
-        another scheduler the noisy latents are guided instead (with a warning)."""
-        schedule, uncond, sampling, hook = plan.schedule, plan.uncond, plan.sampling, plan.hook
-        rows = noise.shape[0]
-        cfg = sampling.guidance_scale > 1 and pipe.unet.config.time_cond_proj_dim is None
-        dtype = pipe.unet.dtype
-
-        def batch(conditioning: Conditioning) -> Conditioning:
-            """The rows the UNet sees: [uncond, cond] under classifier-free guidance, as the pipeline stacks them."""
-            rows_of = conditioning.expand(rows)
-            return Conditioning.cat([uncond.expand(rows), rows_of]) if cfg else rows_of
-
-        from diffusers import DDIMScheduler
-
-        scheduler = pipe.scheduler
-        # the pipeline hands the callback no x0; DDIM at eta 0 (the paper's sampler) gives it from two latents
-        exact_x0 = isinstance(scheduler, DDIMScheduler) and sampling.eta == 0
-        previous = {"latents": noise.to(dtype) * scheduler.init_noise_sigma}
-
-        def on_step_end(pipe, index: int, timestep, tensors: dict) -> dict:
-            latents = tensors["latents"]
-            if hook is not None:
-                upcoming = scheduler.timesteps[index + 1] if index + 1 < len(scheduler.timesteps) else None
-                alpha_next = alpha_prod_at(scheduler, None if upcoming is None else int(upcoming))
-                denoised = None
-                if exact_x0 and sampling.guidance_space == "denoised":
-                    alpha = alpha_prod_at(scheduler, int(timestep))
-                    denoised = ddim_denoised(previous["latents"], latents, alpha, alpha_next)
-                step = Step(index, int(timestep), latents.float(), denoised, alpha_next**0.5)
-                latents = hook(step).to(latents.dtype)
-            check_finite(latents, index, timestep)
-            previous["latents"] = latents
-            following = batch(schedule(index + 1)).to(dtype)
-            return {
-                "latents": latents,
-                "prompt_embeds": following.embeds,
-                "add_text_embeds": following.pooled,
-            }
-
-        first = schedule(0).expand(rows).to(dtype)
-        negative = uncond.expand(rows).to(dtype)
-        factor = self.vae_scale_factor(pipe)
-        pipe.set_progress_bar_config(disable=not plan.progress, leave=False, desc="denoising")
-        return pipe(
-            prompt_embeds=first.embeds,
-            pooled_prompt_embeds=first.pooled,
-            negative_prompt_embeds=negative.embeds,
-            negative_pooled_prompt_embeds=negative.pooled,
-            latents=noise.to(dtype),
-            height=noise.shape[-2] * factor,
-            width=noise.shape[-1] * factor,
-            num_inference_steps=sampling.steps,
-            guidance_scale=sampling.guidance_scale,
-            eta=sampling.eta,
-            generator=list(plan.generators) if plan.generators else None,
-            output_type="latent",
-            callback_on_step_end=on_step_end,
-            callback_on_step_end_tensor_inputs=["latents", "prompt_embeds", "add_text_embeds"],
-            return_dict=False,
-        )[0].float()
+        return sample_unet_pipeline(pipe, noise, plan, pooled=True)

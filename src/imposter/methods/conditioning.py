@@ -5,7 +5,7 @@
 - ``layerwise_conditioning`` and ``pack``: one text embedding per cross-attention layer of the UNet
   (P+, Voynov et al., arXiv 2303.09522). The per-layer embeddings travel through the UNet as one
   tensor, concatenated along the sequence axis; each cross-attention layer's processor keeps its own
-  slice. So the denoising loop (``sampling.denoise``) and the training loss
+  slice. So the pipelines' denoising loops and the training loss
   (``families.losses.denoising_loss``), which only pass ``encoder_hidden_states`` along, run unchanged.
 """
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..config import SamplingConfig
+from ..families.base import Conditioning, SamplingPlan
 from ..personalizations import EmbeddingPersonalization, Personalization
-from ..sampling import denoise
 from .base import Method
 from .imposter import NO_GUIDANCE
 
@@ -67,18 +67,10 @@ class InversionMethod(Method):
         generators: Sequence[torch.Generator] | None = None,
     ) -> torch.Tensor:
         with self.conditioning(engine, pair, personalization) as (cond, uncond):
-            return denoise(
-                engine.unet,
-                engine.scheduler,
-                noise,
-                lambda index: cond,
-                uncond,
-                sampling.guidance_scale,
-                sampling.steps,
-                eta=sampling.eta,
-                generator=generators,
-                progress=progress,
+            plan = SamplingPlan(
+                lambda index: Conditioning(cond), Conditioning(uncond), sampling, None, generators, progress
             )
+            return engine.family.sample(engine.pipe, noise, plan)
 
 
 @contextlib.contextmanager

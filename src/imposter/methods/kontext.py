@@ -22,7 +22,7 @@ import torch
 
 from ..config import SamplingConfig
 from ..errors import ConfigError
-from ..families.flux import call_size, pack, unpack
+from ..families.base import SamplingPlan
 from ..personalizations import Personalization
 from ..prompts import edit_instruction
 from .imposter import NO_GUIDANCE
@@ -66,21 +66,15 @@ class KontextMethod(_Reference):
         progress: bool = True,
         generators: Sequence[torch.Generator] | None = None,
     ) -> torch.Tensor:
-        pipe, family = engine.pipe, engine.family
-        rows, _, height, width = noise.shape
-        dtype = family.denoiser(pipe).dtype
-        conditioning = engine.conditioning(pair, self.instruction(pair)).expand(rows).to(dtype)
-        factor = family.vae_scale_factor(pipe)
-        pipe.set_progress_bar_config(disable=not progress, leave=False, desc="kontext")
-        tokens = pipe(
-            image=pair.source_latents.to(engine.device, dtype),  # latents: the pipeline does not encode again
-            prompt_embeds=conditioning.embeds,
-            pooled_prompt_embeds=conditioning.pooled,
-            latents=pack(noise).to(dtype),
-            **call_size(pipe, height * factor, width * factor),
-            num_inference_steps=sampling.steps,
-            guidance_scale=sampling.guidance_scale,
-            output_type="latent",
-            return_dict=False,
-        )[0]
-        return unpack(tokens.float(), height, width)
+        instruction = engine.conditioning(pair, self.instruction(pair))
+        source = pair.source_latents.to(engine.device)
+        plan = SamplingPlan(
+            lambda index: instruction,
+            engine.conditioning(pair, ""),
+            sampling,
+            None,
+            generators,
+            progress,
+            image=source,
+        )
+        return engine.family.sample(engine.pipe, noise, plan)

@@ -32,7 +32,7 @@ def start_step(steps: int, strength: float) -> int:
 class SDEditMethod(ImPosterMethod):
     """The driving image noised to ``strength``, denoised with the target caption and ImPoster's LoRA."""
 
-    families = ("sd",)  # the start step goes through the SD family's own loop
+    families = ("sd",)  # measured on SD; FLUX.1's sampler has no late start (SamplingPlan.start)
 
     def __init__(self, strength: float = STRENGTH):
         super().__init__(

@@ -18,7 +18,6 @@ from tqdm.auto import tqdm
 from ..config import SamplingConfig
 from ..engine import ImPoster
 from ..families.base import Conditioning, SamplingPlan
-from ..sampling import denoise
 from .classifier import LABELS_ACTION, ToyClassifier, predict
 from .world import ACTIONS, SUBJECT_NAMES, caption, is_heldout
 
@@ -56,15 +55,9 @@ def sanity_check(
         noise = torch.randn(
             (len(chunk), family.latent_channels(pipe), latent_size, latent_size), generator=generator
         )
-        if family.name == "sd":
-            latents = denoise(
-                pipe.unet, pipe.scheduler, noise, lambda i, c=conds.embeds: c, uncond.embeds, 7.5, 50,
-                progress=False,
-            )  # fmt: skip
-        else:
-            sampling = SamplingConfig(**family.sampling_defaults)
-            plan = SamplingPlan(lambda i, c=conds: c, uncond, sampling, progress=False)
-            latents = family.sample(pipe, noise, plan)
+        sampling = SamplingConfig(**family.sampling_defaults)
+        plan = SamplingPlan(lambda i, c=conds: c, uncond, sampling, progress=False)
+        latents = family.sample(pipe, noise, plan)
         subject_probs, action_probs = predict(classifier, engine.decode(latents))
         for (subject, action), p_subject, p_action in zip(chunk, subject_probs, action_probs, strict=True):
             split = "heldout_" if is_heldout(subject, action) else ""

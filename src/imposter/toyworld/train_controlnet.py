@@ -138,8 +138,10 @@ def train_pose_controlnet(
 def map_effect(pipe, controlnet, pairs: int = 8, seed: int = 0) -> dict[str, float]:
     """How much the map moves the figure: pose IoU to the ground truth of sampling the target caption with
     the ground truth's map vs without any ControlNet, over ``pairs`` tune pairs (one seed each)."""
+    from ..config import SamplingConfig
     from ..controlnet import controlled, pose_map_tensor
-    from ..sampling import denoise
+    from ..families import family_of
+    from ..families.base import Conditioning, SamplingPlan
     from .figures import figure_mask, mask_iou
     from .pairs import make_pairs
 
@@ -155,17 +157,14 @@ def map_effect(pipe, controlnet, pairs: int = 8, seed: int = 0) -> dict[str, flo
         for name in scores:
             pose = pose_map_tensor(toy.target_pose_map, noise.device, noise.dtype)
             context = controlled(pipe.unet, controlnet, pose, 1.0 if name == "with_map" else 0.0)
+            plan = SamplingPlan(  # SamplingConfig defaults: 50 steps, CFG 7.5
+                lambda i, target=target: Conditioning(target),
+                Conditioning(empty),
+                SamplingConfig(),
+                progress=False,
+            )
             with context, torch.no_grad():
-                latents = denoise(
-                    pipe.unet,
-                    pipe.scheduler,
-                    noise,
-                    lambda i, target=target: target,
-                    empty,
-                    7.5,
-                    50,
-                    progress=False,
-                )
+                latents = family_of(pipe).sample(pipe, noise, plan)
             image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample
             pixels = ((image[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
             scores[name].append(mask_iou(figure_mask(Image.fromarray(pixels)), figure_mask(toy.target_image)))
