@@ -154,10 +154,12 @@ def time_finetune(clock: Clock, engine, pair, plan: Plan, authors: bool) -> tupl
     def run(steps: int) -> None:
         config = override(settings, steps=steps)
         if authors:
-            finetune_full_authors(engine.unet, engine.scheduler, latents, conditioning, config, False, loss)
+            finetune_full_authors(
+                engine.denoiser, engine.scheduler, latents, conditioning, config, False, loss
+            )
         else:
             finetune_lora(
-                engine.unet, engine.scheduler, latents, conditioning, config, False, loss,
+                engine.denoiser, engine.scheduler, latents, conditioning, config, False, loss,
                 engine.family.lora_prefix,
             )  # fmt: skip
 

@@ -149,11 +149,11 @@ def measure(config: str, row: Row, device: str) -> dict:
             loss = engine.training_loss()
             if row.authors:
                 finetune_full_authors(
-                    engine.unet, engine.scheduler, latents, conditioning, settings, False, loss
+                    engine.denoiser, engine.scheduler, latents, conditioning, settings, False, loss
                 )
             else:
                 finetune_lora(
-                    engine.unet, engine.scheduler, latents, conditioning, settings, False, loss,
+                    engine.denoiser, engine.scheduler, latents, conditioning, settings, False, loss,
                     engine.family.lora_prefix,
                 )  # fmt: skip
         else:
@@ -243,7 +243,7 @@ def innermost_blocks(denoiser: torch.nn.Module) -> list[torch.nn.Module]:
 
 def activation_bytes(config: str, engine, batch: int, dtype: torch.dtype) -> tuple[int, int, int]:
     """(kept without checkpointing, kept with it, largest block's) activation bytes of a training forward."""
-    denoiser = engine.unet
+    denoiser = engine.denoiser
     side = image_side(config, engine)
     family = engine.family
     latent = side // family.vae_scale_factor(engine.pipe)
@@ -304,7 +304,7 @@ def computed(config: str, device: str) -> dict[str, float]:
             weights, denoiser_weights = sum(counts) * bytes_per, counts[0] * bytes_per
             targets = engine.family.lora_targets
             lora_state = (
-                lora_parameters(engine.unet, targets) * 16
+                lora_parameters(engine.denoiser, targets) * 16
             )  # fp32 weight, gradient, two AdamW moments
             plain, checkpointed, block = activation_bytes(config, engine, 2, dtype)
             sample_block = block if family != "flux" else block // 2  # CFG batch of 2; FLUX.1-dev: 1 row

@@ -114,7 +114,7 @@ def time_family(args: argparse.Namespace) -> None:
 
             def finetune(config=config):
                 finetune_lora(
-                    engine.unet,
+                    engine.denoiser,
                     engine.scheduler,
                     latents,
                     conditioning,
@@ -227,12 +227,17 @@ def main() -> None:
         ft = FinetuneConfig(steps=args.train_steps)
 
         def batched_finetune():
-            finetune_lora(engine.unet, engine.scheduler, latents, embeds, ft, progress=False)
+            finetune_lora(engine.denoiser, engine.scheduler, latents, embeds, ft, progress=False)
 
         def one_pair_per_forward():
             for i in range(2):
                 finetune_lora(
-                    engine.unet, engine.scheduler, latents[i : i + 1], embeds[i : i + 1], ft, progress=False
+                    engine.denoiser,
+                    engine.scheduler,
+                    latents[i : i + 1],
+                    embeds[i : i + 1],
+                    ft,
+                    progress=False,
                 )
 
         t_batched = timed(batched_finetune, args.repeats, device)
@@ -259,7 +264,7 @@ def main() -> None:
 
         def two_call_cfg():
             # the unbatched alternative: the conditional and unconditional halves as two UNet calls
-            unet, noise = engine.unet, engine.initial_noise(seeds, pair)
+            unet, noise = engine.denoiser, engine.initial_noise(seeds, pair)
             forward = unet.forward
 
             def two_calls(sample, t, encoder_hidden_states, **kwargs):

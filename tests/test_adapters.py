@@ -84,4 +84,4 @@ def test_an_adapter_of_another_base_model_is_a_one_line_error_naming_it(adapters
     with pytest.raises(ModelLoadError, match="does not fit this model") as raised:
         other.load_personalization(folder)
     assert str(folder) in str(raised.value) and "\n" not in str(raised.value)
-    assert not getattr(other.unet, "peft_config", None)  # nothing left behind
+    assert not getattr(other.denoiser, "peft_config", None)  # nothing left behind

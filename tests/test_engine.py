@@ -30,7 +30,7 @@ def learned(engine, pair):
 
 
 def unet_state(engine):
-    return {k: v.clone() for k, v in engine.unet.state_dict().items()}
+    return {k: v.clone() for k, v in engine.denoiser.state_dict().items()}
 
 
 def test_prepare_composes_the_target_prompt_and_caches_latents(pair):
@@ -61,13 +61,13 @@ def test_finetuning_is_reproducible_from_its_seed(engine, pair, learned):
 def test_authors_method_trains_every_weight_and_restores_the_model(engine, pair, tmp_path):
     before = unet_state(engine)
     learned = engine.personalize(pair, "imposter-authors", FinetuneConfig(steps=2), progress=False)
-    assert all(torch.equal(before[k], v) for k, v in engine.unet.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in engine.denoiser.state_dict().items())
     changed = [k for k in before if not torch.equal(before[k], learned.state[k])]
     assert len(changed) > 0.9 * len(before)  # full fine-tune, not LoRA
     assert len(learned.info["losses"]) == 4  # two updates per iteration
     assert learned.info["finetune"]["learning_rate"] == 2e-6
     images = engine.generate(pair, learned, seeds=[0], sampling=SamplingConfig(steps=8), progress=False)
-    assert all(torch.equal(before[k], v) for k, v in engine.unet.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in engine.denoiser.state_dict().items())
     learned.save(tmp_path / "unet")
     reloaded = engine.load_personalization(tmp_path / "unet", "imposter-authors")
     again = engine.generate(pair, reloaded, seeds=[0], sampling=SamplingConfig(steps=8), progress=False)

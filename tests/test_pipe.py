@@ -33,7 +33,7 @@ def test_from_pipe_keeps_the_scheduler_unless_asked(tiny_model):
 
     engine = ImPoster.from_pipe(stock_pipe(tiny_model, EulerDiscreteScheduler))
     assert type(engine.scheduler).__name__ == "EulerDiscreteScheduler"
-    assert not any(p.requires_grad for p in engine.unet.parameters())
+    assert not any(p.requires_grad for p in engine.denoiser.parameters())
     pair = prepared(engine)
     learned = engine.personalize(pair, "imposter", FinetuneConfig(steps=1), progress=False)
     (image,) = engine.generate(pair, learned, seeds=[0], sampling=FAST, progress=False)
@@ -72,18 +72,18 @@ def test_our_adapter_goes_and_the_users_lora_stays(tiny_model):
     engine = ImPoster.from_pipe(stock_pipe(tiny_model))
     pair = prepared(engine)
     style = engine.personalize(pair, "imposter", FinetuneConfig(steps=2, seed=7), progress=False)
-    engine.unet.load_lora_adapter(dict(style.state), prefix="unet", adapter_name="style")
+    engine.denoiser.load_lora_adapter(dict(style.state), prefix="unet", adapter_name="style")
     sample = torch.randn(1, 4, 8, 8)
-    embeds = engine.embed(pair, "a dog")
+    embeds = engine.conditioning(pair, "a dog").embeds
 
     def output():
         with torch.no_grad():
-            return engine.unet(sample, 500, encoder_hidden_states=embeds).sample
+            return engine.denoiser(sample, 500, encoder_hidden_states=embeds).sample
 
     before = output()
     learned = engine.personalize(pair, "imposter", FinetuneConfig(steps=2), progress=False)
     engine.generate(pair, learned, seeds=[0], sampling=FAST, progress=False)
-    assert list(engine.unet.peft_config) == ["style"] and engine.unet.active_adapters() == ["style"]
+    assert list(engine.denoiser.peft_config) == ["style"] and engine.denoiser.active_adapters() == ["style"]
     assert torch.equal(output(), before)
 
 

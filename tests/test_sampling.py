@@ -13,9 +13,9 @@ from imposter.sampling import FrequencyGuidanceHook, Step, observed, stepwise_pr
 
 def embeddings(engine):
     return (
-        engine.encode_prompt(""),
-        engine.encode_prompt("a cat dancing"),
-        engine.encode_prompt("a dog dancing"),
+        engine.encode_prompt("").embeds,
+        engine.encode_prompt("a cat dancing").embeds,
+        engine.encode_prompt("a dog dancing").embeds,
     )
 
 
@@ -35,7 +35,7 @@ def recorded_contexts(engine, run) -> list[torch.Tensor]:
     def record(module, args, kwargs):
         contexts.append(kwargs["encoder_hidden_states"].detach().clone())
 
-    handle = engine.unet.register_forward_pre_hook(record, with_kwargs=True)
+    handle = engine.denoiser.register_forward_pre_hook(record, with_kwargs=True)
     try:
         run()
     finally:

@@ -47,7 +47,7 @@ class ImPoster:
         """Load a pose ControlNet (hub id or diffusers folder, safetensors) for ``pose-control``."""
         from .controlnet import load_controlnet
 
-        self.controlnet = load_controlnet(name, self.unet, self.family.name, self.device)
+        self.controlnet = load_controlnet(name, self.denoiser, self.family.name, self.device)
 
     @classmethod
     def from_pretrained(
@@ -83,10 +83,10 @@ class ImPoster:
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.unet.dtype
+        return self.denoiser.dtype
 
     @property
-    def unet(self):
+    def denoiser(self):
         """The denoiser: the UNet (SD, SDXL) or the transformer (FLUX.1)."""
         return self.family.denoiser(self.pipe)
 
@@ -96,22 +96,19 @@ class ImPoster:
 
     # -- encoding ---------------------------------------------------------------------------------
 
-    def encode_prompt(self, prompt: str) -> torch.Tensor:
-        """Text-encoder output (1, L, D) for ``prompt``, padded to the tokenizer's length like diffusers."""
-        return self.family.encode(self.pipe, prompt).embeds
+    def encode_prompt(self, prompt: str) -> Conditioning:
+        """The conditioning of ``prompt``, uncached: the text encoder's output (1, L, D), padded to the
+        tokenizer's length like diffusers, and (SDXL, FLUX.1) the pooled embedding."""
+        return self.family.encode(self.pipe, prompt)
 
     def conditioning(self, pair: PreparedPair, prompt: str) -> Conditioning:
-        """Cached conditioning of ``prompt`` for this pair (the sequence embeddings and, SDXL/FLUX.1, pooled)."""
+        """:meth:`encode_prompt`, cached on ``pair``."""
         if prompt not in pair.embeds:
-            encoded = self.family.encode(self.pipe, prompt)
+            encoded = self.encode_prompt(prompt)
             pair.embeds[prompt] = encoded.embeds
             if encoded.pooled is not None:
                 pair.pooled[prompt] = encoded.pooled
         return Conditioning(pair.embeds[prompt], pair.pooled.get(prompt))
-
-    def embed(self, pair: PreparedPair, prompt: str) -> torch.Tensor:
-        """Cached embedding (1, L, D) of ``prompt`` for this pair."""
-        return self.conditioning(pair, prompt).embeds
 
     def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """VAE latents (N, C, h, w) of the images (the posterior mean, normalized), float32."""
@@ -186,7 +183,7 @@ class ImPoster:
                 fitted = fit_image(_as_image(pose_map, f"{role} pose map"), width, height, fit)
                 setattr(pair, f"{role}_pose_map", fitted)
         for prompt in ("", source_prompt, driving_prompt, target_prompt):
-            self.embed(pair, prompt)
+            self.conditioning(pair, prompt)
         return pair
 
     def personalize(

@@ -84,8 +84,8 @@ class LoraPersonalization(Personalization):
     @contextlib.contextmanager
     def active(self, engine: Engine) -> Iterator[None]:
         # the denoiser-level half of pipe.load_lora_weights (which would also look for text-encoder keys)
-        with own_adapter(engine.unet, ADAPTER_NAME):  # afterwards: the model as it was, user LoRAs kept
-            engine.unet.load_lora_adapter(
+        with own_adapter(engine.denoiser, ADAPTER_NAME):  # afterwards: the model as it was, user LoRAs kept
+            engine.denoiser.load_lora_adapter(
                 dict(self.state), prefix=engine.family.lora_prefix, adapter_name=ADAPTER_NAME
             )
             yield

@@ -46,7 +46,7 @@ class Engine(Protocol):
     family: Any  # an ``imposter.families.base.Family``
 
     @property
-    def unet(self) -> Any:
+    def denoiser(self) -> Any:
         """The denoiser (the UNet, or FLUX.1's transformer)."""
         ...
 
@@ -55,10 +55,6 @@ class Engine(Protocol):
 
     @property
     def device(self) -> torch.device: ...
-
-    def embed(self, pair: PreparedPair, prompt: str) -> torch.Tensor:
-        """Cached text embedding (1, L, D) of ``prompt`` for this pair."""
-        ...
 
     def conditioning(self, pair: PreparedPair, prompt: str) -> Any:
         """Cached :class:`imposter.families.base.Conditioning` of ``prompt`` (pooled embeddings included)."""

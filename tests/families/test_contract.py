@@ -62,9 +62,9 @@ class Nothing(Personalization):
 
 
 def test_finetune_trains_the_familys_lora_and_leaves_the_model_unchanged(engine, pair, learned):
-    before = {k: v.clone() for k, v in engine.unet.state_dict().items()}
+    before = {k: v.clone() for k, v in engine.denoiser.state_dict().items()}
     again = engine.personalize(pair, "imposter", FinetuneConfig(steps=2), progress=False)
-    after = engine.unet.state_dict()
+    after = engine.denoiser.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert len(again.info["losses"]) == 2
     prefix = engine.family.lora_prefix
@@ -124,7 +124,7 @@ def test_the_first_k_steps_see_the_driving_conditioning_and_the_rest_the_target(
         seen.append(kwargs)
 
     sampling = SamplingConfig(steps=5, k=3, amp_scale=0.0, phase_scale=0.0)
-    handle = engine.unet.register_forward_pre_hook(record, with_kwargs=True)
+    handle = engine.denoiser.register_forward_pre_hook(record, with_kwargs=True)
     try:
         engine.generate(pair, learned, seeds=[0], sampling=sampling, progress=False)
     finally:

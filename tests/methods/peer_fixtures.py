@@ -39,10 +39,14 @@ class ModelSnapshot:
 
     def __init__(self, engine):
         self.engine = engine
-        self.modules = {"unet": engine.unet, "vae": engine.pipe.vae, "text_encoder": engine.pipe.text_encoder}
+        self.modules = {
+            "unet": engine.denoiser,
+            "vae": engine.pipe.vae,
+            "text_encoder": engine.pipe.text_encoder,
+        }
         self.weights = {n: {k: v.clone() for k, v in m.state_dict().items()} for n, m in self.modules.items()}
         self.flags = {n: [p.requires_grad for p in m.parameters()] for n, m in self.modules.items()}
-        self.processors = dict(engine.unet.attn_processors)
+        self.processors = dict(engine.denoiser.attn_processors)
 
     def assert_unchanged(self) -> None:
         """The frozen model is byte for byte as it was, with no gradients, its flags and its processors restored."""
@@ -56,10 +60,10 @@ class ModelSnapshot:
                 )
             assert [p.requires_grad for p in module.parameters()] == self.flags[name], name
             assert all(p.grad is None for p in module.parameters()), name
-        processors = self.engine.unet.attn_processors
+        processors = self.engine.denoiser.attn_processors
         assert processors.keys() == self.processors.keys()
         assert all(processors[k] is self.processors[k] for k in processors)
-        assert not getattr(self.engine.unet, "peft_config", None)
+        assert not getattr(self.engine.denoiser, "peft_config", None)
 
 
 @pytest.fixture

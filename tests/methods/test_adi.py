@@ -25,9 +25,9 @@ from imposter.methods.conditioning import (
     cross_attention_layers,
     encode_placeholder,
     layerwise_conditioning,
-    pack,
-    pack_shared,
     placeholder_prompt,
+    shared_layers,
+    stack_layers,
 )
 from imposter.personalizations import EMBEDDINGS_FILE, LORA_FILE, METADATA_FILE
 from imposter.settings import resolve
@@ -99,11 +99,11 @@ def test_placeholder_encoding_equals_the_caption_with_that_word(which, request):
     with torch.no_grad():
         encoded = encode_placeholder(text_encoder, prompt, vector.repeat(3, 1))
     assert encoded.shape == (3, 77, 32)
-    assert torch.allclose(encoded, engine.encode_prompt("a cat x now").expand(3, -1, -1), atol=1e-6)
+    assert torch.allclose(encoded, engine.encode_prompt("a cat x now").embeds.expand(3, -1, -1), atol=1e-6)
 
 
 def test_layerwise_conditioning_gives_each_layer_its_slice_and_restores_the_unet(snapshot, engine):
-    unet, before = engine.unet, snapshot(engine)
+    unet, before = engine.denoiser, snapshot(engine)
     layers = cross_attention_layers(unet)
     assert len(layers) == 4 and all(name.endswith("attn2.processor") for name in layers)
     latents, t = torch.randn(2, 4, 8, 8), torch.tensor(500)
@@ -112,8 +112,8 @@ def test_layerwise_conditioning_gives_each_layer_its_slice_and_restores_the_unet
         plain = unet(latents, t, encoder_hidden_states=embeds.expand(2, -1, -1)).sample
         with layerwise_conditioning(unet) as names:
             assert names == layers
-            same = unet(latents, t, encoder_hidden_states=pack_shared(embeds, 4).expand(2, -1, -1)).sample
-            mixed = pack(torch.cat([embeds, other, embeds, embeds]))
+            same = unet(latents, t, encoder_hidden_states=shared_layers(embeds, 4).expand(2, -1, -1)).sample
+            mixed = stack_layers(torch.cat([embeds, other, embeds, embeds]))
             changed = unet(latents, t, encoder_hidden_states=mixed.expand(2, -1, -1)).sample
     assert torch.allclose(same, plain, atol=1e-5) and not torch.allclose(changed, plain, atol=1e-3)
     before.assert_unchanged()
@@ -140,7 +140,9 @@ def test_only_the_layer_wise_identifier_is_trained_and_the_frozen_model_is_uncha
     assert (
         info["blocked_fraction"] == 0.5 and info["exemplars"] == 1 and info["training_prompt"] == "a cat <A>"
     )
-    assert info["cross_attention_layers"] == cross_attention_layers(engine.unet) and len(info["losses"]) == 3
+    assert (
+        info["cross_attention_layers"] == cross_attention_layers(engine.denoiser) and len(info["losses"]) == 3
+    )
 
 
 @pytest.mark.parametrize("ratio, moved", [(0.5, 16), (0.25, 24), (1.0, 0)])
@@ -158,16 +160,16 @@ def test_per_sample_gradients_match_each_samples_own_loss(engine, peer_pair):
     identifier = initial_identifier(engine, DRIVING_PROMPT, 4).requires_grad_(True)
     latents = torch.randn(3, 4, 8, 8)
     noise, timesteps = torch.randn(1, 4, 8, 8), torch.tensor([321])
-    with layerwise_conditioning(engine.unet):
+    with layerwise_conditioning(engine.denoiser):
 
         def cond():
-            return pack(encode_placeholder(engine.pipe.text_encoder, prompt, identifier))
+            return stack_layers(encode_placeholder(engine.pipe.text_encoder, prompt, identifier))
 
         loss, grads = per_sample_gradients(
-            engine.unet, loss_fn, latents, cond(), identifier, noise, timesteps
+            engine.denoiser, loss_fn, latents, cond(), identifier, noise, timesteps
         )
         for k in range(3):
-            own = loss_fn(engine.unet, latents[k : k + 1], cond(), noise, timesteps)
+            own = loss_fn(engine.denoiser, latents[k : k + 1], cond(), noise, timesteps)
             (expected,) = torch.autograd.grad(own, identifier)
             assert torch.allclose(grads[k], expected / 3, atol=1e-8, rtol=1e-4)
     assert loss.shape == ()

@@ -55,7 +55,7 @@ def test_sd2_bang_padding_tail_starts_from_end_token_outputs(bang_engine, bang_p
     with torch.no_grad():
         encoded = encode_ids(bang_engine.pipe.text_encoder, ids)
     # causal attention: the positions before the tail are the pipeline's own encoding of the caption
-    assert torch.allclose(encoded[:, :-5], bang_engine.encode_prompt("a dog")[:, :-5], atol=1e-6)
+    assert torch.allclose(encoded[:, :-5], bang_engine.encode_prompt("a dog").embeds[:, :-5], atol=1e-6)
     learned = bang_engine.personalize(bang_pair, "hiper", FinetuneConfig(steps=0), progress=False)
     assert torch.equal(learned.tensors[TAIL], encoded[0, -5:])
     images = bang_engine.generate(bang_pair, learned, seeds=[0], sampling=FAST, progress=False)

@@ -25,7 +25,7 @@ def pose_map(seed: int):
 def engine(request, tmp_path_factory):
     folder = save_random_pipeline(request.param, tmp_path_factory.mktemp(request.param))
     engine = ImPoster.from_pretrained(str(folder), device="cpu")
-    controlnet = random_controlnet(engine.unet, engine.family.vae_scale_factor(engine.pipe))
+    controlnet = random_controlnet(engine.denoiser, engine.family.vae_scale_factor(engine.pipe))
     saved = tmp_path_factory.mktemp("controlnet") / request.param
     controlnet.save_pretrained(saved, safe_serialization=True)
     engine.load_controlnet(str(saved))  # through the user's path: a folder of safetensors
@@ -57,7 +57,9 @@ def test_the_driving_pose_map_steers_the_sampling_through_the_controlnet(engine)
     assert (first - moved).abs().max() > 1e-4  # another map, another image
     off = SamplingConfig(**{**FAST.__dict__, "controlnet_scale": 0.0})
     assert torch.allclose(sample(engine, pair, learned, off), sample(engine, other, learned, off))
-    assert engine.unet.forward.__func__ is type(engine.unet).forward  # the patch is gone after sampling
+    assert (
+        engine.denoiser.forward.__func__ is type(engine.denoiser).forward
+    )  # the patch is gone after sampling
 
 
 def test_the_subject_lora_learns_the_source_alone_and_is_not_impostors(engine, monkeypatch):
@@ -97,9 +99,9 @@ def test_a_controlnet_that_cannot_be_read_or_does_not_fit_is_a_one_line_error(en
         engine.load_controlnet(str(tmp_path / "missing"))
     other = "sdxl" if engine.family.name == "sd" else "sd"
     foreign = ImPoster.from_pretrained(str(save_random_pipeline(other, tmp_path)), device="cpu")
-    wrong = random_controlnet(foreign.unet, foreign.family.vae_scale_factor(foreign.pipe))
+    wrong = random_controlnet(foreign.denoiser, foreign.family.vae_scale_factor(foreign.pipe))
     wrong.save_pretrained(tmp_path / "wrong", safe_serialization=True)
-    if wrong.config.cross_attention_dim != engine.unet.config.cross_attention_dim:
+    if wrong.config.cross_attention_dim != engine.denoiser.config.cross_attention_dim:
         with pytest.raises(ModelLoadError, match="another base model"):
             engine.load_controlnet(str(tmp_path / "wrong"))
 
@@ -114,7 +116,7 @@ def test_flux_is_refused_with_what_is_supported(tmp_path):
 
 def test_generate_runs_pose_control_from_the_command_line(tiny_model, pair_files, tmp_path):
     engine = ImPoster.from_pretrained(str(tiny_model), device="cpu")
-    random_controlnet(engine.unet, engine.family.vae_scale_factor(engine.pipe)).save_pretrained(
+    random_controlnet(engine.denoiser, engine.family.vae_scale_factor(engine.pipe)).save_pretrained(
         tmp_path / "controlnet", safe_serialization=True
     )
     random_image(tmp_path / "pose.png", seed=5)

@@ -50,14 +50,14 @@ def pixels(images):
 
 
 def test_references_learn_nothing_and_share_one_empty_personalization(engine, pair, tmp_path):
-    before = {k: v.clone() for k, v in engine.unet.state_dict().items()}
+    before = {k: v.clone() for k, v in engine.denoiser.state_dict().items()}
     for name in REFERENCE_NAMES:
         method = get_method(name)
         assert method.personalization_key == "none"
         learned = engine.personalize(pair, name, progress=False)
         learned.save(tmp_path / name)
         assert not [p for p in (tmp_path / name).iterdir() if p.suffix == ".safetensors"]
-    assert all(torch.equal(before[k], v) for k, v in engine.unet.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in engine.denoiser.state_dict().items())
 
 
 def test_copies_decode_to_their_input_and_every_seed_is_the_same(engine, pair):

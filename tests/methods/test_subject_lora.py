@@ -26,7 +26,9 @@ def test_the_subject_lora_learns_the_source_pair_alone(engine, monkeypatch):
     engine.personalize(pair, "imposter", FinetuneConfig(steps=2), progress=False)
     (subject_latents, subject_text), (both_latents, _) = seen
     assert subject_latents.shape[0] == 1 and both_latents.shape[0] == 2
-    assert subject_latents.equal(pair.source_latents) and subject_text.equal(engine.embed(pair, "a dog"))
+    assert subject_latents.equal(pair.source_latents) and subject_text.equal(
+        engine.conditioning(pair, "a dog").embeds
+    )
     # one fine-tune for both variants (and pose-control); never mixed with ImPoster's LoRA on both pairs
     for name in ("subject-lora", "pose-control"):
         check_compatible(get_method(name), learned.method)

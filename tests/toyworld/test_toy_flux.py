@@ -39,7 +39,7 @@ def test_train_writes_a_flux_pipeline_that_the_flux_family_loads_and_samples(tmp
     assert pipe.vae.config.shift_factor == 0.0 and pipe.tokenizer_2.model_max_length == 16
     engine = ImPoster(pipe)
     assert engine.family.native_size(pipe) == 64
-    assert engine.encode_prompt("a robot waving").shape == (1, 16, TINY_MODEL.t5_width)
+    assert engine.encode_prompt("a robot waving").embeds.shape == (1, 16, TINY_MODEL.t5_width)
 
 
 def _denoiser_run(folder, hook=None):

@@ -61,9 +61,9 @@ from ..prompts import split_subject
 from .conditioning import (
     encode_placeholder,
     layerwise_conditioning,
-    pack,
-    pack_shared,
     placeholder_prompt,
+    shared_layers,
+    stack_layers,
 )
 from .imposter import loss_summary
 from .inversion import InversionMethod, frozen
@@ -222,7 +222,7 @@ class IdentifierObjective(Objective):
     def losses(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         latents = self.exemplars.triple(generator)
         noise, timesteps = self.loss.draw(generator, latents[:1])
-        cond = pack(encode_placeholder(self.text_encoder, self.prompt, self.identifier))
+        cond = stack_layers(encode_placeholder(self.text_encoder, self.prompt, self.identifier))
         loss, self._grads = per_sample_gradients(
             self.model, self.loss, latents, cond, self.identifier, noise, timesteps, self.dtype
         )
@@ -318,11 +318,14 @@ class ADIMethod(InversionMethod):
         prompt = placeholder_prompt(pipe.tokenizer, prompt_text, IDENTIFIER, "$driving_prompt")
         exemplars = Exemplars.encode(engine, self.exemplar_images(pair))
         loss = engine.training_loss()
-        with frozen(pipe.unet, pipe.vae, pipe.text_encoder), layerwise_conditioning(engine.unet) as layers:
+        with (
+            frozen(pipe.unet, pipe.vae, pipe.text_encoder),
+            layerwise_conditioning(engine.denoiser) as layers,
+        ):
             identifier = initial_identifier(engine, pair.driving_prompt, len(layers)).requires_grad_(True)
             optimizer = torch.optim.Adam([identifier], lr=learning_rate)
             objective = IdentifierObjective(
-                engine.unet, loss, exemplars, pipe.text_encoder, prompt, identifier, self.mask_ratio
+                engine.denoiser, loss, exemplars, pipe.text_encoder, prompt, identifier, self.mask_ratio
             )
             losses = train(objective, optimizer, steps, seed, "ADI", progress)
         blocked = objective.blocked
@@ -351,14 +354,14 @@ class ADIMethod(InversionMethod):
             engine.pipe.tokenizer, sampling_prompt(pair), IDENTIFIER, "$target_prompt"
         )
         with torch.no_grad():
-            cond = pack(encode_placeholder(engine.pipe.text_encoder, prompt, identifier))
-        with layerwise_conditioning(engine.unet) as layers:
+            cond = stack_layers(encode_placeholder(engine.pipe.text_encoder, prompt, identifier))
+        with layerwise_conditioning(engine.denoiser) as layers:
             if len(layers) != identifier.shape[0]:
                 raise ModelLoadError(
                     f"this ADI identifier has {identifier.shape[0]} layer tokens but the model has "
                     f"{len(layers)} cross-attention layers; use the model it was learned with"
                 )
-            yield cond, pack_shared(engine.embed(pair, ""), len(layers))
+            yield cond, shared_layers(engine.conditioning(pair, "").embeds, len(layers))
 
 
 class ADILoraMethod(ADIMethod):
@@ -377,10 +380,10 @@ class ADILoraMethod(ADIMethod):
             engine, pair, finetune.steps, LEARNING_RATE, finetune.seed, progress
         )
         lora, lora_losses = finetune_lora(
-            engine.unet,
+            engine.denoiser,
             engine.scheduler,
             pair.source_latents,
-            engine.embed(pair, pair.source_prompt),
+            engine.conditioning(pair, pair.source_prompt).embeds,
             finetune,
             progress,
             loss=engine.training_loss(),

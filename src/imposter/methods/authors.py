@@ -40,10 +40,10 @@ class AuthorsMethod(ImPosterMethod):
     ) -> Personalization:
         latents, embeds = training_batch(engine, pair)
         state, losses = finetune_full_authors(
-            engine.unet, engine.scheduler, latents, embeds, finetune, progress
+            engine.denoiser, engine.scheduler, latents, embeds, finetune, progress
         )
         return UnetPersonalization(
-            method=self.name, info=loss_summary(losses), state=state, unet_config=dict(engine.unet.config)
+            method=self.name, info=loss_summary(losses), state=state, unet_config=dict(engine.denoiser.config)
         )
 
     def load_personalization(self, directory: Path, metadata: dict[str, Any]) -> Personalization:

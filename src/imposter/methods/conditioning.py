@@ -2,7 +2,7 @@
 
 - ``encode_ids``, ``placeholder_prompt``, ``encode_placeholder``: text-encoder outputs of token ids,
   with the input embedding of one placeholder word replaced by learned vectors (textual inversion).
-- ``layerwise_conditioning`` and ``pack``: one text embedding per cross-attention layer of the UNet
+- ``layerwise_conditioning`` and ``stack_layers``: one text embedding per cross-attention layer of the UNet
   (P+, Voynov et al., arXiv 2303.09522). The per-layer embeddings travel through the UNet as one
   tensor, concatenated along the sequence axis; each cross-attention layer's processor keeps its own
   slice. So the pipelines' denoising loops and the training loss
@@ -97,7 +97,7 @@ def cross_attention_layers(unet) -> list[str]:
 
 
 class LayerSliceProcessor:
-    """Runs a layer's own attention processor on its slice of the packed per-layer text embedding."""
+    """Runs a layer's own attention processor on its slice of the stacked per-layer text embedding."""
 
     def __init__(self, inner, index: int, count: int):
         self.inner = inner
@@ -114,7 +114,7 @@ class LayerSliceProcessor:
 
 @contextlib.contextmanager
 def layerwise_conditioning(unet) -> Iterator[list[str]]:
-    """Inside the block, cross-attention layer i reads slice i of a ``pack``-ed embedding; yields the layer names.
+    """Inside the block, cross-attention layer i reads slice i of a ``stack_layers`` embedding; yields the layer names.
 
     The original processors (the very objects) are put back afterwards.
     """
@@ -130,11 +130,11 @@ def layerwise_conditioning(unet) -> Iterator[list[str]]:
         unet.set_attn_processor(dict(original))
 
 
-def pack(per_layer: torch.Tensor) -> torch.Tensor:
+def stack_layers(per_layer: torch.Tensor) -> torch.Tensor:
     """Per-layer embeddings (layers, L, D) -> one conditioning tensor (1, layers * L, D)."""
     return per_layer.reshape(1, -1, per_layer.shape[-1])
 
 
-def pack_shared(embeds: torch.Tensor, layers: int) -> torch.Tensor:
+def shared_layers(embeds: torch.Tensor, layers: int) -> torch.Tensor:
     """One embedding (1, L, D) given to every layer (the unconditional prompt): (1, layers * L, D)."""
     return embeds.repeat(1, layers, 1)

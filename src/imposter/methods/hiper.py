@@ -114,7 +114,7 @@ class HiPerMethod(InversionMethod):
         head = source[:, :-n]
         tail = source[0, -n:].clone().requires_grad_(True)
         optimizer = torch.optim.Adam([tail], lr=finetune.learning_rate)
-        objective = TailObjective(engine.unet, engine.training_loss(), pair.source_latents, head, tail)
+        objective = TailObjective(engine.denoiser, engine.training_loss(), pair.source_latents, head, tail)
         with frozen(pipe.unet, pipe.vae, pipe.text_encoder):
             losses = train(objective, optimizer, finetune.steps, finetune.seed, "HiPer", progress)
         info = {**loss_summary(losses), "tokens": n, "scale": self.scale}
@@ -126,5 +126,6 @@ class HiPerMethod(InversionMethod):
         tail = personalization.tensors[TAIL]
         check_tail_room(engine.pipe.tokenizer, pair.target_prompt, tail.shape[0], "$target_prompt")
         return plain(
-            hiper_condition(engine.embed(pair, pair.target_prompt), tail, self.scale), engine.embed(pair, "")
+            hiper_condition(engine.conditioning(pair, pair.target_prompt).embeds, tail, self.scale),
+            engine.conditioning(pair, "").embeds,
         )

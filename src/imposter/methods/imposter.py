@@ -76,7 +76,7 @@ class ImPosterMethod(Method):
         latents, conditioning = self.training_data(engine, pair)
         family = engine.family
         state, losses = finetune_lora(
-            engine.unet,
+            engine.denoiser,
             engine.scheduler,
             latents,
             conditioning,

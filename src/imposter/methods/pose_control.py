@@ -96,5 +96,5 @@ class PoseControlMethod(SubjectLoraMethod):
         plan = SamplingPlan(
             lambda index: target, engine.conditioning(pair, ""), sampling, None, generators, progress
         )
-        with controlled(engine.unet, engine.controlnet, pose, sampling.controlnet_scale):
+        with controlled(engine.denoiser, engine.controlnet, pose, sampling.controlnet_scale):
             return engine.family.sample(engine.pipe, noise, plan)
