@@ -57,7 +57,7 @@ def test_a_method_that_cannot_sample_it_is_refused_naming_both(engine, pair, ada
     with pytest.raises(ConfigError, match=r"learned by --method imposter.*--method hiper cannot"):
         engine.generate(pair, adapters["imposter"][0], seeds=[0], sampling=FAST, method="hiper")
     # the methods that share ImPoster's LoRA still sample from it
-    assert engine.load_personalization(adapters["imposter"][1], "baseline++").kind == "lora"
+    assert engine.load_personalization(adapters["imposter"][1], "baseline++").weights == "lora"
 
 
 def test_the_command_line_takes_the_method_from_the_adapter(

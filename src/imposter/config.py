@@ -22,7 +22,18 @@ PHASE_DISTANCES: tuple[str, ...] = (
 )  # imposter.guidance: wrap-safe cosine, or the authors' |angle|
 NORMALIZATIONS: tuple[str, ...] = ("sum", "paper")  # imposter.guidance: what the scales s_a, s_p mean
 # what is trained: a LoRA (ImPoster), the whole UNet (the authors' release), text-side tensors (peers)
-FINETUNE_KINDS: tuple[str, ...] = ("lora", "full-authors", "text-embedding", "identifier", "identifier+lora")
+# What a fine-tune learns, the one name for it (methods with the same kind and settings share one fine-tune):
+# a LoRA on both pairs (the paper), a LoRA on the source pair alone, the authors' full UNet, HiPer's text
+# embedding, ADI's identifiers (alone or with a LoRA), or nothing (the reference rows).
+FINETUNE_KINDS: tuple[str, ...] = (
+    "lora",
+    "lora-source",
+    "full-authors",
+    "text-embedding",
+    "identifier",
+    "identifier+lora",
+    "none",
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,7 @@ class FinetuneConfig:
     # Recompute activations in the backward pass: less memory, ~30% slower, same numbers. None: the
     # family's default (off for SD 1.x/2.x, on for SDXL and FLUX.1, which need it on a 24 GB card).
     gradient_checkpointing: bool | None = None
-    kind: str = "lora"  # set by the method: "full-authors" (the released code), peers' text-side kinds
+    kind: str = "lora"  # what is learned (FINETUNE_KINDS); set by the method, not the user
     seed: int = 0
 
     def validate(self) -> FinetuneConfig:

@@ -247,7 +247,7 @@ class ImPoster:
                 "use a checkpoint of that family"
             )
         if not metadata:
-            metadata = {"kind": _kind_of(directory), "method": method.name, "info": {}}
+            metadata = {"weights": _weights_of(directory), "method": method.name, "info": {}}
         try:
             learned = method.load_personalization(directory, metadata)
         except ImposterError:
@@ -381,11 +381,11 @@ def _read_metadata(directory: Path) -> dict:
         ) from err
 
 
-def _kind_of(directory: Path) -> str:
+def _weights_of(directory: Path) -> str:
     """What a folder without metadata holds, by its weight files; ModelLoadError if none."""
-    for kind, name in (("lora", LORA_FILE), ("unet", UNET_FILE), ("embedding", EMBEDDINGS_FILE)):
+    for weights, name in (("lora", LORA_FILE), ("unet", UNET_FILE), ("embeddings", EMBEDDINGS_FILE)):
         if (directory / name).exists():
-            return kind
+            return weights
     raise ModelLoadError(
         f"$adapter {directory} holds none of {METADATA_FILE}, {LORA_FILE}, {UNET_FILE}, {EMBEDDINGS_FILE}; "
         "give the adapter/ folder written by imposter generate"

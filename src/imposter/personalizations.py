@@ -42,7 +42,8 @@ class Personalization(ABC):
     family: str = "sd"  # the model family it was learned on (imposter.families: "sd", "sdxl", "flux")
     base_model: str = ""  # the checkpoint it was learned on, as the user named it
 
-    kind: ClassVar[str] = ""
+    # the form of its saved weights (personalization.json's "weights"); what was learned is FinetuneConfig.kind
+    weights: ClassVar[str] = ""
 
     @contextlib.contextmanager
     def active(self, engine: Engine) -> Iterator[None]:
@@ -60,7 +61,7 @@ class Personalization(ABC):
         directory.mkdir(parents=True, exist_ok=True)
         self._save_weights(directory)
         metadata = {
-            "kind": self.kind,
+            "weights": self.weights,
             "method": self.method,
             "family": self.family,
             "base_model": self.base_model,
@@ -79,7 +80,7 @@ class LoraPersonalization(Personalization):
     keys), loadable by ``pipe.load_lora_weights``."""
 
     state: dict[str, torch.Tensor] = field(default_factory=dict)
-    kind: ClassVar[str] = "lora"
+    weights: ClassVar[str] = "lora"
 
     @contextlib.contextmanager
     def active(self, engine: Engine) -> Iterator[None]:
@@ -111,7 +112,7 @@ class UnetPersonalization(Personalization):
 
     state: dict[str, torch.Tensor] = field(default_factory=dict)
     unet_config: dict = field(default_factory=dict)
-    kind: ClassVar[str] = "unet"
+    weights: ClassVar[str] = "unet"
 
     @contextlib.contextmanager
     def active(self, engine: Engine) -> Iterator[None]:
@@ -144,7 +145,7 @@ class EmbeddingPersonalization(Personalization):
 
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     lora: dict[str, torch.Tensor] = field(default_factory=dict)  # diffusers format, ``unet.``-prefixed
-    kind: ClassVar[str] = "embeddings"
+    weights: ClassVar[str] = "embeddings"
 
     @contextlib.contextmanager
     def active(self, engine: Engine) -> Iterator[None]:

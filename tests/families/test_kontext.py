@@ -128,7 +128,7 @@ def test_generate_with_kontext_writes_a_run_with_kontexts_settings(folder, pair_
     run = config["run"]
     assert run["method"] == "kontext" and run["sampling"]["steps"] == 2  # the user's flag wins
     assert run["sampling"]["guidance_scale"] == 3.5 and run["sampling"]["phase_scale"] == 0.0
-    assert json.loads((out / "adapter" / "personalization.json").read_text())["kind"] == "none"
+    assert json.loads((out / "adapter" / "personalization.json").read_text())["weights"] == "none"
     images = [np.asarray(Image.open(out / f"seed_{seed}.png")) for seed in (0, 1)]
     assert images[0].shape == (16, 16, 3) and not np.array_equal(images[0], images[1])
 

@@ -213,7 +213,7 @@ def test_sd2_bang_padding_runs_end_to_end(bang_engine, bang_pair):
 
 def test_defaults_and_keys():
     adi, combined = get_method("adi"), get_method("adi+lora")
-    assert (adi.personalization_key, combined.personalization_key) == ("adi", "adi+lora")
+    assert (adi.finetune_kind, combined.finetune_kind) == ("identifier", "identifier+lora")
     finetune = resolve(adi, None)[0]
     assert (finetune.steps, finetune.learning_rate) == (500, 5e-3)
     assert resolve(combined, None)[0].learning_rate == FinetuneConfig().learning_rate  # the LoRA's

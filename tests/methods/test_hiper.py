@@ -78,7 +78,7 @@ def test_a_caption_that_reaches_the_tail_is_a_prompt_error(engine):
 
 def test_defaults_and_fixed_settings():
     method = get_method("hiper")
-    assert method.personalization_key == "hiper"
+    assert method.finetune_kind == "text-embedding"
     finetune, sampling = resolve(method, None)
     assert (finetune.steps, finetune.learning_rate) == (1000, 5e-3)
     assert resolve(method, None, {"steps": 7})[0].steps == 7  # the user's flags win

@@ -53,7 +53,7 @@ def test_references_learn_nothing_and_share_one_empty_personalization(engine, pa
     before = {k: v.clone() for k, v in engine.denoiser.state_dict().items()}
     for name in REFERENCE_NAMES:
         method = get_method(name)
-        assert method.personalization_key == "none"
+        assert method.finetune_kind == "none"
         learned = engine.personalize(pair, name, progress=False)
         learned.save(tmp_path / name)
         assert not [p for p in (tmp_path / name).iterdir() if p.suffix == ".safetensors"]

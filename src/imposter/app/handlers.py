@@ -163,7 +163,7 @@ class App:
             {
                 "model": self.engine.model,
                 "dtype": str(self.engine.dtype),
-                "personalization": settings.method.personalization_key,
+                "personalization": settings.method.finetune_kind,
                 "finetune": settings.finetune,
                 **learned_from,
             }

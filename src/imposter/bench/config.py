@@ -174,7 +174,7 @@ def personalization_groups(setups: Sequence[MethodSetup]) -> list[Group]:
     """Group methods by personalization key and fine-tune settings, in the order given."""
     members: dict[str, list[MethodSetup]] = {}
     for setup in setups:
-        key = setup.method.personalization_key
+        key = setup.finetune.kind
         digest = hashlib.sha1(json.dumps(asdict(setup.finetune), sort_keys=True).encode()).hexdigest()[:8]
         members.setdefault(f"{key}-{digest}", []).append(setup)
     return [Group(folder, group[0].finetune, tuple(group)) for folder, group in members.items()]

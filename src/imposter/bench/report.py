@@ -178,7 +178,7 @@ def learns_nothing(method: str) -> bool:
     """Whether ``method`` is a reference row that fine-tunes nothing (its fine-tuning settings are unused)."""
     from ..methods import METHOD_NAMES, get_method
 
-    return method in METHOD_NAMES and get_method(method).personalization_key == "none"
+    return method in METHOD_NAMES and get_method(method).finetune_kind == "none"
 
 
 def per_pair_csv(summary: Summary) -> str:

@@ -1,7 +1,7 @@
 """The ``bench`` job: several methods on every pair and seed of a pairs CSV, scored and reported.
 
 For each pair, the requested methods are grouped by what they learn: methods with the same
-``personalization_key`` and the same resolved fine-tune settings (ImPoster, Baseline++ and the
+fine-tune kind and the same resolved fine-tune settings (ImPoster, Baseline++ and the
 ablations) share one fine-tune, which then samples every method of the group and every seed. Each
 image is scored as soon as it exists and gets a record file (see :mod:`imposter.bench.store`); a
 record that exists is never redone, so the same command, run again after a kill, carries on. A

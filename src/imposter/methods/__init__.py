@@ -54,14 +54,14 @@ def get_method(name: str) -> Method:
 
 
 def check_compatible(method: Method, learned_by: str, where: str = "this personalization") -> None:
-    """ConfigError unless ``method`` samples from what ``learned_by`` learns (the same personalization key).
+    """ConfigError unless ``method`` samples from what ``learned_by`` learns (the same fine-tune kind).
 
     ImPoster, Baseline++ and the ablations share one LoRA; HiPer, ADI, the authors' release each learn
     their own. An unknown ``learned_by`` (someone's own method) is not checked.
     """
     if learned_by == method.name or learned_by not in _REGISTRY:
         return
-    if get_method(learned_by).personalization_key != method.personalization_key:
+    if get_method(learned_by).finetune_kind != method.finetune_kind:
         raise ConfigError(
             f"{where} was learned by $method {learned_by}, which $method {method.name} cannot sample "
             f"from; use $method {learned_by} (or leave $method out), or fine-tune again"

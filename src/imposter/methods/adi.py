@@ -284,7 +284,6 @@ class ADIMethod(InversionMethod):
 
     name = "adi"
     description = "ADI: layer-wise action identifier learned with gradient-invariance masking, frozen model"
-    personalization_key = "adi"
     fixed_finetune = {"kind": "identifier"}
     finetune_defaults = {"steps": STEPS, "learning_rate": LEARNING_RATE}
 
@@ -369,7 +368,6 @@ class ADILoraMethod(ADIMethod):
 
     name = "adi+lora"
     description = "ADI identifier for the action + LoRA fine-tune on the source for the subject"
-    personalization_key = "adi+lora"
     fixed_finetune = {"kind": "identifier+lora"}
     finetune_defaults: dict[str, Any] = {}  # --train-steps, --lr, --rank: the LoRA's (ImPoster's defaults)
 

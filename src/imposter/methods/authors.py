@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 class AuthorsMethod(ImPosterMethod):
     """The released code's behaviour: full-UNet fine-tune, K = 6, no effective guidance."""
 
-    personalization_key = "full-authors"
     families = ("sd",)  # the released code fine-tunes SD 2.1's whole UNet
     fixed_finetune = {"kind": "full-authors", "learning_rate": 2e-6}
 

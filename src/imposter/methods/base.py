@@ -6,8 +6,8 @@ A method has two halves, so that one training run can serve many samplings:
   text embeddings) and returns a :class:`Personalization`;
 - ``sample(engine, pair, personalization, noise, sampling)`` denoises a batch of noise into latents.
 
-Methods whose ``personalization_key`` is equal share one personalization (ImPoster, Baseline++ and the
-ablations all sample from the same LoRA). ``fixed_sampling`` lists the settings that define a method
+Methods that learn the same ``finetune_kind`` (``FinetuneConfig.kind``) share one personalization (ImPoster,
+Baseline++ and the ablations all sample from the same LoRA). ``fixed_sampling`` lists the settings that define a method
 (Baseline++ is K = 0 with no guidance); the CLI refuses flags that contradict them.
 """
 
@@ -34,7 +34,6 @@ class Method(ABC):
 
     name: str
     description: str
-    personalization_key: str
     # what defines the method (None included: "every frequency"); a contradicting flag is an error
     fixed_sampling: Mapping[str, Any] = {}
     fixed_finetune: Mapping[str, Any] = {}
@@ -42,6 +41,11 @@ class Method(ABC):
     sampling_defaults: Mapping[str, Any] = {}
     # model families it runs on (imposter.families); the peers and the authors' release are SD 1.x/2.x methods
     families: tuple[str, ...] = ("sd",)
+
+    @property
+    def finetune_kind(self) -> str:
+        """What this method learns (``FinetuneConfig.kind``): methods of one kind can share a fine-tune."""
+        return self.fixed_finetune.get("kind", FinetuneConfig.kind)
 
     def finetune_config(self, config: FinetuneConfig) -> FinetuneConfig:
         """``config`` with what defines this method (the last layer of ``imposter.settings.resolve``), validated."""

@@ -94,7 +94,6 @@ class HiPerMethod(InversionMethod):
 
     name = "hiper"
     description = "HiPer: learned tail of the source caption's text embedding, frozen model, target text only"
-    personalization_key = "hiper"
     fixed_finetune = {"kind": "text-embedding"}
     finetune_defaults = {"steps": 1000, "learning_rate": 5e-3}  # HiPer script.sh lr; renders step 1000
 

@@ -51,7 +51,6 @@ def training_batch(engine: Engine, pair: PreparedPair) -> tuple[torch.Tensor, Co
 class ImPosterMethod(Method):
     """Fine-tune a LoRA on (source, driving), then sample with stepwise prompts and frequency guidance."""
 
-    personalization_key = "lora"
     families = FAMILY_NAMES  # written against the family interface: SD 1.x/2.x, SDXL, FLUX.1
 
     def __init__(
@@ -136,7 +135,7 @@ class SubjectLoraMethod(ImPosterMethod):
     first K steps, the phase guidance), not from a LoRA that also learned the driving image.
     """
 
-    personalization_key = "lora-source"
+    fixed_finetune = {"kind": "lora-source"}
 
     def training_data(self, engine: Engine, pair: PreparedPair) -> tuple[torch.Tensor, Conditioning]:
         """The source pair alone: the subject, nothing of the driving image."""

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 class NoPersonalization(Personalization):
     """What a reference method learns: nothing (only its metadata is saved)."""
 
-    kind: ClassVar[str] = "none"
+    weights: ClassVar[str] = "none"
 
     def _save_weights(self, directory: Path) -> None:
         return None
@@ -66,7 +66,7 @@ def guidance_only(
 class _Reference(Method):
     """A method that learns nothing; it works on the latents every family hands its methods."""
 
-    personalization_key = "none"
+    fixed_finetune = {"kind": "none"}
     families = FAMILY_NAMES
 
     def personalize(
