@@ -11,7 +11,7 @@ ControlNet pipelines do (no guess mode).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ModelLoadError
@@ -69,24 +69,32 @@ def controlnet_for(unet, vae_scale_factor: int, width: int):
     return ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=channels)
 
 
-def pose_map_tensor(image: Image.Image, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(1, 3, H, W) in [0, 1], as diffusers' ControlNet pipelines hand a conditioning image over."""
+def pose_map_tensor(
+    image: Image.Image | Sequence[Image.Image], device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """(1, 3, H, W) in [0, 1], as diffusers' ControlNet pipelines hand a conditioning image over; (N, 3, H, W)
+    for a list of N maps (one per row of a batch: animate's frames)."""
     import numpy as np
     import torch
+    from PIL import Image
 
-    pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0)
-    return pixels.permute(2, 0, 1)[None].to(device, dtype)
+    images = [image] if isinstance(image, Image.Image) else list(image)
+    pixels = torch.from_numpy(
+        np.stack([np.asarray(i.convert("RGB"), dtype=np.float32) / 255.0 for i in images])
+    )
+    return pixels.permute(0, 3, 1, 2).to(device, dtype)
 
 
 @contextlib.contextmanager
 def controlled(unet, controlnet, pose_map: torch.Tensor, scale: float) -> Iterator[None]:
-    """Within the block, every call of ``unet`` adds ``controlnet``'s residuals for ``pose_map`` (1, 3, H, W)
-    at ``scale`` (diffusers' ``controlnet_conditioning_scale``)."""
+    """Within the block, every call of ``unet`` adds ``controlnet``'s residuals for ``pose_map`` at ``scale``
+    (diffusers' ``controlnet_conditioning_scale``): (1, 3, H, W) for every row, or (B, 3, H, W) one per row of a
+    batch of B (repeated over classifier-free guidance's unconditional and conditional halves)."""
     own = "forward" in vars(unet)  # accelerate's offload hooks set an instance forward of their own
     original = unet.forward
 
     def forward(sample, timestep, encoder_hidden_states=None, *args: Any, **kwargs: Any):
-        condition = pose_map.to(sample.device, sample.dtype).expand(sample.shape[0], -1, -1, -1)
+        condition = pose_map.to(sample.device, sample.dtype).repeat(sample.shape[0] // len(pose_map), 1, 1, 1)
         down, middle = controlnet(
             sample,
             timestep,

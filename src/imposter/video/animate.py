@@ -8,7 +8,9 @@
     OUT/adapter/                   the LoRA (loadable by pipe.load_lora_weights)
 
 One fine-tune serves every frame: a LoRA on the source (with the source caption) and up to
-``train_frames`` evenly spaced driving frames (with the driving caption), all in one batch per step.
+``train_frames`` evenly spaced driving frames (with the driving caption), all in one batch per step
+(the source-only methods, ``imposter-subject``, ``subject-lora`` and ``pose-control``, learn the source alone).
+``pose-control`` (DreamPose's way) feeds each frame's own pose map (``driving_pose_maps``) to the ControlNet.
 Then every frame is denoised from the *same* initial noise (the seed's) with the same settings; only
 the phase-guidance target changes, to that frame's own driving latents. Sharing the noise is what keeps
 the frames alike: with guidance off and K = 0 every frame would be the same image. Frames are denoised
@@ -33,7 +35,7 @@ from ..fileio import save_image
 from ..images import fit_image, load_image
 from ..methods import get_method
 from ..methods.base import Method
-from ..methods.imposter import VARIANTS, ImPosterMethod
+from ..methods.imposter import SUBJECT_VARIANTS, VARIANTS, ImPosterMethod
 from ..prepared import PreparedPair
 from ..run import Job, run_job, settled
 from .config import DEFAULT_FPS, DEFAULT_FRAME_BATCH, AnimateConfig
@@ -41,7 +43,8 @@ from .frames import evenly_spaced, read_frames
 from .writers import frame_name, mp4_available, strip_picture, write_gif, write_mp4
 
 FRAMES_DIR = "frames"
-SEQUENCE_METHODS: tuple[str, ...] = ("imposter", *VARIANTS)  # the methods that sample from one LoRA
+# the methods that sample every frame from one LoRA
+SEQUENCE_METHODS: tuple[str, ...] = ("imposter", *VARIANTS, *SUBJECT_VARIANTS, "pose-control")
 
 
 @dataclass
@@ -84,10 +87,13 @@ class PreparedSequence:
     pair: PreparedPair  # its driving image and latents are the first frame's
     frames: list[Image.Image]
     latents: torch.Tensor  # (N, C, h, w), like pair.driving_latents for N frames
+    pose_maps: list[Image.Image] | None = None  # one per frame, fitted like them (pose-control)
 
     def frames_pair(self, indices: Sequence[int]) -> PreparedPair:
-        """The pair with the driving latents of frames ``indices`` (what guidance and fine-tuning read)."""
-        return replace(self.pair, driving_latents=self.latents[list(indices)])
+        """The pair with the driving latents (and pose maps) of frames ``indices``: what guidance, the
+        ControlNet and fine-tuning read."""
+        maps = [self.pose_maps[i] for i in indices] if self.pose_maps else self.pair.driving_pose_map
+        return replace(self.pair, driving_latents=self.latents[list(indices)], driving_pose_map=maps)
 
 
 def prepare_sequence(
@@ -101,12 +107,15 @@ def prepare_sequence(
     height: int | None = None,
     width: int | None = None,
     batch_size: int = DEFAULT_FRAME_BATCH,
+    pose_maps: Sequence[Image.Image] | None = None,
 ) -> PreparedSequence:
-    """Check the captions and fit every frame like ``engine.prepare``; encode ``batch_size`` frames per VAE call."""
+    """Check the captions and fit every frame (and pose map) like ``engine.prepare``; encode ``batch_size``
+    frames per VAE call."""
     pair = engine.prepare(source, source_prompt, frames[0], driving_prompt, target_prompt, fit, height, width)
     fitted = [fit_image(frame, *pair.size, fit) for frame in frames]
     latents = [engine.encode_images(fitted[i : i + batch_size]) for i in range(0, len(fitted), batch_size)]
-    return PreparedSequence(pair, fitted, torch.cat(latents))
+    maps = [fit_image(pose_map, *pair.size, fit) for pose_map in pose_maps] if pose_maps else None
+    return PreparedSequence(pair, fitted, torch.cat(latents), maps)
 
 
 class AnimateJob(Job):
@@ -125,8 +134,22 @@ class AnimateJob(Job):
         self.source = load_image(config.source, "source")
         start = time.perf_counter()
         self.driving = read_frames(config.driving, config.every, config.max_frames)
+        self.pose_maps = None
+        if config.driving_pose_maps:
+            self.pose_maps = read_frames(config.driving_pose_maps, config.every, config.max_frames).images
+            if len(self.pose_maps) != len(self.driving.images):
+                raise ConfigError(
+                    f"$driving_pose_maps gives {len(self.pose_maps)} pose map(s) for {len(self.driving.images)} "
+                    "driving frame(s); give one map per driving frame, in the same order"
+                )
         self.timings["read_frames"] = time.perf_counter() - start
         log(f"{len(self.driving.images)} driving frame(s) from {config.driving}")
+
+    def load_model(self, config: AnimateConfig, engine: ImPoster | None) -> ImPoster:
+        engine = super().load_model(config, engine)
+        if config.controlnet:
+            engine.load_controlnet(config.controlnet)
+        return engine
 
     def prepare(
         self, engine: ImPoster, config: AnimateConfig, log: Callable[[str], None]
@@ -145,12 +168,15 @@ class AnimateJob(Job):
             config.height,
             config.width,
             batch_size,
+            self.pose_maps,
         )
         frames = self.sequence.frames
         fps = config.fps or self.driving.fps or DEFAULT_FPS
         config = settled(config, self.sequence.pair, engine, log, fps=fps)
         self.training = evenly_spaced(len(frames), config.train_frames)
         run = config.to_dict() | {"driving_frames": len(frames), "driving_digest": frames_digest(frames)}
+        if self.sequence.pose_maps:  # a resumed run must see the same maps too
+            run["pose_maps_digest"] = frames_digest(self.sequence.pose_maps)
         return config, run
 
     def learning_pair(self) -> PreparedPair:

@@ -37,6 +37,8 @@ def cmd_animate(args: argparse.Namespace) -> None:
         max_frames=args.max_frames,
         train_frames=args.train_frames,
         fps=args.fps,
+        controlnet=args.controlnet,
+        driving_pose_maps=str(args.driving_pose_maps) if args.driving_pose_maps else None,
         finetune=finetune,
         sampling=sampling,
     )
@@ -71,6 +73,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="rate of the GIF/MP4 (default: the video's, or 8 for a folder)",
+    )
+    pose = animate.add_argument_group("pose-control (a ControlNet fed each driving frame's pose map)")
+    pose.add_argument("--controlnet", default=None, help="hub id or diffusers folder of a pose ControlNet")
+    pose.add_argument(
+        "--driving-pose-maps",
+        type=Path,
+        default=None,
+        help="the driving frames' OpenPose or DensePose renders: a video or a folder, one map per frame",
     )
     add_model_flags(animate)
     add_generation_flags(animate)

@@ -42,6 +42,10 @@ class AnimateConfig:
     finetune: FinetuneConfig | Mapping[str, Any] = field(default_factory=FinetuneConfig)
     sampling: SamplingConfig | Mapping[str, Any] = field(default_factory=SamplingConfig)
     adapter: str | None = None
+    # pose-control: a pose ControlNet, and the driving frames' pose maps (a folder or video, one map per
+    # driving frame, kept with the same $every and $max_frames)
+    controlnet: str | None = None
+    driving_pose_maps: str | None = None
     device: str = ""
     dtype: str = ""
 
