@@ -2,6 +2,7 @@
 
     python benchmarks/animate_toy.py                   # 3 sequences x 8 frames, the toy model: ~5 min on 2 cores
     python benchmarks/animate_toy.py --sequences 1 --frames 4 --train-steps 100 --no-docs
+    python benchmarks/animate_toy.py --method pose-control --no-docs   # DreamPose's way: each frame's part map
 
 Each sequence: a source subject S standing, a driver D != S moving from standing into action A, with
 (S, A) held out of pretraining (:mod:`imposter.toyworld.sequences`). ``imposter animate`` runs on it
@@ -55,7 +56,7 @@ def animate_sequence(
     engine: ImPoster, sequence: ToySequence, folder: Path, args: argparse.Namespace
 ) -> tuple[list[Image.Image], AnimateConfig, float]:
     """Write the sequence's inputs, run animate on them; return the frames, the config and the seconds."""
-    source, driving = write_sequence(sequence, folder / "inputs")
+    source, driving, pose_maps = write_sequence(sequence, folder / "inputs")
     sampling = {
         "steps": args.steps,
         "k": args.k,
@@ -69,6 +70,7 @@ def animate_sequence(
         source_prompt=sequence.source_prompt,
         driving_prompt=sequence.driving_prompt,
         method=args.method,
+        driving_pose_maps=str(pose_maps) if args.method == "pose-control" else None,  # its shipped ControlNet
         seed=args.seed,
         finetune={"steps": args.train_steps},
         sampling={name: value for name, value in sampling.items() if value is not NOT_GIVEN},
@@ -90,6 +92,7 @@ def independent_frames(
         sequence.source_prompt,
         sequence.driving_frames,
         sequence.driving_prompt,
+        pose_maps=sequence.driving_pose_maps if config.driving_pose_maps else None,
     )
     learned = engine.load_personalization(folder / "run" / ADAPTER_DIR, method)
     frames = range(len(prepared.frames))

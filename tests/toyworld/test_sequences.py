@@ -44,13 +44,14 @@ def test_the_pose_moves_over_the_sequence_and_is_deterministic(sequences):
 
 
 def test_written_sequences_read_back_in_order(sequences, tmp_path):
-    source, driving = write_sequence(sequences[0], tmp_path)
-    frames = read_frames(driving).images
-    assert source.exists() and len(frames) == 5
-    assert all(
-        np.array_equal(np.asarray(a), np.asarray(b))
-        for a, b in zip(frames, sequences[0].driving_frames, strict=True)
-    )
+    source, driving, maps = write_sequence(sequences[0], tmp_path)
+    frames, pose_maps = read_frames(driving).images, read_frames(maps).images
+    assert source.exists() and len(frames) == len(pose_maps) == 5
+    for written, made in ((frames, sequences[0].driving_frames), (pose_maps, sequences[0].driving_pose_maps)):
+        assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(written, made, strict=True))
+    # each frame's map covers that frame's figure (the body; accessories other than a tail are not parts)
+    for frame, pose_map in zip(frames, pose_maps, strict=True):
+        assert mask_iou(figure_mask(frame), np.asarray(pose_map).max(axis=-1) > 0) > 0.6
 
 
 def test_scores_of_the_ground_truth_itself(sequences):

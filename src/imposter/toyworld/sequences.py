@@ -21,7 +21,7 @@ from ..video.writers import frame_name
 from .figures import color_similarity
 from .metric import ToyGroundTruth
 from .pairs import ToyPair, make_pairs
-from .render import render
+from .render import render, render_part_map
 from .world import Pose, instance, sequence_poses
 
 
@@ -32,6 +32,11 @@ class ToySequence(ToyPair):
     poses: tuple[Pose, ...]  # of the driving frames, in order
     driving_frames: tuple[Image.Image, ...]
     target_frames: tuple[Image.Image, ...]  # render(source_instance, poses[t])
+
+    @property
+    def driving_pose_maps(self) -> tuple[Image.Image, ...]:
+        """The driving figure's part map in every frame (what ``animate --method pose-control`` is fed)."""
+        return tuple(render_part_map(self.driving_instance, pose) for pose in self.poses)
 
 
 def make_sequences(n: int, n_frames: int, seed: int) -> list[ToySequence]:
@@ -58,13 +63,19 @@ def make_sequences(n: int, n_frames: int, seed: int) -> list[ToySequence]:
     return sequences
 
 
-def write_sequence(sequence: ToySequence, folder: str | Path) -> tuple[Path, Path]:
-    """Write ``source.png`` and ``driving/frame_0000.png`` ... into ``folder`` (replacing an older driving/)."""
+def write_sequence(sequence: ToySequence, folder: str | Path) -> tuple[Path, Path, Path]:
+    """Write ``source.png``, ``driving/frame_0000.png`` ... and the driving frames' part maps,
+    ``driving_pose_map/frame_0000.png`` ..., into ``folder`` (replacing older ones); returns the three paths."""
     folder = Path(folder)
-    with atomic_directory(folder / "driving") as driving:
-        for index, frame in enumerate(sequence.driving_frames):
-            frame.save(driving / frame_name(index))
-    return save_image(sequence.source_image, folder / "source.png"), folder / "driving"
+    for name, frames in (
+        ("driving", sequence.driving_frames),
+        ("driving_pose_map", sequence.driving_pose_maps),
+    ):
+        with atomic_directory(folder / name) as written:
+            for index, frame in enumerate(frames):
+                frame.save(written / frame_name(index))
+    source = save_image(sequence.source_image, folder / "source.png")
+    return source, folder / "driving", folder / "driving_pose_map"
 
 
 def score_sequence(generated: Sequence[Image.Image], sequence: ToySequence) -> list[dict[str, float]]:
