@@ -22,8 +22,13 @@ def _given(args: argparse.Namespace, *names: str) -> dict:
 
 
 def _train_sd(args: argparse.Namespace, log, command: str) -> dict:
+    """The pipeline (unless ``args.out`` already holds one trained with these settings), then its pose
+    ControlNet stage (``--controlnet-steps``, 0: none), each resumable: a killed run carries on where it was."""
+    from dataclasses import asdict
+
     from .classifier import ClassifierConfig
     from .train import ToyTrainConfig, train_toy_model
+    from .train_controlnet import CONTROLNET_FOLDER, ToyControlNetConfig, add_pose_controlnet
 
     config = ToyTrainConfig(
         **_given(args, "seed", "examples", "vae_steps", "decoder_steps", "unet_steps", "sanity_samples")
@@ -34,9 +39,28 @@ def _train_sd(args: argparse.Namespace, log, command: str) -> dict:
             for k, v in _given(args, "classifier_steps", "classifier_instances").items()
         }
     )
-    return train_toy_model(
-        args.out, config, classifier=classifier, log=log, progress=not args.quiet, command=command
-    )
+    out, progress = Path(args.out), not args.quiet
+    recorded = out / "training.json"
+    settings = json.loads(json.dumps({"train": asdict(config), "classifier": asdict(classifier)}))
+    if recorded.is_file() and _trained_with(json.loads(recorded.read_text())) == settings:
+        log(f"{out} holds a toy pipeline trained with these settings: going on to its pose ControlNet")
+        summary = json.loads(recorded.read_text())
+    else:
+        summary = train_toy_model(
+            out, config, classifier=classifier, log=log, progress=progress, command=command
+        )
+    steps = getattr(args, "controlnet_steps", None)
+    controlnet = ToyControlNetConfig(**({"steps": steps} if steps is not None else {}))
+    if controlnet.steps > 0 and not (out / CONTROLNET_FOLDER / "config.json").is_file():
+        stage = add_pose_controlnet(out, controlnet, log, progress, command)
+        summary["controlnet"] = stage
+        summary["timings_s"]["controlnet"] = stage["seconds"]
+    return summary
+
+
+def _trained_with(summary: dict) -> dict:
+    """The settings a saved toy pipeline's training.json records (what a rerun must match to skip it)."""
+    return {"train": summary["train"], "classifier": summary["classifier"]["config"]}
 
 
 def _train_flux(args: argparse.Namespace, log, command: str) -> dict:
@@ -44,7 +68,13 @@ def _train_flux(args: argparse.Namespace, log, command: str) -> dict:
     from .train_flux import ToyFluxTrainConfig, train_toy_flux
 
     sd_only = _given(
-        args, "vae_steps", "decoder_steps", "unet_steps", "classifier_steps", "classifier_instances"
+        args,
+        "vae_steps",
+        "decoder_steps",
+        "unet_steps",
+        "classifier_steps",
+        "classifier_instances",
+        "controlnet_steps",
     )
     if sd_only:
         flags = ", ".join(f"${k}" for k in sd_only)
@@ -69,7 +99,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 
         command = shlex.join(["imposter", *sys.argv[1:]])
         summary = (_train_flux if args.family == "flux" else _train_sd)(args, log, command)
-    shutil.move(log_path, Path(args.out) / "train.log")  # the checkpoint carries its own log
+    kept = Path(args.out) / "train.log"  # the checkpoint carries its own log
+    if kept.is_file():  # a rerun that only added the ControlNet stage: its lines follow the pipeline's
+        with kept.open("a") as merged:
+            merged.write(log_path.read_text())
+        log_path.unlink()
+    else:
+        shutil.move(log_path, kept)
     print(
         f"saved the toy pipeline to {args.out} (with train.log); total {sum(summary['timings_s'].values()):.0f} s"
     )
@@ -199,6 +235,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--vae-steps", type=int, default=None)
     train.add_argument("--decoder-steps", type=int, default=None, help="the decoder's outline stage")
     train.add_argument("--unet-steps", type=int, default=None)
+    train.add_argument(
+        "--controlnet-steps",
+        type=int,
+        default=None,
+        help="the pose ControlNet stage after the pipeline (default 3000; 0: none; imposter toy controlnet runs it alone)",
+    )
     train.add_argument("--steps", type=int, default=None, help="--family flux: transformer steps")
     train.add_argument(
         "--base",

@@ -1,4 +1,5 @@
-"""The toy pose ControlNet: ``imposter toy controlnet --model DIR`` trains one beside a toy pipeline.
+"""The toy pose ControlNet: the last stage of ``imposter toy train``, or ``imposter toy controlnet --model DIR``
+beside a trained toy pipeline.
 
 Our DensePose is exact: every pretraining example's part map (``render.render_part_map``: each body part in
 its own colour, the figure's own proportions) is rendered with it. The ControlNet starts as diffusers'
