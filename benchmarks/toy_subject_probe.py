@@ -20,11 +20,10 @@ from dataclasses import replace
 from pathlib import Path
 from statistics import mean
 
-CONV_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2", "conv_shortcut")
 VARIANTS = {  # name -> (method that learns, fine-tune settings)
     "both pairs (default)": ("imposter", {}),
     "source alone": ("subject-lora", {}),
-    "source alone, r16 attn+conv": ("subject-lora", {"rank": 16, "target_modules": CONV_TARGETS}),
+    "source alone, r16 attn+conv": ("subject-lora", {"rank": 16, "lora_layers": "wide"}),
 }
 KEYS = ("instance", "subject", "pose_iou", "leakage")
 

@@ -10,7 +10,8 @@ release, the peers and the reference rows (copies, phase swap, guidance alone, t
 against ground truth (pose IoU, the classifier's subject and leakage, colour identity, PSNR) and by the
 paper's phase score; then it adds the ceiling: the ground truth itself through the model's VAE.
 
-``sweep`` fine-tunes once per pair (the ImPoster LoRA) and samples with every combination of the
+``sweep`` fine-tunes once per pair (the ImPoster LoRA, or with ``--method imposter-subject`` the LoRA on
+the source alone) and samples with every combination of the
 settings given (guidance scales, phase distance, guidance space, normalization, K). It draws from the
 ``tune`` split, whose (subject, action) combinations never appear in a table, so settings are not
 chosen on the pairs they are reported on. Results are printed as markdown tables with 95% intervals
@@ -27,7 +28,7 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from imposter.flags import phase_cutoff
+from imposter.flags import phase_cutoff, step_or_off
 
 METHODS = (
     "copy-source", "copy-driving", "phase-swap", "guidance-only", "text-only",
@@ -121,6 +122,7 @@ def sweep_settings(args: argparse.Namespace) -> list[dict]:
         "guidance_normalization": args.guidance_normalization,
         "phase_cutoff": args.phase_cutoff,
         "guidance_until": args.guidance_until,
+        "source_attention_from": args.source_attention_from,
     }
     names = list(grid)
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
@@ -150,7 +152,9 @@ def sweep(args: argparse.Namespace) -> None:
             done[(row["pair_id"], json.dumps(row["settings"], sort_keys=True))] = row
     engine = ImPoster.from_pretrained(args.model, device=args.device)
     metrics = [ToyGroundTruth(), PhaseScore()]
-    finetune = FinetuneConfig(steps=args.train_steps, learning_rate=args.lr)
+    finetune = FinetuneConfig(
+        steps=args.train_steps, learning_rate=args.lr, rank=args.rank, lora_layers=args.lora_layers
+    )
     settings = sweep_settings(args)
     rows = list(done.values())
     for toy in tqdm(make_pairs(args.pairs, args.pair_seed, args.split), desc="pairs"):
@@ -158,16 +162,22 @@ def sweep(args: argparse.Namespace) -> None:
         if not todo:
             continue
         pair = engine.prepare(toy.source_image, toy.source_prompt, toy.driving_image, toy.driving_prompt)
-        cached = out / "adapters" / f"{toy.pair_id}-{finetune.steps}-{finetune.learning_rate:g}"
+        learner = "" if args.method == "imposter" else f"{args.method}-"
+        shape = (
+            "" if args.lora_layers == "attention" and args.rank == 4 else f"-r{args.rank}-{args.lora_layers}"
+        )
+        cached = (
+            out / "adapters" / f"{learner}{toy.pair_id}-{finetune.steps}-{finetune.learning_rate:g}{shape}"
+        )
         if cached.is_dir():  # staged sweeps share the fine-tune of each pair
-            learned = engine.load_personalization(cached, "imposter")
+            learned = engine.load_personalization(cached, args.method)
         else:
-            learned = engine.personalize(pair, "imposter", finetune, progress=False)
+            learned = engine.personalize(pair, args.method, finetune, progress=False)
             with atomic_directory(cached) as temporary:
                 learned.save(temporary)
         for setting in todo:
             sampling = replace(SamplingConfig(steps=args.steps), **setting)
-            images = engine.generate(pair, learned, args.seeds, sampling, method="imposter", progress=False)
+            images = engine.generate(pair, learned, args.seeds, sampling, method=args.method, progress=False)
             items = [
                 EvalItem(image, toy.source_image, toy.driving_image, toy.target_prompt, toy.target_image)
                 for image in images
@@ -182,7 +192,7 @@ def sweep(args: argparse.Namespace) -> None:
             done[(toy.pair_id, json.dumps(setting, sort_keys=True))] = row
         write_text(results_file, "".join(json.dumps(r) + "\n" for r in rows))
     print(
-        f"\n{args.pairs} pairs x {len(args.seeds)} seeds, LoRA {asdict(finetune)['steps']} steps; "
+        f"\n{args.pairs} pairs x {len(args.seeds)} seeds, {args.method}'s LoRA {asdict(finetune)['steps']} steps; "
         f"mean over pairs +- 95% interval\n"
     )
     print("| " + " | ".join(settings[0]) + " | " + " | ".join(GT_KEYS) + " |")
@@ -224,8 +234,17 @@ def main() -> None:
     s = sub.choices["sweep"]
     s.add_argument("--device", default="cpu")
     s.add_argument("--threads", type=int, default=2)
+    s.add_argument(
+        "--method", choices=("imposter", "imposter-subject"), default="imposter",
+        help="whose fine-tune and sampling: imposter (LoRA on both pairs) or imposter-subject (the source alone)",
+    )  # fmt: skip
     s.add_argument("--train-steps", type=int, default=500)
     s.add_argument("--lr", type=float, default=5e-4)
+    s.add_argument("--rank", type=int, default=4, help="LoRA rank (default 4, the paper's)")
+    s.add_argument(
+        "--lora-layers", choices=("attention", "wide"), default="attention",
+        help="LoRA on the attention projections (default) or also the ResNet convolutions (wide)",
+    )  # fmt: skip
     s.add_argument("--steps", type=int, default=50)
     s.add_argument("--k", type=int, nargs="+", default=[5])
     s.add_argument("--amp-scale", type=float, nargs="+", default=[0.0])
@@ -240,6 +259,10 @@ def main() -> None:
     s.add_argument(
         "--guidance-until", nargs="+", type=float, default=[1.0], help="fraction of the steps guided"
     )
+    s.add_argument(
+        "--source-attention-from", nargs="+", type=step_or_off, default=[None],
+        help="steps from which the decoder also attends to the source ('off': never; imposter.source_attention)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.mode == "table":
         args.extra = [a for a in args.extra if a != "--"]

@@ -25,6 +25,10 @@ NORMALIZATIONS: tuple[str, ...] = ("sum", "paper")  # imposter.guidance: what th
 # What a fine-tune learns, the one name for it (methods with the same kind and settings share one fine-tune):
 # a LoRA on both pairs (the paper), a LoRA on the source pair alone, the authors' full UNet, HiPer's text
 # embedding, ADI's identifiers (alone or with a LoRA), or nothing (the reference rows).
+# Which layers a LoRA reaches: the attention projections (the paper's, diffusers' DreamBooth-LoRA default), or
+# "wide": those and the layers that carry most of a small image's colour and texture, the UNet's ResNet
+# convolutions (SD 1.x/2.x, SDXL) or the transformer's feed-forward layers (FLUX.1): each family's list.
+LORA_LAYERS: tuple[str, ...] = ("attention", "wide")
 FINETUNE_KINDS: tuple[str, ...] = (
     "lora",
     "lora-source",
@@ -58,6 +62,9 @@ class FinetuneConfig:
     # diffusers' DreamBooth-LoRA trainer of that family targets (imposter.families: SD, SDXL to_q/to_k/to_v/
     # to_out.0; FLUX.1 also the text stream's add_q/k/v_proj and to_add_out).
     target_modules: tuple[str, ...] | None = None
+    # None above: the family's list for these layers (LORA_LAYERS). "attention" is the paper's; "wide" learned
+    # twice the source instance on toy world v3's tune split (imposter-subject's default, docs/toy-defaults.md)
+    lora_layers: str = "attention"
     # Recompute activations in the backward pass: less memory, ~30% slower, same numbers. None: the
     # family's default (off for SD 1.x/2.x, on for SDXL and FLUX.1, which need it on a 24 GB card).
     gradient_checkpointing: bool | None = None
@@ -72,6 +79,8 @@ class FinetuneConfig:
             raise ConfigError(f"LoRA rank must be >= 1, got {self.rank}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning rate must be > 0, got {self.learning_rate}")
+        if self.lora_layers not in LORA_LAYERS:
+            raise ConfigError(f"$lora_layers must be one of {LORA_LAYERS}, got {self.lora_layers!r}")
         if self.kind not in FINETUNE_KINDS:
             raise ConfigError(f"fine-tune kind must be one of {FINETUNE_KINDS}, got {self.kind!r}")
         return self
@@ -116,6 +125,10 @@ class SamplingConfig:
     batch_size: int | None = None  # seeds denoised together; None: all seeds of the run in one batch
     # pose-control only: the ControlNet residuals' weight (diffusers' controlnet_conditioning_scale default)
     controlnet_scale: float = 1.0
+    # From this denoising step on, the denoiser's decoder self-attention also attends to the source image's
+    # own tokens, noised to the same step (imposter.source_attention; MasaCtrl starts after the layout forms,
+    # as K does). None: off, as the paper. UNet families only (SD 1.x/2.x, SDXL).
+    source_attention_from: int | None = None
 
     def validate(self) -> SamplingConfig:
         """Raise ConfigError on an out-of-range or inconsistent value; return self."""
@@ -152,6 +165,11 @@ class SamplingConfig:
             raise ConfigError(f"$batch_size must be >= 1, got {self.batch_size}")
         if self.controlnet_scale < 0:
             raise ConfigError(f"$controlnet_scale must be >= 0, got {self.controlnet_scale}")
+        if self.source_attention_from is not None and not 0 <= self.source_attention_from <= self.steps:
+            raise ConfigError(
+                f"$source_attention_from {self.source_attention_from} must be a step between 0 and $steps "
+                f"({self.steps}); lower it or leave it unset"
+            )
         return self
 
 
@@ -194,6 +212,7 @@ FINETUNE_FLAGS = {
     "train_steps": "steps",
     "lr": "learning_rate",
     "rank": "rank",
+    "lora_layers": "lora_layers",
     "train_seed": "seed",
     "gradient_checkpointing": "gradient_checkpointing",
 }

@@ -209,7 +209,9 @@ class ImPoster:
         runs on this model: what a job calls."""
         # left None: the family's (the modules its DreamBooth-LoRA trainer targets; checkpointing if it needs it)
         family = {
-            "target_modules": self.family.lora_targets,
+            "target_modules": self.family.lora_wide_targets
+            if finetune.lora_layers == "wide"
+            else self.family.lora_targets,
             "gradient_checkpointing": self.family.gradient_checkpointing,
         }
         config = replace(

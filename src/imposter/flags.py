@@ -16,6 +16,7 @@ from .config import (
     FINETUNE_FLAGS,
     FITS,
     GUIDANCE_SPACES,
+    LORA_LAYERS,
     NORMALIZATIONS,
     NOT_GIVEN,
     PHASE_DISTANCES,
@@ -39,6 +40,7 @@ SAMPLING_FLAGS = {
     "eta": "eta",
     "batch_size": "batch_size",
     "controlnet_scale": "controlnet_scale",
+    "source_attention_from": "source_attention_from",
 }
 
 
@@ -50,6 +52,16 @@ def phase_cutoff(text: str) -> float | None:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
+
+
+def step_or_off(text: str) -> int | None:
+    """``--source-attention-from`` value: a denoising step, or "off" (None)."""
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a step number or 'off', got {text!r}") from None
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +123,12 @@ def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
         "--lr", type=float, default=NOT_GIVEN, help="learning rate (default 5e-4, DreamBooth-LoRA)"
     )
     ft.add_argument("--rank", type=int, default=NOT_GIVEN, help="LoRA rank (default 4)")
+    ft.add_argument(
+        "--lora-layers",
+        choices=LORA_LAYERS,
+        default=NOT_GIVEN,
+        help="attention (the paper's) or wide: also the ResNet convolutions (SD, SDXL) or feed-forwards (FLUX.1)",
+    )
     ft.add_argument(
         "--train-seed",
         type=int,
@@ -187,6 +205,13 @@ def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=NOT_GIVEN,
         help="pose-control: weight of the ControlNet's residuals (default 1, as diffusers)",
+    )
+    sp.add_argument(
+        "--source-attention-from",
+        type=step_or_off,
+        default=NOT_GIVEN,
+        help="from this step on, the decoder's self-attention also attends to the source image (SD, SDXL; "
+        "default off, imposter-attend: 5); 'off': never",
     )
 
 

@@ -77,6 +77,21 @@ def test_finetune_trains_the_familys_lora_and_leaves_the_model_unchanged(engine,
     assert learned.info["finetune"]["gradient_checkpointing"] is engine.family.gradient_checkpointing
 
 
+def test_wide_lora_layers_reach_every_wide_target_and_reload_in_plain_diffusers(engine, pair, tmp_path):
+    wide = engine.personalize(
+        pair, "imposter-subject", FinetuneConfig(steps=1, rank=2, lora_layers="wide"), progress=False
+    )
+    trained = {k.split(".lora")[0] for k in wide.state}
+    extra = set(engine.family.lora_wide_targets) - set(engine.family.lora_targets)
+    assert extra and all(any(name.endswith(target) for name in trained) for target in extra)
+    assert wide.info["finetune"]["target_modules"] == list(engine.family.lora_wide_targets)
+    wide.save(tmp_path / "wide")
+    engine.pipe.load_lora_weights(str(tmp_path / "wide"), adapter_name="wide")  # diffusers reads it all
+    engine.pipe.delete_adapters("wide")
+    # imposter-subject learns rank 16 on the wide layers unless told otherwise (toy v3 tune split)
+    assert get_method("imposter-subject").finetune_defaults == {"rank": 16, "lora_layers": "wide"}
+
+
 def test_a_saved_adapter_reloads_here_and_in_plain_diffusers_with_the_same_image(
     engine, pair, learned, folder, tmp_path
 ):

@@ -222,8 +222,10 @@ def tradeoff_figure(
 
     from ..methods.references import REFERENCE_NAMES
 
-    figure = Figure(figsize=(5 * len(panels), 4.5), layout="constrained")
+    figure = Figure(figsize=(5 * len(panels) + 2, 4.5), layout="constrained")
+    palette = [f"C{i}" for i in range(10)]
     for axes, (x, y) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
+        generated = [method for method, _, _ in points[(x, y)] if method not in REFERENCE_NAMES]
         for method, (mx, hx, _), (my, hy, _) in points[(x, y)]:
             if method in REFERENCE_NAMES:
                 axes.errorbar(
@@ -233,7 +235,9 @@ def tradeoff_figure(
                     method, (mx, my), fontsize=7, color="0.4", xytext=(4, 3), textcoords="offset points"
                 )
             else:
-                axes.errorbar(mx, my, xerr=hx, yerr=hy, fmt="o", capsize=3, label=method)
+                i = generated.index(method)  # ten colours, then the same colours with another marker
+                style = {"fmt": "os^D"[i // 10 % 4], "color": palette[i % 10]}
+                axes.errorbar(mx, my, xerr=hx, yerr=hy, capsize=3, label=method, **style)
         if ceiling and x in ceiling and y in ceiling:
             axes.plot(
                 ceiling[x], ceiling[y], "*", markersize=14, color="gold", markeredgecolor="k", label="ceiling"
@@ -242,7 +246,7 @@ def tradeoff_figure(
             label, higher, _ = METRIC_COLUMNS.get(metric, (metric, True, 4))
             set_label(f"{label} ({'higher' if higher else 'lower'} is better)")
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=7)
+    figure.legend(*axes.get_legend_handles_labels(), loc="outside right upper", fontsize=7)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     return Image.open(buffer)

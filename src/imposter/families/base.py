@@ -77,6 +77,7 @@ class Family(ABC):
     pipeline_classes: ClassVar[tuple[str, ...]]  # model_index.json ``_class_name`` values of this family
     lora_prefix: ClassVar[str]  # key prefix of the denoiser's LoRA weights in diffusers' format
     lora_targets: ClassVar[tuple[str, ...]]  # module names diffusers' DreamBooth-LoRA trainer targets
+    lora_wide_targets: ClassVar[tuple[str, ...]]  # those and more ("wide" LoRA layers: imposter.config)
     # settings where the family's own trainer or pipeline differs from the paper's (SD) defaults; the
     # user's flags win over these (imposter.settings.resolve)
     finetune_defaults: ClassVar[dict[str, Any]] = {}

@@ -126,6 +126,11 @@ class Flux(Family):
         "attn.add_v_proj",
         "attn.to_add_out",
     )
+    # and the feed-forward layers of both streams and the single blocks' MLP (what diffusers' FLUX LoRA
+    # trainer adds with --lora_layers; the transformer has no convolutions)
+    lora_wide_targets = (
+        *lora_targets, "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2", "proj_mlp",
+    )  # fmt: skip
     finetune_defaults = {"learning_rate": 1e-4, "weight_decay": 1e-4}  # lines 490, 588
     # FluxPipeline.__call__ defaults: 28 steps, (distilled) guidance 3.5. K stays the paper's 5 (of 28 here,
     # not 50: the driving caption then shapes the first 18% of the trajectory rather than 10%; unmeasured).

@@ -35,6 +35,12 @@ class StableDiffusion(Family):
     lora_prefix = "unet"
     # paper Sec. 4 and diffusers' examples/dreambooth/train_dreambooth_lora.py: the UNet's attention projections
     lora_targets = ("to_q", "to_k", "to_v", "to_out.0")
+    lora_wide_targets = (
+        *lora_targets,
+        "conv1",
+        "conv2",
+        "conv_shortcut",
+    )  # and the ResNet blocks' convolutions
 
     @torch.no_grad()
     def encode(self, pipe, prompt: str) -> Conditioning:

@@ -60,6 +60,12 @@ class StableDiffusionXL(Family):
     pipeline_classes = ("StableDiffusionXLPipeline",)
     lora_prefix = "unet"
     lora_targets = ("to_k", "to_q", "to_v", "to_out.0")  # train_dreambooth_lora_sdxl.py line 1225
+    lora_wide_targets = (
+        *lora_targets,
+        "conv1",
+        "conv2",
+        "conv_shortcut",
+    )  # and the ResNet blocks' convolutions
     finetune_defaults = {"learning_rate": 1e-4, "weight_decay": 1e-4}  # lines 491, 572
     gradient_checkpointing = True
 

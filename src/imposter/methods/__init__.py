@@ -26,6 +26,7 @@ _REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "imposter-no-amp": ("imposter", "variant", "imposter-no-amp"),
     "imposter-subject": ("imposter", "variant", "imposter-subject"),
     "subject-lora": ("imposter", "variant", "subject-lora"),
+    "imposter-attend": ("imposter", "variant", "imposter-attend"),
     "imposter-authors": ("authors", "AuthorsMethod", None),
     "hiper": ("hiper", "HiPerMethod", None),
     "adi": ("adi", "ADIMethod", None),
