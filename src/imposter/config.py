@@ -63,7 +63,7 @@ class FinetuneConfig:
     # to_out.0; FLUX.1 also the text stream's add_q/k/v_proj and to_add_out).
     target_modules: tuple[str, ...] | None = None
     # None above: the family's list for these layers (LORA_LAYERS). "attention" is the paper's; "wide" learned
-    # twice the source instance on toy world v3's tune split (imposter-subject's default, docs/toy-defaults.md)
+    # three times the source instance on toy world v3's tune split (imposter-subject's default, docs/toy-defaults.md)
     lora_layers: str = "attention"
     # Recompute activations in the backward pass: less memory, ~30% slower, same numbers. None: the
     # family's default (off for SD 1.x/2.x, on for SDXL and FLUX.1, which need it on a 24 GB card).

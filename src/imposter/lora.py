@@ -65,5 +65,11 @@ def lora_state_dict(model, name: str = ADAPTER_NAME, prefix: str = "unet") -> di
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
-    state = convert_state_dict_to_diffusers(get_peft_model_state_dict(model, adapter_name=name))
+    peft_state = get_peft_model_state_dict(model, adapter_name=name)
+    state = convert_state_dict_to_diffusers(peft_state)
+    # diffusers renames only the attention projections (to_q.lora_A -> to_q.lora.down), and its loader reads
+    # the key format of one key for the whole dict: a LoRA that also reaches other layers (the wide layers'
+    # convolutions, feed-forwards) stays in PEFT's format throughout, or its attention half would be dropped
+    if any(".lora_A." in key or ".lora_B." in key for key in state):
+        state = peft_state
     return {f"{prefix}.{k}": v.detach().to("cpu", torch.float32).clone() for k, v in state.items()}

@@ -85,6 +85,9 @@ def test_wide_lora_layers_reach_every_wide_target_and_reload_in_plain_diffusers(
     extra = set(engine.family.lora_wide_targets) - set(engine.family.lora_targets)
     assert extra and all(any(name.endswith(target) for name in trained) for target in extra)
     assert wide.info["finetune"]["target_modules"] == list(engine.family.lora_wide_targets)
+    with wide.active(engine):  # every trained layer is in the model that samples, attention included
+        loaded = {n.split(".lora_B")[0] for n, _ in engine.denoiser.named_parameters() if ".lora_B." in n}
+    assert {k.split(".lora")[0].split(".", 1)[1] for k in wide.state} <= loaded
     wide.save(tmp_path / "wide")
     engine.pipe.load_lora_weights(str(tmp_path / "wide"), adapter_name="wide")  # diffusers reads it all
     engine.pipe.delete_adapters("wide")

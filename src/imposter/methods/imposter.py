@@ -140,8 +140,8 @@ class SubjectLoraMethod(ImPosterMethod):
 
     fixed_finetune = {"kind": "lora-source"}
     # rank 16 on the "wide" layers: on toy world v3's tune split (8 pairs x 2 seeds, 500 steps) the source
-    # instance doubles over the paper's rank 4 on attention (subject-lora 0.097 -> 0.231, imposter-subject
-    # 0.061 -> 0.165; docs/toy-defaults.md). A LoRA of one image needs the layers that carry its colours.
+    # instance triples over the paper's rank 4 on attention (subject-lora 0.097 -> 0.326, imposter-subject
+    # 0.061 -> 0.179; docs/toy-defaults.md). A LoRA of one image needs the layers that carry its colours.
     finetune_defaults = {"rank": 16, "lora_layers": "wide"}
 
     def training_data(self, engine: Engine, pair: PreparedPair) -> tuple[torch.Tensor, Conditioning]:
