@@ -40,7 +40,9 @@ def test_keys_and_perfect_answer():
     (scores,) = metric.score([_item(render(ROBOT, theta))])
     assert set(scores) == set(metric.keys)
     assert scores["pose_iou"] == 1.0 and scores["psnr"] == PSNR_CAP
-    assert scores["subject"] > 0.9 and scores["leakage"] < 0.05 and scores["instance"] > 0.6
+    # instance: the recognizer's same-instance score averages 0.71 on fresh instances (this robot: 0.60), another
+    # instance of the class 0.03 (README, "The recognizer")
+    assert scores["subject"] > 0.9 and scores["leakage"] < 0.05 and scores["instance"] > 0.5
     assert scores["identity"] > 0.9 > 0.6 > scores["colour_leakage"]  # these two instances share a colour
 
 
@@ -49,7 +51,7 @@ def test_another_instance_of_the_class_keeps_the_subject_but_not_the_instance():
     _, theta, _ = _poses()
     right, other = ToyGroundTruth().score([_item(render(ROBOT, theta)), _item(render(OTHER_ROBOT, theta))])
     assert other["subject"] > 0.9 and other["pose_iou"] > 0.8
-    assert other["instance"] < 0.2 < 0.6 < right["instance"]
+    assert other["instance"] < 0.2 < 0.5 < right["instance"]
 
 
 def test_copying_the_driving_image_is_all_leakage_and_another_body():
