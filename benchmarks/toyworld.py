@@ -157,15 +157,13 @@ def sweep(args: argparse.Namespace) -> None:
     )
     settings = sweep_settings(args)
     rows = list(done.values())
+    learner = "" if args.method == "imposter" else f"{args.method}-"
+    shape = "" if args.lora_layers == "attention" and args.rank == 4 else f"-r{args.rank}-{args.lora_layers}"
     for toy in tqdm(make_pairs(args.pairs, args.pair_seed, args.split), desc="pairs"):
         todo = [s for s in settings if (toy.pair_id, json.dumps(s, sort_keys=True)) not in done]
         if not todo:
             continue
         pair = engine.prepare(toy.source_image, toy.source_prompt, toy.driving_image, toy.driving_prompt)
-        learner = "" if args.method == "imposter" else f"{args.method}-"
-        shape = (
-            "" if args.lora_layers == "attention" and args.rank == 4 else f"-r{args.rank}-{args.lora_layers}"
-        )
         cached = (
             out / "adapters" / f"{learner}{toy.pair_id}-{finetune.steps}-{finetune.learning_rate:g}{shape}"
         )

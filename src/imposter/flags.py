@@ -44,24 +44,24 @@ SAMPLING_FLAGS = {
 }
 
 
-def phase_cutoff(text: str) -> float | None:
-    """``--phase-cutoff`` value: a frequency in cycles per latent pixel, or "all" (None: every frequency)."""
-    if text.strip().lower() in ("all", "none"):
+def _number_or_none(text: str, number: type, word: str, what: str) -> Any:
+    """``number(text)``, or None for ``word`` (or "none"); an argparse error naming both otherwise."""
+    if text.strip().lower() in (word, "none"):
         return None
     try:
-        return float(text)
+        return number(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {what} or '{word}', got {text!r}") from None
+
+
+def phase_cutoff(text: str) -> float | None:
+    """``--phase-cutoff`` value: a frequency in cycles per latent pixel, or "all" (None: every frequency)."""
+    return _number_or_none(text, float, "all", "a number")
 
 
 def step_or_off(text: str) -> int | None:
     """``--source-attention-from`` value: a denoising step, or "off" (None)."""
-    if text.strip().lower() in ("off", "none"):
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a step number or 'off', got {text!r}") from None
+    return _number_or_none(text, int, "off", "a step number")
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:

@@ -30,9 +30,8 @@ class PreparedPair:
     pooled: dict[str, torch.Tensor] = field(default_factory=dict)  # caption -> (1, P) (SDXL, FLUX.1)
     # pose maps, fitted like the images: the driving image's (pose-control's ControlNet input) and, on the
     # toy world, the ground truth's (pose-control-oracle's)
-    driving_pose_map: Image.Image | list[Image.Image] | None = (
-        None  # a list: one per driving latent (animate)
-    )
+    # a list: one per driving latent (animate)
+    driving_pose_map: Image.Image | list[Image.Image] | None = None
     target_pose_map: Image.Image | None = None
 
     @property

@@ -1,5 +1,7 @@
 """imposter-attend: from step K on, the decoder's self-attention also attends to the noised source image."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -39,7 +41,7 @@ def test_the_decoder_attends_to_the_source_from_the_step_given(engine, learned):
         before = {name: type(p) for name, p in unet.attn_processors.items()}
 
         def run(start):
-            sampling = SamplingConfig(**{**SAMPLING.__dict__, "source_attention_from": start})
+            sampling = replace(SAMPLING, source_attention_from=start)
             return engine.generate(
                 pair, personalization, [0], sampling, method="imposter-attend", progress=False
             )

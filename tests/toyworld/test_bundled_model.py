@@ -14,6 +14,8 @@ does (issue 20).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from statistics import mean
 
 import torch
@@ -51,11 +53,30 @@ def test_checkpoint_is_a_small_safetensors_diffusers_pipeline_with_its_classifie
     assert pipe.unet.config.sample_size * pipe.vae_scale_factor == 64
 
 
-def measure(split: str, pair_seed: int) -> dict[str, list[float]]:
-    """Per pair: ImPoster's pose IoU gain over Baseline++ and subject gain over the phase swap."""
+@contextmanager
+def two_threads() -> Iterator[None]:
+    """Torch on 2 threads within the block (the measurements' own), then as it was."""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def mean_scores(metric: ToyGroundTruth, toy, images, keys: tuple[str, ...]) -> dict[str, float]:
+    """The metric's mean over ``images``, each scored against ``toy``'s ground truth, for each of ``keys``."""
+    items = [
+        EvalItem(image, toy.source_image, toy.driving_image, toy.target_prompt, toy.target_image)
+        for image in images
+    ]
+    scores = metric.score(items)
+    return {key: mean(s[key] for s in scores) for key in keys}
+
+
+def measure(split: str, pair_seed: int) -> dict[str, list[float]]:
+    """Per pair: ImPoster's pose IoU gain over Baseline++ and subject gain over the phase swap."""
+    with two_threads():
         engine = ImPoster.from_pretrained("toy", device="cpu")
         finetune = FinetuneConfig(steps=REDUCED["train_steps"])
         sampling = SamplingConfig(steps=REDUCED["steps"], k=REDUCED["k"])
@@ -75,20 +96,11 @@ def measure(split: str, pair_seed: int) -> dict[str, list[float]]:
                 images = engine.generate(
                     pair, personalization, [0, 1], sampling, method=method, progress=False
                 )
-                items = [
-                    EvalItem(image, toy.source_image, toy.driving_image, toy.target_prompt, toy.target_image)
-                    for image in images
-                ]
-                scores[method] = {
-                    key: mean(s[key] for s in metric.score(items))
-                    for key in ("pose_iou", "subject", "instance")
-                }
+                scores[method] = mean_scores(metric, toy, images, ("pose_iou", "subject", "instance"))
             gains["pose_gain"].append(scores["imposter"]["pose_iou"] - scores["baseline++"]["pose_iou"])
             gains["subject_gain"].append(scores["imposter"]["subject"] - scores["phase-swap"]["subject"])
             gains["instance_gain"].append(scores["baseline++"]["instance"] - scores["text-only"]["instance"])
         return gains
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_imposter_beats_baseline_on_pose_and_the_phase_swap_on_subject():
@@ -107,9 +119,7 @@ def test_the_bundled_pose_controlnet_moves_the_figure_to_the_map():
     training.json's map_effect); asserted on 2 table pairs with a margin of 0.1."""
     from dataclasses import replace
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with two_threads():
         engine = ImPoster.from_pretrained("toy", device="cpu")
         sampling = SamplingConfig(steps=20, k=0, amp_scale=0.0, phase_scale=0.0)
         metric, gains = ToyGroundTruth(), []
@@ -125,12 +135,6 @@ def test_the_bundled_pose_controlnet_moves_the_figure_to_the_map():
                 images = engine.generate(
                     pair, nothing, [0, 1], config, method="pose-control-oracle", progress=False
                 )
-                items = [
-                    EvalItem(image, toy.source_image, toy.driving_image, toy.target_prompt, toy.target_image)
-                    for image in images
-                ]
-                iou[scale] = mean(s["pose_iou"] for s in metric.score(items))
+                iou[scale] = mean_scores(metric, toy, images, ("pose_iou",))["pose_iou"]
             gains.append(iou[1.0] - iou[0.0])
-    finally:
-        torch.set_num_threads(threads)
     assert mean(gains) > 0.1, gains

@@ -25,6 +25,10 @@ def clip_embeds(tokenizer, text_encoder, prompt: str, device) -> torch.Tensor:
     return text_encoder(padded_ids(tokenizer, prompt).to(device))[0].float()
 
 
+# the UNet's ResNet blocks' convolutions (diffusers' ResnetBlock2D): what a "wide" LoRA adds on SD and SDXL
+RESNET_CONVOLUTIONS = ("conv1", "conv2", "conv_shortcut")
+
+
 class StableDiffusion(Family):
     """SD 1.x/2.x checkpoints (``StableDiffusionPipeline``)."""
 
@@ -35,12 +39,7 @@ class StableDiffusion(Family):
     lora_prefix = "unet"
     # paper Sec. 4 and diffusers' examples/dreambooth/train_dreambooth_lora.py: the UNet's attention projections
     lora_targets = ("to_q", "to_k", "to_v", "to_out.0")
-    lora_wide_targets = (
-        *lora_targets,
-        "conv1",
-        "conv2",
-        "conv_shortcut",
-    )  # and the ResNet blocks' convolutions
+    lora_wide_targets = (*lora_targets, *RESNET_CONVOLUTIONS)
 
     @torch.no_grad()
     def encode(self, pipe, prompt: str) -> Conditioning:

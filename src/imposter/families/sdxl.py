@@ -17,7 +17,7 @@ import torch
 
 from .base import Conditioning, Family, SamplingPlan
 from .losses import DenoisingLoss, denoising_loss, noise_scheduler_for
-from .sd import sample_unet_pipeline
+from .sd import RESNET_CONVOLUTIONS, sample_unet_pipeline
 
 
 def time_ids(height: int, width: int, rows: int, device, dtype) -> torch.Tensor:
@@ -60,12 +60,7 @@ class StableDiffusionXL(Family):
     pipeline_classes = ("StableDiffusionXLPipeline",)
     lora_prefix = "unet"
     lora_targets = ("to_k", "to_q", "to_v", "to_out.0")  # train_dreambooth_lora_sdxl.py line 1225
-    lora_wide_targets = (
-        *lora_targets,
-        "conv1",
-        "conv2",
-        "conv_shortcut",
-    )  # and the ResNet blocks' convolutions
+    lora_wide_targets = (*lora_targets, *RESNET_CONVOLUTIONS)
     finetune_defaults = {"learning_rate": 1e-4, "weight_decay": 1e-4}  # lines 491, 572
     gradient_checkpointing = True
 
