@@ -28,7 +28,7 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from imposter.flags import phase_cutoff, step_or_off
+from imposter.flags import phase_cutoff, step_or_off, strength_or_off
 
 METHODS = (
     "copy-source", "copy-driving", "phase-swap", "guidance-only", "text-only",
@@ -123,6 +123,7 @@ def sweep_settings(args: argparse.Namespace) -> list[dict]:
         "phase_cutoff": args.phase_cutoff,
         "guidance_until": args.guidance_until,
         "source_attention_from": args.source_attention_from,
+        "driving_strength": args.driving_strength,
     }
     names = list(grid)
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
@@ -260,6 +261,10 @@ def main() -> None:
     s.add_argument(
         "--source-attention-from", nargs="+", type=step_or_off, default=[None],
         help="steps from which the decoder also attends to the source ('off': never; imposter.source_attention)",
+    )  # fmt: skip
+    s.add_argument(
+        "--driving-strength", nargs="+", type=strength_or_off, default=[None],
+        help="start from the driving image noised to this strength, img2img ('off': pure noise)",
     )  # fmt: skip
     args = parser.parse_args()
     if args.mode == "table":

@@ -91,6 +91,8 @@ def test_adapter_flag_skips_finetuning_and_reproduces_images(base_args, tmp_path
         (["--method", "nope"], "unknown method 'nope'"),
         (["--method", "baseline++", "--phase-scale", "0.1"], "contradicts --method baseline++"),
         (["--method", "imposter-paper", "--phase-cutoff", "0.2"], "contradicts --method imposter-paper"),
+        (["--driving-strength", "1.5"], "--driving-strength must be in (0, 1]"),
+        (["--method", "sdedit", "--k", "3"], "contradicts --method sdedit"),
     ],
 )
 def test_bad_settings_are_one_line_errors(base_args, tmp_path, capsys, extra, message):

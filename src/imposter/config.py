@@ -129,6 +129,11 @@ class SamplingConfig:
     # own tokens, noised to the same step (imposter.source_attention; MasaCtrl starts after the layout forms,
     # as K does). None: off, as the paper. UNet families only (SD 1.x/2.x, SDXL).
     source_attention_from: int | None = None
+    # Start from the driving image's latents noised to this strength (img2img, SDEdit: Meng et al., ICLR 2022;
+    # the first (1 - strength) of the steps are skipped, diffusers' rule), not from pure noise. None: pure
+    # noise, as the paper. The layout then comes from the driving image itself (issue 19, direction 4).
+    # UNet families only (SD 1.x/2.x, SDXL): FLUX.1's sampler has no late start here.
+    driving_strength: float | None = None
 
     def validate(self) -> SamplingConfig:
         """Raise ConfigError on an out-of-range or inconsistent value; return self."""
@@ -169,6 +174,11 @@ class SamplingConfig:
             raise ConfigError(
                 f"$source_attention_from {self.source_attention_from} must be a step between 0 and $steps "
                 f"({self.steps}); lower it or leave it unset"
+            )
+        if self.driving_strength is not None and not 0 < self.driving_strength <= 1:
+            raise ConfigError(
+                f"$driving_strength must be in (0, 1] (1: the driving image fully noised), got "
+                f"{self.driving_strength}; leave it unset to start from pure noise"
             )
         return self
 

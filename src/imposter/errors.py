@@ -2,12 +2,15 @@
 
 A message names the settings it is about as ``$name`` (the flag's dest: ``$k``, ``$source_prompt``), so that
 each front end shows them in its own words: ``str(error)`` writes flags (``--k``), what the CLI prints on one
-line before exiting non-zero; the app writes its page labels (``error.render(labels)``). A literal dollar
-sign is ``$$`` (one not before a name stays as it is).
+line before exiting non-zero; the app writes its page labels (``error.render(labels)``). Only the command
+line's flags (``settings()``) are settings: "$5" or "$HOME" in a user's text stays as written, and text
+quoted with ``quoted()`` stays as typed whatever it spells.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 from collections.abc import Callable
 from string import Template
 
@@ -15,6 +18,29 @@ from string import Template
 def flag(setting: str) -> str:
     """The command-line flag of a setting: ``source_prompt`` -> ``--source-prompt``."""
     return "--" + setting.replace("_", "-")
+
+
+@functools.cache
+def settings() -> frozenset[str]:
+    """Every setting a message may name: the dests of the command line's flags, every subcommand's."""
+    from .cli import build_parser
+
+    def dests(parser: argparse.ArgumentParser) -> set[str]:
+        found = set()
+        for action in parser._actions:
+            found.add(action.dest)
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    found |= dests(sub)
+        return found
+
+    return frozenset(dests(build_parser()))
+
+
+def quoted(text: str) -> str:
+    """A user's text, quoted for a message: ``repr`` with each dollar sign escaped (``$$``), so that even "$k"
+    in a caption is shown as typed, not as a flag."""
+    return repr(text).replace("$", "$$")
 
 
 class _Message(Template):
@@ -30,6 +56,8 @@ class _Names(dict):
         self.name = name
 
     def __missing__(self, setting: str) -> str:
+        if setting not in settings():
+            raise KeyError(setting)  # not a setting: safe_substitute leaves "$word" as written
         return self.name(setting)
 
 
@@ -39,7 +67,7 @@ class NamesSettings:
     @property
     def settings(self) -> tuple[str, ...]:
         """The settings the message names, in order: the first is the one it is about."""
-        return tuple(dict.fromkeys(self._message().get_identifiers()))
+        return tuple(dict.fromkeys(n for n in self._message().get_identifiers() if n in settings()))
 
     @property
     def setting(self) -> str | None:
@@ -48,7 +76,7 @@ class NamesSettings:
 
     def render(self, name: Callable[[str], str] = flag) -> str:
         """The message with each setting written as ``name(setting)`` (default: its flag)."""
-        return self._message().safe_substitute(_Names(name))  # a lone "$5" stays as it is
+        return self._message().safe_substitute(_Names(name))  # "$5", "$dog" stay as they are
 
     def _message(self) -> _Message:
         return _Message(str(self.args[0]) if self.args else "")

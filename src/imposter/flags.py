@@ -41,6 +41,7 @@ SAMPLING_FLAGS = {
     "batch_size": "batch_size",
     "controlnet_scale": "controlnet_scale",
     "source_attention_from": "source_attention_from",
+    "driving_strength": "driving_strength",
 }
 
 
@@ -62,6 +63,11 @@ def phase_cutoff(text: str) -> float | None:
 def step_or_off(text: str) -> int | None:
     """``--source-attention-from`` value: a denoising step, or "off" (None)."""
     return _number_or_none(text, int, "off", "a step number")
+
+
+def strength_or_off(text: str) -> float | None:
+    """``--driving-strength`` value: an img2img strength, or "off" (None: start from pure noise)."""
+    return _number_or_none(text, float, "off", "a strength")
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -212,6 +218,13 @@ def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
         default=NOT_GIVEN,
         help="from this step on, the decoder's self-attention also attends to the source image (SD, SDXL; "
         "default off, imposter-attend: 5); 'off': never",
+    )
+    sp.add_argument(
+        "--driving-strength",
+        type=strength_or_off,
+        default=NOT_GIVEN,
+        help="start from the driving image noised to this strength, img2img (SD, SDXL; default off: pure "
+        "noise; sdedit: 0.8); 'off': pure noise",
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 
-from .errors import ImposterWarning, PromptError
+from .errors import ImposterWarning, PromptError, quoted
 
 # Words that start the action part of a caption ("a woman *playing* violin", "a cat *with* a hat").
 _LINKS = {
@@ -35,7 +35,7 @@ def split_subject(caption: str) -> tuple[str, str]:
         if bare in _LINKS or (bare.endswith("ing") and len(bare) > 4 and bare not in _ING_NOUNS):
             return " ".join(words[:i]), " ".join(words[i:])
     raise PromptError(
-        f"cannot find the action in the driving caption {caption!r} (expected e.g. 'a woman playing violin');"
+        f"cannot find the action in the driving caption {quoted(caption)} (expected e.g. 'a woman playing violin');"
         " give the target prompt yourself with $target_prompt"
     )
 
@@ -95,7 +95,7 @@ def check_token_length(tokenizer, prompt: str, name: str) -> None:
         )
         warnings.warn(
             ImposterWarning(
-                f"{name} has {count} tokens, more than this model's limit of {limit}; it is truncated to {kept!r}"
+                f"{name} has {count} tokens, more than this model's limit of {limit}; it is truncated to {quoted(kept)}"
             ),
             stacklevel=2,
         )

@@ -5,6 +5,7 @@ Each test runs on the tiny random pipeline of every family in ``imposter.familie
 """
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -187,6 +188,21 @@ def test_a_seed_gives_the_same_image_alone_or_in_a_batch(engine, pair, learned):
     assert np.array_equal(alone, again)
     assert np.abs(alone[0] - together[1]).max() <= 1
     assert not np.array_equal(together[0], together[1])
+
+
+def test_starting_from_the_driving_image_keeps_its_latents_at_low_strength(engine, pair, learned):
+    """--driving-strength (img2img): the sampler starts late, from the noised driving latents."""
+    plain = replace(FAST, k=0, amp_scale=0.0, phase_scale=0.0)
+    method = get_method("imposter")
+    noise = torch.randn((1, *pair.driving_latents.shape[1:]), generator=torch.Generator().manual_seed(0))
+    distance = {}
+    for strength in (0.2, None):
+        with learned.active(engine):
+            sampling = replace(plain, driving_strength=strength)
+            latents = method.sample(engine, pair, learned, noise, sampling, progress=False)
+        assert torch.isfinite(latents).all()
+        distance[strength] = (latents - pair.driving_latents).pow(2).mean().item()
+    assert distance[0.2] < 0.5 * distance[None], distance
 
 
 def corrupted_adapter(learned, folder):

@@ -54,3 +54,26 @@ def test_flow_matching_loss_is_zero_for_the_true_velocity_and_noises_as_x_t():
     assert model.seen["img_ids"].shape == (2 * 3, 3) and model.seen["txt_ids"].shape == (7, 3)
     wrong = ExactVelocity(latents, torch.zeros_like(noise))
     assert loss(wrong, latents, conditioning, noise, timesteps).item() > 0.1
+
+
+def test_a_late_start_samples_the_tail_of_the_pipelines_own_schedule():
+    """img2img (--driving-strength): the sigmas from step ``start`` on are those FluxPipeline samples 28 steps
+    with at this size, shift included, and the starting point is flow matching's (1 - s) x0 + s e."""
+    import numpy as np
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+    from imposter.families.flux import Flux, start_sigmas
+
+    class Pipe:
+        scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15)
+
+    pipe, size = Pipe(), (64, 96)
+    mu = calculate_shift(32 * 48, 256, 4096, 0.5, 1.15)
+    pipe.scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / 28, 28), mu=mu)
+    full = pipe.scheduler.sigmas.clone()
+    assert torch.allclose(start_sigmas(pipe, 28, 10, size), full[10:])
+    latents, noise = torch.randn(1, 16, *size), torch.randn(1, 16, *size)
+    start = Flux().noised_start(pipe, latents, noise, 28, 10)
+    assert torch.allclose(start, (1 - full[10]) * latents + full[10] * noise)
+    assert not torch.allclose(full[10], torch.tensor(1 - 10 / 28))  # the shift moved it

@@ -1,10 +1,12 @@
 """SDEdit (img2img of the driving image) as a reference row."""
 
+from dataclasses import replace
+
 import torch
 
 from imposter import FinetuneConfig, SamplingConfig
 from imposter.methods import get_method
-from imposter.methods.sdedit import SDEditMethod, start_step
+from imposter.methods.sdedit import start_step
 from imposter.testing import random_image
 
 
@@ -24,7 +26,9 @@ def test_sdedit_stays_near_the_driving_latents_at_low_strength_and_shares_the_lo
     distances = {}
     for strength in (0.2, 1.0):
         with learned.active(engine):
-            latents = SDEditMethod(strength).sample(engine, pair, learned, noise, sampling, progress=False)
+            latents = sdedit.sample(
+                engine, pair, learned, noise, replace(sampling, driving_strength=strength), progress=False
+            )
         assert latents.shape == noise.shape and torch.isfinite(latents).all()
         distances[strength] = (latents - pair.driving_latents).pow(2).mean().item()
     assert distances[0.2] < 0.5 * distances[1.0], distances

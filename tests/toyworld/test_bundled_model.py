@@ -109,8 +109,54 @@ def test_imposter_beats_baseline_on_pose_and_the_phase_swap_on_subject():
     assert mean(gains["subject_gain"]) > SUBJECT_MARGIN, gains
 
 
+# imposter-sdedit (the source LoRA at its defaults, rank 16 wide, 500 steps; 20 DDIM steps from strength 0.6)
+# against subject-lora (the same LoRA from pure noise) and text-only, per pair, on the tune split
+SDEDIT_PAIRS = 4
+SDEDIT_MEASURED = {
+    "pose_gain": (),  # imposter-sdedit - subject-lora
+    "instance_gain": (),  # imposter-sdedit - text-only
+}
+SDEDIT_POSE_MARGIN = 0.0  # half the measured mean
+SDEDIT_INSTANCE_MARGIN = 0.0  # half the measured mean
+
+
+def measure_sdedit(split: str, pair_seed: int) -> dict[str, list[float]]:
+    """Per pair: imposter-sdedit's pose IoU gain over subject-lora and instance gain over text-only."""
+    with two_threads():
+        engine = ImPoster.from_pretrained("toy", device="cpu")
+        metric = ToyGroundTruth()
+        gains: dict[str, list[float]] = {"pose_gain": [], "instance_gain": []}
+        for toy in make_pairs(SDEDIT_PAIRS, pair_seed, split):
+            pair = engine.prepare(toy.source_image, toy.source_prompt, toy.driving_image, toy.driving_prompt)
+            learned = engine.personalize(pair, "imposter-sdedit", progress=False)  # its own defaults
+            scores = {}
+            for method, personalization in (
+                ("imposter-sdedit", learned),
+                ("subject-lora", learned),
+                ("text-only", engine.personalize(pair, "text-only", progress=False)),
+            ):
+                images = engine.generate(
+                    pair, personalization, [0, 1], {"steps": 20}, method=method, progress=False
+                )
+                scores[method] = mean_scores(metric, toy, images, ("pose_iou", "instance"))
+            gains["pose_gain"].append(
+                scores["imposter-sdedit"]["pose_iou"] - scores["subject-lora"]["pose_iou"]
+            )
+            gains["instance_gain"].append(
+                scores["imposter-sdedit"]["instance"] - scores["text-only"]["instance"]
+            )
+        return gains
+
+
+def test_imposter_sdedit_places_the_pose_better_than_its_lora_alone_and_keeps_the_instance():
+    gains = measure_sdedit("table", REDUCED["pair_seed"])
+    assert mean(gains["pose_gain"]) > SDEDIT_POSE_MARGIN, gains
+    assert mean(gains["instance_gain"]) > SDEDIT_INSTANCE_MARGIN, gains
+
+
 if __name__ == "__main__":
     print(json.dumps(measure("tune", REDUCED["pair_seed"]), indent=2))
+    print(json.dumps(measure_sdedit("tune", REDUCED["pair_seed"]), indent=2))
 
 
 def test_the_bundled_pose_controlnet_moves_the_figure_to_the_map():

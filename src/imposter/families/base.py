@@ -184,6 +184,15 @@ class Family(ABC):
             directory, **{f"{self.lora_prefix}_lora_layers": layers}, safe_serialization=True
         )
 
+    def noised_start(
+        self, pipe, latents: torch.Tensor, noise: torch.Tensor, steps: int, start: int
+    ) -> torch.Tensor:
+        """Clean ``latents`` noised with ``noise`` to the timestep of step ``start`` of ``steps`` (img2img's
+        starting point: ``SamplingPlan.start``), by the sampling scheduler's own forward process."""
+        scheduler = pipe.scheduler
+        scheduler.set_timesteps(steps, device=noise.device)
+        return scheduler.add_noise(latents, noise, scheduler.timesteps[start : start + 1])
+
     @abstractmethod
     def sample(self, pipe, noise: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:
         """Denoise ``noise`` (B, C, h, w) into clean spatial latents as ``plan`` says."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -49,6 +50,29 @@ def image_ids(height: int, width: int, device, dtype) -> torch.Tensor:
     from diffusers import FluxPipeline
 
     return FluxPipeline._prepare_latent_image_ids(1, height // 2, width // 2, device, dtype)
+
+
+def unshifted_sigmas(steps: int) -> np.ndarray:
+    """FluxPipeline's sigmas before its resolution shift (``np.linspace(1, 1 / steps, steps)``)."""
+    return np.linspace(1.0, 1 / steps, steps)
+
+
+def start_sigmas(pipe, steps: int, start: int, size: tuple[int, int]) -> torch.Tensor:
+    """The sigmas ``FluxPipeline`` samples with from step ``start`` of ``steps`` on, for spatial latents of
+    ``size`` (h, w): its unshifted sigmas from ``start``, shifted by the ``mu`` of that many patch tokens, as
+    ``__call__`` does (the shift is elementwise, so this is the full schedule's tail)."""
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+    config = pipe.scheduler.config
+    mu = calculate_shift(
+        (size[0] // 2) * (size[1] // 2),
+        config.get("base_image_seq_len", 256),
+        config.get("max_image_seq_len", 4096),
+        config.get("base_shift", 0.5),
+        config.get("max_shift", 1.15),
+    )
+    pipe.scheduler.set_timesteps(sigmas=unshifted_sigmas(steps)[start:], mu=mu)
+    return pipe.scheduler.sigmas
 
 
 def call_size(pipe, height: int, width: int) -> dict[str, int]:
@@ -144,6 +168,7 @@ class Flux(Family):
         "amp_scale": 0.0,
         "phase_scale": 0.03,
         "phase_cutoff": 0.25,
+        "source_attention_from": None,  # no UNet decoder to attend with (imposter.source_attention)
     }
     gradient_checkpointing = True
 
@@ -183,10 +208,19 @@ class Flux(Family):
     def training_loss(self, pipe) -> FlowMatchingLoss:
         return FlowMatchingLoss.for_scheduler(pipe.scheduler, bool(pipe.transformer.config.guidance_embeds))
 
+    def noised_start(
+        self, pipe, latents: torch.Tensor, noise: torch.Tensor, steps: int, start: int
+    ) -> torch.Tensor:
+        """Flow matching's ``(1 - s) x0 + s e`` at the sigma ``FluxPipeline`` gives step ``start`` of ``steps``
+        for these latents (its shifted schedule: ``start_sigmas``; FluxImg2ImgPipeline's starting point)."""
+        sigma = start_sigmas(pipe, steps, start, latents.shape[-2:])[0]
+        return (1.0 - sigma) * latents + sigma * noise
+
     def sample(self, pipe, noise: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:
         """``FluxPipeline.__call__`` with ImPoster's ``callback_on_step_end`` (``sampling.guided_steps``) on the
         unpacked latents. ``plan.image`` goes to FluxKontextPipeline as the image to edit (latents: not encoded
-        again); ``plan.start`` is not supported (always 0); ``plan.uncond`` is unused: FLUX.1-dev is
+        again); ``plan.start`` > 0 (img2img) hands the pipeline the schedule's sigmas from that step on
+        (``start_sigmas``); ``plan.uncond`` is unused: FLUX.1-dev is
         guidance-distilled, ``guidance_scale`` is its guidance embedding. Eta does not apply (the Euler flow
         sampler is deterministic)."""
         schedule, sampling, hook = plan.schedule, plan.sampling, plan.hook
@@ -231,10 +265,11 @@ class Flux(Family):
                     latents=pack(noise).to(dtype),
                     **({} if plan.image is None else {"image": plan.image.to(dtype)}),
                     **call_size(pipe, height * factor, width * factor),
-                    num_inference_steps=sampling.steps,
+                    num_inference_steps=sampling.steps - plan.start,
+                    **({} if plan.start == 0 else {"sigmas": unshifted_sigmas(sampling.steps)[plan.start :]}),
                     guidance_scale=sampling.guidance_scale,
                     output_type="latent",
-                    callback_on_step_end=guided_steps(schedule, hook, observe, restore, carry),
+                    callback_on_step_end=guided_steps(schedule, hook, observe, restore, carry, plan.start),
                     callback_on_step_end_tensor_inputs=["latents", "prompt_embeds"],
                     return_dict=False,
                 )[0]

@@ -27,6 +27,7 @@ _REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "imposter-subject": ("imposter", "variant", "imposter-subject"),
     "subject-lora": ("imposter", "variant", "subject-lora"),
     "imposter-attend": ("imposter", "variant", "imposter-attend"),
+    "imposter-sdedit": ("imposter", "variant", "imposter-sdedit"),
     "imposter-authors": ("authors", "AuthorsMethod", None),
     "hiper": ("hiper", "HiPerMethod", None),
     "adi": ("adi", "ADIMethod", None),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import PromptError
+from ..errors import PromptError, quoted
 
 
 def encode_ids(text_encoder, ids: torch.Tensor) -> torch.Tensor:
@@ -47,7 +47,9 @@ def placeholder_prompt(tokenizer, prompt: str, placeholder: str, flag: str) -> P
     """
     parts = prompt.split(placeholder)
     if len(parts) != 2:
-        raise PromptError(f"{flag} {prompt!r} must contain the placeholder {placeholder!r} exactly once")
+        raise PromptError(
+            f"{flag} {quoted(prompt)} must contain the placeholder {placeholder!r} exactly once"
+        )
 
     def words(text: str) -> list[int]:
         return tokenizer(text.strip(), add_special_tokens=False).input_ids if text.strip() else []
@@ -58,7 +60,7 @@ def placeholder_prompt(tokenizer, prompt: str, placeholder: str, flag: str) -> P
     limit = tokenizer.model_max_length
     if len(ids) > limit:
         raise PromptError(
-            f"{flag} {prompt!r} has {len(ids)} tokens, more than this model's limit of {limit}; shorten it"
+            f"{flag} {quoted(prompt)} has {len(ids)} tokens, more than this model's limit of {limit}; shorten it"
         )
     ids += [tokenizer.pad_token_id] * (limit - len(ids))
     return PlaceholderPrompt(ids=torch.tensor([ids]), position=1 + len(before))

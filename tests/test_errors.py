@@ -1,0 +1,42 @@
+"""Error messages name settings as ``$name``; each front end writes them its way, a user's text stays as typed."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import imposter
+from imposter.errors import ConfigError, PromptError, quoted, settings
+
+
+def test_every_setting_a_message_names_is_a_flag_of_the_command_line():
+    assert {"k", "lr", "source_prompt", "driving_strength", "unet_steps", "every"} <= settings()
+    package = Path(imposter.__file__).parent
+    named = {
+        name
+        for path in package.rglob("*.py")
+        if path.name != "errors.py"
+        for name in re.findall(r"\$([a-z][a-z0-9_]*)", path.read_text())
+    }
+    assert named and named <= settings(), named - settings()
+
+
+def test_a_users_dollar_signs_stay_as_typed_and_settings_become_flags():
+    error = PromptError("$driving_prompt 'a $5 dog from $HOME' has no action; fix $driving_prompt")
+    assert str(error) == "--driving-prompt 'a $5 dog from $HOME' has no action; fix --driving-prompt"
+    assert error.settings == ("driving_prompt",)
+    labelled = ConfigError("$k 9 is more than $steps; a $dog stays").render(lambda name: name.upper())
+    assert labelled == "K 9 is more than STEPS; a $dog stays"
+    # a caption quoted with quoted() stays as typed even where it spells a setting
+    caption = "a $k dog"
+    assert (
+        str(PromptError(f"caption {quoted(caption)} is bad; fix $k")) == "caption 'a $k dog' is bad; fix --k"
+    )
+
+
+def test_a_caption_with_dollar_signs_is_shown_as_typed():
+    from imposter.prompts import split_subject
+
+    with pytest.raises(PromptError) as raised:
+        split_subject("a $method $5 note")
+    assert "'a $method $5 note'" in str(raised.value) and str(raised.value).endswith("--target-prompt")
