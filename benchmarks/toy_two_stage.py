@@ -9,14 +9,15 @@ On the tune split it reuses the sweeps' LoRAs: the paper's (both pairs, rank 4 o
         --seeds 0 1 --threads 1 --k 0 --out runs/v5-drive
 
 then ``python benchmarks/toy_two_stage.py 0.4 0.6 0.8`` (strengths of the second stage; about 6 min on one
-core). Writes one JSON line per pair and row to runs/v5-twostage/rows.jsonl and prints the means.
+core; ``--amp-scale 0.03``: with imposter-sdedit's amplitude guidance). Writes one JSON line per pair and row
+to runs/v5-twostage/rows[-amp<s_a>].jsonl and prints the means.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import torch
@@ -33,9 +34,13 @@ KEYS = ("pose_iou", "subject", "instance", "leakage", "identity")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("strengths", nargs="+", type=float, help="the second stage's img2img strengths")
+    parser.add_argument("--amp-scale", type=float, default=0.0, help="the second stage's s_a (default 0)")
+    args = parser.parse_args()
     torch.set_num_threads(1)
-    strengths = [float(s) for s in sys.argv[1:]] or [0.4, 0.6]
     OUT.mkdir(parents=True, exist_ok=True)
+    results = OUT / ("rows.jsonl" if not args.amp_scale else f"rows-amp{args.amp_scale:g}.jsonl")
     engine = ImPoster.from_pretrained("toy", device="cpu")
     metric = ToyGroundTruth()
     rows = []
@@ -57,9 +62,13 @@ def main() -> None:
 
         first = engine.generate(pair, paper, [0, 1], SamplingConfig(), method="imposter", progress=False)
         score(first, "imposter")
-        for strength in strengths:
+        for strength in args.strengths:
             sampling = SamplingConfig(
-                k=0, amp_scale=0.0, phase_scale=0.0, driving_strength=strength, source_attention_from=0
+                k=0,
+                amp_scale=args.amp_scale,
+                phase_scale=0.0,
+                driving_strength=strength,
+                source_attention_from=0,
             )
             images = []
             for seed, layout in zip([0, 1], first, strict=True):
@@ -70,7 +79,7 @@ def main() -> None:
                     second, source, [seed], sampling, method="imposter-sdedit", progress=False
                 )
             score(images, f"two-stage-{strength}")
-        (OUT / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        results.write_text("".join(json.dumps(r) + "\n" for r in rows))
         print(toy.pair_id, flush=True)
     for name in dict.fromkeys(r["settings"]["name"] for r in rows):
         metrics = [r["metrics"] for r in rows if r["settings"]["name"] == name]

@@ -10,8 +10,8 @@ from imposter.app.handlers import App
 from imposter.engine import ImPoster
 from imposter.testing import random_image
 
-# method, fine-tuning steps, denoising steps, K, amplitude, phase, guidance scale
-FAST = ["imposter", 2, 3, 1, 0.05, 0.3, 7.5]
+# method, fine-tuning steps, denoising steps, K, amplitude, phase, guidance scale, driving strength (0: off)
+FAST = ["imposter", 2, 3, 1, 0.05, 0.3, 7.5, 0]
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_generate_writes_the_run_and_reuses_the_fine_tune(app, pair_files, finet
     assert grid.endswith("grid.png")
 
     # only sampling settings change (K, scales, seeds, a method of the same family): no fine-tuning
-    _, _, _, status = generate(app, pair_files, settings=["baseline++", 2, 3, 0, 0.0, 0.0, 5.0], seeds="3")
+    _, _, _, status = generate(app, pair_files, settings=["baseline++", 2, 3, 0, 0.0, 0.0, 5.0, 0], seeds="3")
     assert status.startswith("**Reused**")
     # a new session on the same output folder finds the fine-tune on disk
     gallery, _, _, status = generate(App(app.engine, app.out), pair_files, seeds="4")
@@ -89,12 +89,12 @@ def test_a_reference_method_that_learns_nothing_runs_too(app, pair_files):
         (dict(driving_caption="a cat"), "cannot find the action in the driving caption 'a cat'"),
         (dict(source=None), "Source image is empty"),
         (
-            dict(settings=["imposter", 2, 3, 4, 0.05, 0.3, 7.5]),
+            dict(settings=["imposter", 2, 3, 4, 0.05, 0.3, 7.5, 0]),
             "K 4 must be between 0 and the number of steps (3)",
         ),
         (dict(settings=["imposter", -1, *FAST[2:]]), "Fine-tuning steps must be >= 0"),
-        (dict(settings=["imposter", 2, 3, 1, -0.1, 0.3, 7.5]), "got Amplitude scale -0.1"),
-        (dict(settings=["imposter", 2, None, 1, 0.05, 0.3, 7.5]), "Denoising steps is empty"),
+        (dict(settings=["imposter", 2, 3, 1, -0.1, 0.3, 7.5, 0]), "got Amplitude scale -0.1"),
+        (dict(settings=["imposter", 2, None, 1, 0.05, 0.3, 7.5, 0]), "Denoising steps is empty"),
         (dict(seeds="0 zero"), "Seeds must be whole numbers"),
     ],
 )
@@ -123,16 +123,27 @@ def test_a_tiny_or_unreadable_upload_names_the_image(app, pair_files, tmp_path):
 
 
 def test_choosing_baseline_locks_what_defines_it_and_imposter_gets_its_defaults_back():
-    name, steps, k, amp, phase, guidance = App.method_changed("baseline++", "imposter")
+    name, steps, k, amp, phase, guidance, strength = App.method_changed("baseline++", "imposter")
     assert name == "baseline++"
     assert (k["value"], amp["value"], phase["value"]) == (0, 0.0, 0.0)
     assert not k["interactive"] and steps["interactive"] and "value" not in steps  # the user's steps stay
-    _, _, k, amp, _, _ = App.method_changed("imposter", "baseline++")
+    _, _, k, amp, _, _, _ = App.method_changed("imposter", "baseline++")
     assert (k["value"], amp["value"], k["interactive"]) == (5, 0.03, True)
-    _, _, k, amp, phase, _ = App.method_changed("imposter-paper", "imposter")  # its own default scales
+    _, _, k, amp, phase, _, _ = App.method_changed("imposter-paper", "imposter")  # its own default scales
     assert (phase["value"], phase["interactive"], k["interactive"]) == (0.1, True, True)
-    _, _, _, _, phase, _ = App.method_changed("imposter", "imposter-paper")
+    _, _, _, _, phase, _, _ = App.method_changed("imposter", "imposter-paper")
     assert phase["value"] == 0.2
+    *_, strength = App.method_changed("imposter-sdedit", "imposter")  # img2img from the driving image
+    assert (strength["value"], strength["interactive"]) == (0.6, True)
+    *_, strength = App.method_changed("imposter", "imposter-sdedit")  # off again, shown as 0
+    assert strength["value"] == 0
+
+
+def test_a_driving_strength_of_zero_is_off_and_a_strength_reaches_the_run():
+    from imposter.app.fields import page_settings
+
+    assert page_settings(*FAST[:2], *FAST[2:]).sampling["driving_strength"] is None
+    assert page_settings("imposter-sdedit", 2, 3, 0, 0.03, 0.0, 7.5, 0.5).sampling["driving_strength"] == 0.5
 
 
 def test_animate_several_frames_then_reuse(app, pair_files, finetunes, tmp_path):
@@ -144,7 +155,7 @@ def test_animate_several_frames_then_reuse(app, pair_files, finetunes, tmp_path)
     assert (
         gif.endswith("animation.gif") and strip.endswith("strip.png") and status.startswith("**Fine-tuned**")
     )
-    _, _, _, status = app.animate(*inputs, *FAST[:3], 0, 0.0, 0.0, 7.5, 1, 1, None)
+    _, _, _, status = app.animate(*inputs, *FAST[:3], 0, 0.0, 0.0, 7.5, 0, 1, 1, None)
     assert status.startswith("**Reused**") and len(finetunes) == 1
     with pytest.raises(gr.Error, match="Driving video or frames is empty"):
         app.animate(*inputs[:2], [], *inputs[3:], *FAST, 0, 1, None)

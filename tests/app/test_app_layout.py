@@ -20,6 +20,7 @@ LABELS = {
     "Amplitude scale",
     "Phase scale",
     "Guidance scale",
+    "Driving strength (0: off)",
     "Seeds",
     "Results",
     "Driving video or frames",

@@ -1,4 +1,4 @@
-"""The shipped toy checkpoint: a plain diffusers pipeline, and ImPoster beats its floors on it.
+"""The shipped toy checkpoint: a plain diffusers pipeline, and ImPoster (and imposter-sdedit) beat their floors.
 
 A reduced version of ``benchmarks/toyworld.py table`` (6 table pairs, fewer fine-tuning and denoising
 steps) asserts two things: ImPoster places the pose better than Baseline++ (pose IoU), and keeps the
@@ -8,7 +8,9 @@ prints it): see MEASURED below; the test asserts half of the measured mean pose 
 subject gain, which varies most from pair to pair. It also prints what the fine-tune adds to ``instance``
 over text alone (Baseline++ minus text-only), which is not asserted: on toy world v3 the LoRA on both pairs
 barely learns the instance (MEASURED; the README's table: +0.008 over text-only), the LoRA on the source alone
-does (issue 20).
+does (issue 20). ``imposter-sdedit`` (4 pairs, its own defaults, 20 DDIM steps) is held to what the README
+says of it: it places the pose better than its LoRA from pure noise and keeps the instance over text alone
+(SDEDIT_MEASURED, the same rules for the margins).
 """
 
 from __future__ import annotations
@@ -113,11 +115,11 @@ def test_imposter_beats_baseline_on_pose_and_the_phase_swap_on_subject():
 # against subject-lora (the same LoRA from pure noise) and text-only, per pair, on the tune split
 SDEDIT_PAIRS = 4
 SDEDIT_MEASURED = {
-    "pose_gain": (),  # imposter-sdedit - subject-lora
-    "instance_gain": (),  # imposter-sdedit - text-only
+    "pose_gain": (0.083, 0.076, 0.051, 0.300),  # imposter-sdedit - subject-lora; mean 0.127
+    "instance_gain": (0.026, 0.251, 0.866, 0.029),  # imposter-sdedit - text-only; mean 0.293
 }
-SDEDIT_POSE_MARGIN = 0.0  # half the measured mean
-SDEDIT_INSTANCE_MARGIN = 0.0  # half the measured mean
+SDEDIT_POSE_MARGIN = 0.06  # half the measured mean
+SDEDIT_INSTANCE_MARGIN = 0.10  # a third of the measured mean (it varies most)
 
 
 def measure_sdedit(split: str, pair_seed: int) -> dict[str, list[float]]:

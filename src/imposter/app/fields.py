@@ -33,6 +33,7 @@ K = "K"
 AMP_SCALE = "Amplitude scale"
 PHASE_SCALE = "Phase scale"
 GUIDANCE_SCALE = "Guidance scale"
+DRIVING_STRENGTH = "Driving strength (0: off)"
 SEEDS = "Seeds"
 SEED = "Seed"
 EVERY = "Every Nth frame"
@@ -45,7 +46,10 @@ SAMPLING_FIELDS = {
     AMP_SCALE: "amp_scale",
     PHASE_SCALE: "phase_scale",
     GUIDANCE_SCALE: "guidance_scale",
+    DRIVING_STRENGTH: "driving_strength",
 }
+# fields whose "off" (None in SamplingConfig) the page shows as 0
+OFF_AS_ZERO = {"driving_strength"}
 # A setting (as errors name it: the flag's dest) -> the page's field, so that a library error names what the
 # user sees; settings the page does not show keep their flag.
 LABELS = {
@@ -61,6 +65,7 @@ LABELS = {
     "amp_scale": AMP_SCALE,
     "phase_scale": PHASE_SCALE,
     "guidance_scale": GUIDANCE_SCALE,
+    "driving_strength": DRIVING_STRENGTH,
     "seeds": SEEDS,
     "every": EVERY,
     "max_frames": MAX_FRAMES,
@@ -133,5 +138,7 @@ def page_settings(method_name: str, finetune_steps: Any, *sampling_values: Any) 
         for (label, field), value in zip(SAMPLING_FIELDS.items(), sampling_values, strict=True)
     }
     sampling["steps"], sampling["k"] = int(sampling["steps"]), int(sampling["k"])
+    for field in OFF_AS_ZERO:
+        sampling[field] = sampling[field] or None  # 0: off
     finetune = {"steps": int(required(finetune_steps, FINETUNE_STEPS))}
     return Settings(get_method(required(method_name, METHOD)), finetune, sampling)

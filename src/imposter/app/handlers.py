@@ -116,7 +116,8 @@ class App:
             if field in method.fixed_sampling:
                 updates.append(gr.update(value=method.fixed_sampling[field], interactive=False))
             elif field in {*previous.fixed_sampling, *previous.sampling_defaults, *method.sampling_defaults}:
-                updates.append(gr.update(value=getattr(defaults, field), interactive=True))
+                value = getattr(defaults, field)
+                updates.append(gr.update(value=0 if value is None else value, interactive=True))
             else:
                 updates.append(gr.update(interactive=True))
         return [method_name, *updates]
@@ -247,6 +248,7 @@ class App:
         amp_scale: float,
         phase_scale: float,
         guidance_scale: float,
+        driving_strength: float,
         seeds: str,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008  (Gradio's way to ask for a bar)
     ) -> tuple[list[tuple[str, str]], str, list[str], str]:
@@ -258,7 +260,7 @@ class App:
             (source_caption, driving_caption, target_caption),
             method_name,
             finetune_steps,
-            (steps, k, amp_scale, phase_scale, guidance_scale),
+            (steps, k, amp_scale, phase_scale, guidance_scale, driving_strength),
             (seeds,),
         )
         gallery = [(str(path), f"seed {seed}") for seed, path in result.images.items()]
@@ -278,6 +280,7 @@ class App:
         amp_scale: float,
         phase_scale: float,
         guidance_scale: float,
+        driving_strength: float,
         seed: int,
         every: int,
         max_frames: int | None,
@@ -291,7 +294,7 @@ class App:
             (source_caption, driving_caption, target_caption),
             method_name,
             finetune_steps,
-            (steps, k, amp_scale, phase_scale, guidance_scale),
+            (steps, k, amp_scale, phase_scale, guidance_scale, driving_strength),
             (seed, every, max_frames),
         )
         return str(result.gif), str(result.strip), downloads, message

@@ -64,6 +64,9 @@ def tuning_fields(methods: list[str], seeds_label: str = f.SEEDS) -> dict[str, g
             fields[f.AMP_SCALE] = gr.Number(sampling.amp_scale, label=f.AMP_SCALE, minimum=0)
             fields[f.PHASE_SCALE] = gr.Number(sampling.phase_scale, label=f.PHASE_SCALE, minimum=0)
             fields[f.GUIDANCE_SCALE] = gr.Number(sampling.guidance_scale, label=f.GUIDANCE_SCALE, minimum=0)
+            fields[f.DRIVING_STRENGTH] = gr.Number(
+                sampling.driving_strength or 0, label=f.DRIVING_STRENGTH, minimum=0, maximum=1
+            )
         if seeds_label == f.SEEDS:
             fields[f.SEEDS] = gr.Textbox("0 1 2", label=f.SEEDS, placeholder="one image per seed, e.g. 0 1 2")
         else:
