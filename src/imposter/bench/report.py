@@ -223,7 +223,10 @@ def tradeoff_figure(
     from ..methods.references import REFERENCE_NAMES
 
     figure = Figure(figsize=(5 * len(panels) + 2, 4.5), layout="constrained")
-    palette = [f"C{i}" for i in range(10)]
+    from matplotlib import colormaps
+
+    pairs = colormaps["tab20"].colors  # ten hues, each dark then light: twenty colours before one repeats
+    palette = [pairs[2 * (i % 10) + i // 10] for i in range(20)]
     for axes, (x, y) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
         generated = [method for method, _, _ in points[(x, y)] if method not in REFERENCE_NAMES]
         for method, (mx, hx, _), (my, hy, _) in points[(x, y)]:
@@ -235,8 +238,8 @@ def tradeoff_figure(
                     method, (mx, my), fontsize=7, color="0.4", xytext=(4, 3), textcoords="offset points"
                 )
             else:
-                i = generated.index(method)  # ten colours, then the same colours with another marker
-                style = {"fmt": "os^D"[i // 10 % 4], "color": palette[i % 10]}
+                i = generated.index(method)  # ten dark colours, ten light ones with another marker, ...
+                style = {"fmt": "o^Dv"[i // 10 % 4], "color": palette[i % 20]}
                 axes.errorbar(mx, my, xerr=hx, yerr=hy, capsize=3, label=method, **style)
         if ceiling and x in ceiling and y in ceiling:
             axes.plot(
