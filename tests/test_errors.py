@@ -1,16 +1,30 @@
 """Error messages name settings as ``$name``; each front end writes them its way, a user's text stays as typed."""
 
+import argparse
 import re
 from pathlib import Path
 
 import pytest
 
 import imposter
-from imposter.errors import ConfigError, PromptError, quoted, settings
+from imposter.cli import build_parser
+from imposter.errors import SETTINGS, ConfigError, PromptError, quoted
+
+
+def dests(parser: argparse.ArgumentParser) -> set[str]:
+    """Every dest of ``parser`` and of its subcommands' parsers."""
+    found = set()
+    for action in parser._actions:
+        found.add(action.dest)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= dests(sub)
+    return found
 
 
 def test_every_setting_a_message_names_is_a_flag_of_the_command_line():
-    assert {"k", "lr", "source_prompt", "driving_strength", "unet_steps", "every"} <= settings()
+    not_settings = {"help", "version", "command", "toy_command"}  # argparse's own and the subcommands' names
+    assert SETTINGS == dests(build_parser()) - not_settings
     package = Path(imposter.__file__).parent
     named = {
         name
@@ -18,7 +32,7 @@ def test_every_setting_a_message_names_is_a_flag_of_the_command_line():
         if path.name != "errors.py"
         for name in re.findall(r"\$([a-z][a-z0-9_]*)", path.read_text())
     }
-    assert named and named <= settings(), named - settings()
+    assert named and named <= SETTINGS, named - SETTINGS
 
 
 def test_a_users_dollar_signs_stay_as_typed_and_settings_become_flags():

@@ -3,14 +3,12 @@
 A message names the settings it is about as ``$name`` (the flag's dest: ``$k``, ``$source_prompt``), so that
 each front end shows them in its own words: ``str(error)`` writes flags (``--k``), what the CLI prints on one
 line before exiting non-zero; the app writes its page labels (``error.render(labels)``). Only the command
-line's flags (``settings()``) are settings: "$5" or "$HOME" in a user's text stays as written, and text
+line's flags (``SETTINGS``) are settings: "$5" or "$HOME" in a user's text stays as written, and text
 quoted with ``quoted()`` stays as typed whatever it spells.
 """
 
 from __future__ import annotations
 
-import argparse
-import functools
 from collections.abc import Callable
 from string import Template
 
@@ -20,21 +18,20 @@ def flag(setting: str) -> str:
     return "--" + setting.replace("_", "-")
 
 
-@functools.cache
-def settings() -> frozenset[str]:
-    """Every setting a message may name: the dests of the command line's flags, every subcommand's."""
-    from .cli import build_parser
-
-    def dests(parser: argparse.ArgumentParser) -> set[str]:
-        found = set()
-        for action in parser._actions:
-            found.add(action.dest)
-            if isinstance(action, argparse._SubParsersAction):
-                for sub in action.choices.values():
-                    found |= dests(sub)
-        return found
-
-    return frozenset(dests(build_parser()))
+# Every setting a message may name: the dests of the command line's flags, every subcommand's
+# (tests/test_errors.py holds this list to the parser's, and every ``$name`` in the package to this list).
+SETTINGS = frozenset(
+    """
+    adapter amp_scale base batch_size classifier_instances classifier_steps clip_model controlnet
+    controlnet_scale controlnet_steps decoder_steps detect_pose device dino_model dino_variant driving
+    driving_pose_map driving_pose_maps driving_prompt driving_strength dtype eta every examples family fit fps
+    gradient_checkpointing guidance_normalization guidance_scale guidance_space guidance_until height host
+    instances k lora_layers lr max_frames method methods metrics model n num_processes offload out overwrite
+    pair_seed pairs phase_cutoff phase_distance phase_scale port process_index quiet rank rescore samples
+    sanity_samples seed seeds share source source_attention_from source_prompt split sscd_model steps
+    target_prompt threads train_frames train_seed train_steps unet_steps vae_steps width
+    """.split()
+)
 
 
 def quoted(text: str) -> str:
@@ -56,7 +53,7 @@ class _Names(dict):
         self.name = name
 
     def __missing__(self, setting: str) -> str:
-        if setting not in settings():
+        if setting not in SETTINGS:
             raise KeyError(setting)  # not a setting: safe_substitute leaves "$word" as written
         return self.name(setting)
 
@@ -67,7 +64,7 @@ class NamesSettings:
     @property
     def settings(self) -> tuple[str, ...]:
         """The settings the message names, in order: the first is the one it is about."""
-        return tuple(dict.fromkeys(n for n in self._message().get_identifiers() if n in settings()))
+        return tuple(dict.fromkeys(n for n in self._message().get_identifiers() if n in SETTINGS))
 
     @property
     def setting(self) -> str | None:
