@@ -28,6 +28,7 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from imposter.config import LORA_LAYERS
 from imposter.flags import phase_cutoff, step_or_off, strength_or_off
 
 METHODS = (
@@ -241,7 +242,7 @@ def main() -> None:
     s.add_argument("--lr", type=float, default=5e-4)
     s.add_argument("--rank", type=int, default=4, help="LoRA rank (default 4, the paper's)")
     s.add_argument(
-        "--lora-layers", choices=("attention", "wide"), default="attention",
+        "--lora-layers", choices=LORA_LAYERS, default="attention",
         help="LoRA on the attention projections (default) or also the ResNet convolutions (wide)",
     )  # fmt: skip
     s.add_argument("--steps", type=int, default=50)

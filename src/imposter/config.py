@@ -127,12 +127,13 @@ class SamplingConfig:
     controlnet_scale: float = 1.0
     # From this denoising step on, the denoiser's decoder self-attention also attends to the source image's
     # own tokens, noised to the same step (imposter.source_attention; MasaCtrl starts after the layout forms,
-    # as K does). None: off, as the paper. UNet families only (SD 1.x/2.x, SDXL).
+    # as K does). Counted as K is, from the schedule's first step, also when driving_strength skips some.
+    # None: off, as the paper. UNet families only (SD 1.x/2.x, SDXL).
     source_attention_from: int | None = None
     # Start from the driving image's latents noised to this strength (img2img, SDEdit: Meng et al., ICLR 2022;
     # the first (1 - strength) of the steps are skipped, diffusers' rule), not from pure noise. None: pure
     # noise, as the paper. The layout then comes from the driving image itself (issue 19, direction 4).
-    # UNet families only (SD 1.x/2.x, SDXL): FLUX.1's sampler has no late start here.
+    # Every family (FLUX.1: on its own shifted flow-matching schedule, Family.noised_start).
     driving_strength: float | None = None
 
     def validate(self) -> SamplingConfig:

@@ -223,8 +223,8 @@ def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
         "--driving-strength",
         type=strength_or_off,
         default=NOT_GIVEN,
-        help="start from the driving image noised to this strength, img2img (SD, SDXL; default off: pure "
-        "noise; sdedit: 0.8); 'off': pure noise",
+        help="start from the driving image noised to this strength, img2img (default off: pure noise; "
+        "sdedit: 0.8, imposter-sdedit: 0.6); 'off': pure noise",
     )
 
 

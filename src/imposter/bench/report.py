@@ -218,13 +218,12 @@ def tradeoff_figure(
     panels = [panel for panel in panels if points[panel]]
     if not panels:
         return None
+    from matplotlib import colormaps
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
     from ..methods.references import REFERENCE_NAMES
 
     figure = Figure(figsize=(5 * len(panels) + 2, 4.5), layout="constrained")
-    from matplotlib import colormaps
-
     pairs = colormaps["tab20"].colors  # ten hues, each dark then light: twenty colours before one repeats
     palette = [pairs[2 * (i % 10) + i // 10] for i in range(20)]
     for axes, (x, y) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
