@@ -60,3 +60,25 @@ def test_each_row_starts_from_its_own_driving_frame(engine):
     assert torch.allclose(started, frames * scale.flatten()[0], atol=1e-6) and 0 < scale.flatten()[0] < 1
     one, _ = from_driving(engine, pair, noise, sampling)  # one driving image for every row
     assert torch.allclose(one[1], one[0])
+
+
+def test_source_attention_counts_steps_of_the_schedule_when_img2img_skips_some(engine, monkeypatch):
+    """--source-attention-from is a step of the schedule, as K is: with the first 3 of 6 steps skipped, step 4
+    is the second step run; a step already skipped means from the first step run."""
+    import contextlib
+
+    import imposter.methods.imposter as module
+
+    pair = engine.prepare(random_image(seed=5), "a dog", random_image(seed=6), "a cat jumping")
+    learned = engine.personalize(pair, "subject-lora", FinetuneConfig(steps=1, rank=4), progress=False)
+    seen = []
+    monkeypatch.setattr(
+        module, "source_attention", lambda *args: seen.append(args[-1]) or contextlib.nullcontext()
+    )
+    _, sampling = resolve(get_method("imposter-sdedit"), engine.family, sampling={"steps": 6})
+    noise = torch.zeros((1, *pair.driving_latents.shape[1:]))
+    for attend in (4, 1, None):
+        setting = replace(sampling, driving_strength=0.5, source_attention_from=attend)
+        with learned.active(engine):
+            get_method("imposter-sdedit").sample(engine, pair, learned, noise, setting, progress=False)
+    assert seen == [1, 0, None]

@@ -130,7 +130,9 @@ class ImPosterMethod(Method):
         plan = SamplingPlan(
             schedule, engine.conditioning(pair, ""), sampling, hook, generators, progress, start
         )
-        attend = sampling.source_attention_from
+        attend = sampling.source_attention_from  # a step of the schedule; source_attention counts those run
+        if attend is not None:
+            attend = max(attend - start, 0)
         with source_attention(engine.denoiser, engine.pipe.scheduler, pair.source_latents, attend):
             return engine.family.sample(engine.pipe, noise, plan)
 
@@ -223,14 +225,14 @@ SUBJECT_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         {"k": 0, "phase_scale": 0.0},
     ),
 }
-# settings a variant starts from (the user may change them): the paper's scales; MasaCtrl-style attention
-# from the paper's K = 5 on (imposter.source_attention)
-# imposter-sdedit (issue 19, direction 4; toy world v3's tune split, 8 pairs x 2 seeds, docs/toy-defaults.md):
-# the layout comes from the driving image's pixels (img2img), not from K steps or the phase guidance; the
-# subject from the source LoRA, ImPoster's amplitude guidance at its default s_a (+0.14 +- 0.16 instance, 7/8
-# pairs) and the source's attention (+0.05 +- 0.06, 8/8). Strength 0.6 keeps the pose of 0.5 (-0.013 +-
-# 0.017) with more of the instance; 0.7 loses three times as much pose. FLUX.1 has no decoder to attend with
-# and its own amplitude default (off): there it is the source LoRA and SDEdit.
+# Settings a variant starts from (the user may change them): the paper's scales; MasaCtrl-style attention
+# from the paper's K = 5 on (imposter.source_attention); and imposter-sdedit's (issue 19, direction 4; toy
+# world v3's tune split, 8 pairs x 2 seeds, docs/toy-defaults.md): the layout comes from the driving image's
+# pixels (img2img), not from K steps or the phase guidance; the subject from the source LoRA, ImPoster's
+# amplitude guidance at its default s_a (+0.14 +- 0.16 instance, 7/8 pairs) and the source's attention
+# (+0.05 +- 0.06, 8/8). Strength 0.6 keeps the pose of 0.5 (-0.013 +- 0.017) with more of the instance; 0.7
+# loses three times as much pose. FLUX.1 has no decoder to attend with and its own amplitude default (off):
+# there it is the source LoRA and SDEdit.
 VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
     "imposter-paper": PAPER_SCALES,
     "imposter-attend": {"source_attention_from": 5},
