@@ -3,6 +3,7 @@
     python benchmarks/animate_toy.py                   # 3 sequences x 8 frames, the toy model: ~5 min on 2 cores
     python benchmarks/animate_toy.py --sequences 1 --frames 4 --train-steps 100 --no-docs
     python benchmarks/animate_toy.py --method pose-control --no-docs   # DreamPose's way: each frame's part map
+    python benchmarks/animate_toy.py --method imposter-retarget --no-docs   # each frame's joints, nothing learned
 
 Each sequence: a source subject S standing, a driver D != S moving from standing into action A, with
 (S, A) held out of pretraining (:mod:`imposter.toyworld.sequences`). ``imposter animate`` runs on it
@@ -71,6 +72,14 @@ def animate_sequence(
         driving_prompt=sequence.driving_prompt,
         method=args.method,
         driving_pose_maps=str(pose_maps) if args.method == "pose-control" else None,  # its shipped ControlNet
+        **(  # the frames' own joints (a perfect OpenPose), written beside them
+            {
+                "source_keypoints": str(source.parent / "source_keypoints.json"),
+                "driving_keypoints": str(source.parent / "driving_keypoints"),
+            }
+            if args.method == "imposter-retarget"
+            else {}
+        ),
         seed=args.seed,
         finetune={"steps": args.train_steps},
         sampling={name: value for name, value in sampling.items() if value is not NOT_GIVEN},
@@ -93,6 +102,8 @@ def independent_frames(
         sequence.driving_frames,
         sequence.driving_prompt,
         pose_maps=sequence.driving_pose_maps if config.driving_pose_maps else None,
+        source_keypoints=sequence.source_keypoints if config.driving_keypoints else None,
+        driving_keypoints=sequence.driving_keypoints_frames if config.driving_keypoints else None,
     )
     learned = engine.load_personalization(folder / "run" / ADAPTER_DIR, method)
     frames = range(len(prepared.frames))

@@ -212,6 +212,9 @@ class RunConfig:
     controlnet: str | None = None
     driving_pose_map: str | None = None
     detect_pose: str | None = None
+    # imposter-retarget's inputs: OpenPose JSON files of both images' body joints
+    source_keypoints: str | None = None
+    driving_keypoints: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""

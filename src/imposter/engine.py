@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -31,6 +32,7 @@ from .personalizations import EMBEDDINGS_FILE, LORA_FILE, METADATA_FILE, UNET_FI
 from .plugins import named_model
 from .prepared import PreparedPair
 from .prompts import check_caption, check_token_length, compose_target_prompt
+from .retarget import fitted_keypoints, retargeted_image
 from .settings import resolve
 
 
@@ -136,12 +138,17 @@ class ImPoster:
         width: int | None = None,
         driving_pose_map: str | Path | Image.Image | None = None,
         target_pose_map: str | Path | Image.Image | None = None,
+        source_keypoints: str | Path | Mapping[str, Any] | None = None,
+        driving_keypoints: str | Path | Mapping[str, Any] | None = None,
     ) -> PreparedPair:
         """Load and fit the images, check the captions, compose the target prompt if none is given.
 
         ``driving_pose_map``: the driving image's pose map (OpenPose or DensePose render), fitted like the
         images; what ``pose-control`` feeds its ControlNet. ``target_pose_map``: the ground truth's (toy
-        world), what ``pose-control-oracle`` feeds it."""
+        world), what ``pose-control-oracle`` feeds it. ``source_keypoints``, ``driving_keypoints``: each
+        image's body joints (an OpenPose JSON file, or :mod:`imposter.retarget`'s named joints in that
+        image's pixels); with both, the pair also holds the source figure retargeted into the driving pose
+        (``imposter-retarget`` starts from it)."""
         source_prompt = check_caption(source_prompt, "$source_prompt")
         driving_prompt = check_caption(driving_prompt, "$driving_prompt")
         if target_prompt is None:
@@ -164,10 +171,8 @@ class ImPoster:
         side = self.family.native_size(self.pipe)
         width, height = width or side, height or side
         check_size(width, height, self.family.size_multiple(self.pipe))
-        images = [
-            fit_image(_as_image(image, role), width, height, fit)
-            for image, role in ((source, "source"), (driving, "driving"))
-        ]
+        originals = [_as_image(image, role) for image, role in ((source, "source"), (driving, "driving"))]
+        images = [fit_image(image, width, height, fit) for image in originals]
         latents = self.encode_images(images)
         pair = PreparedPair(
             source_image=images[0],
@@ -182,6 +187,20 @@ class ImPoster:
             if pose_map is not None:
                 fitted = fit_image(_as_image(pose_map, f"{role} pose map"), width, height, fit)
                 setattr(pair, f"{role}_pose_map", fitted)
+        for role, keypoints, original in (
+            ("source", source_keypoints, originals[0]),
+            ("driving", driving_keypoints, originals[1]),
+        ):
+            if keypoints is not None:
+                keypoints = fitted_keypoints(
+                    keypoints, f"{role} keypoints", original.size, width, height, fit
+                )
+                setattr(pair, f"{role}_keypoints", keypoints)
+        if pair.source_keypoints is not None and pair.driving_keypoints is not None:
+            pair.retargeted_image = retargeted_image(
+                pair.source_image, pair.driving_image, pair.source_keypoints, pair.driving_keypoints
+            )
+            pair.retargeted_latents = self.encode_images([pair.retargeted_image])
         for prompt in ("", source_prompt, driving_prompt, target_prompt):
             self.conditioning(pair, prompt)
         return pair

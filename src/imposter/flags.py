@@ -224,7 +224,8 @@ def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
         type=strength_or_off,
         default=NOT_GIVEN,
         help="start from the driving image noised to this strength, img2img (default off: pure noise; "
-        "sdedit: 0.8, imposter-sdedit: 0.6); 'off': pure noise",
+        "sdedit: 0.8, imposter-sdedit: 0.6; imposter-retarget starts from the source retargeted into the "
+        "driving pose instead, default 0.1); 'off': pure noise",
     )
 
 
@@ -250,6 +251,21 @@ def add_pose_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="make the driving pose map with controlnet_aux (optional package; weights from the hub)",
     )
+    add_keypoint_flags(
+        parser.add_argument_group("imposter-retarget (both images' body keypoints)"),
+        "OpenPose JSON of the driving image's body joints (OpenPose's --write_json format)",
+    )
+
+
+def add_keypoint_flags(group: Any, driving_help: str) -> None:
+    """imposter-retarget's inputs: the source's body keypoints and the driving image's (or frames')."""
+    group.add_argument(
+        "--source-keypoints",
+        type=Path,
+        default=None,
+        help="OpenPose JSON of the source image's body joints (OpenPose's --write_json format)",
+    )
+    group.add_argument("--driving-keypoints", type=Path, default=None, help=driving_help)
 
 
 def add_pair_flags(parser: argparse.ArgumentParser, driving_help: str, default_out: str) -> None:
@@ -298,6 +314,8 @@ def pose_fields(args: argparse.Namespace) -> dict:
         controlnet=args.controlnet,
         driving_pose_map=str(args.driving_pose_map) if args.driving_pose_map else None,
         detect_pose=args.detect_pose,
+        source_keypoints=str(args.source_keypoints) if args.source_keypoints else None,
+        driving_keypoints=str(args.driving_keypoints) if args.driving_keypoints else None,
     )
 
 

@@ -165,11 +165,25 @@ def pose_map(config: RunConfig, driving: Image.Image, log: Callable[[str], None]
     """The driving pose map of a run: the user's file, or one made by ``config.detect_pose`` (None: neither)."""
     if config.driving_pose_map:
         return load_image(config.driving_pose_map, "driving pose map")
-    if config.detect_pose:
+    if config.detect_pose and config.method != "imposter-retarget":  # that one detects keypoints instead
         from .controlnet import detect_pose
 
         log(f"driving pose map: detected by controlnet_aux ({config.detect_pose})")
         return detect_pose(driving, config.detect_pose)
+    return None
+
+
+def keypoints(config: RunConfig, role: str, image: Image.Image, log: Callable[[str], None]) -> Any:
+    """One image's body keypoints for imposter-retarget: the user's OpenPose JSON, or detected by
+    ``config.detect_pose`` when the method reads them (None: neither)."""
+    given = getattr(config, f"{role}_keypoints")
+    if given:
+        return given
+    if config.detect_pose and config.method == "imposter-retarget":
+        from .controlnet import detect_keypoints
+
+        log(f"{role} keypoints: detected by controlnet_aux ({config.detect_pose})")
+        return detect_keypoints(image, config.detect_pose, role)
     return None
 
 
@@ -238,6 +252,7 @@ def run_job(
     engine = job.load_model(config, engine)
     timings["load_model"] = time.perf_counter() - start
     config, run = job.prepare(engine, resolved(config, engine, method), log)
+    method.check_pair(job.learning_pair())  # a missing input fails before the folder or any fine-tune
     previous = open_run_folder(out, run, overwrite)
     start = time.perf_counter()
     learned, reused = load_or_personalize(
@@ -295,6 +310,8 @@ class GenerateJob(Job):
             height=config.height,
             width=config.width,
             driving_pose_map=pose_map(config, self.driving, log),
+            source_keypoints=keypoints(config, "source", self.source, log),
+            driving_keypoints=keypoints(config, "driving", self.driving, log),
         )
         config = settled(config, self.pair, engine, log)
         return config, config.to_dict()

@@ -31,6 +31,7 @@ def test_reads_rows_in_order_with_paths_resolved(toy_pairs):
     assert [pair.pair_id for pair in pairs] == ["toy-000", "toy-001"]
     assert pairs[0].source_image == (toy_pairs.parent / "source" / "toy-000.png").resolve()
     assert pairs[0].target_image is not None and pairs[0].target_image.is_file()
+    assert pairs[1].driving_keypoints == (toy_pairs.parent / "driving_keypoints" / "toy-001.json").resolve()
     assert pairs[0].target_prompt.endswith(pairs[0].driving_prompt.split(" ", 2)[-1])
 
 
@@ -57,6 +58,8 @@ def test_absolute_paths_no_target_column_and_a_composed_target_prompt(toy_pairs,
         (lambda rows: rows[0].update(source_prompt=" "), None, r"source_prompt is empty"),
         (lambda rows: rows[0].update(target_image="source/../pairs.csv"), None, r"is not a readable image"),
         (lambda rows: rows.clear(), list(REQUIRED_COLUMNS), r"holds no pairs"),
+        (lambda rows: rows[0].update(source_keypoints="k.json"), None,
+         r"line 2 \(pair toy-000\): source_keypoints 'k.json' not found at .*k.json; fix the path"),
     ],
 )  # fmt: skip
 def test_malformed_files_name_the_row_and_the_fix(toy_pairs, tmp_path, edit, columns, message):

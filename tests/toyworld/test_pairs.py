@@ -8,6 +8,7 @@ import pytest
 
 from imposter.bench.pairs import PAIRS_COLUMNS
 from imposter.errors import ConfigError
+from imposter.retarget import read_keypoints
 from imposter.toyworld.figures import figure_mask, mask_iou
 from imposter.toyworld.pairs import make_pairs, sample_training_example, write_pairs
 from imposter.toyworld.render import render
@@ -94,9 +95,17 @@ def test_write_pairs_writes_csv_and_images(tmp_path):
             "target_image",
             "driving_pose_map",
             "target_pose_map",
+            "source_keypoints",
+            "driving_keypoints",
         ):
             assert (csv_path.parent / row[column]).is_file()
     assert not list((tmp_path / "toy").rglob("*.tmp"))
+    pair = make_pairs(3, seed=1)[1]  # the keypoints are the renders' own joints, as OpenPose JSON
+    for role in ("source", "driving"):
+        read = read_keypoints(csv_path.parent / rows[1][f"{role}_keypoints"])
+        assert all(
+            np.allclose(read[name], xy, atol=1e-3) for name, xy in getattr(pair, f"{role}_keypoints").items()
+        )
     again = write_pairs(3, seed=1, out_dir=tmp_path / "again")
     assert again.read_bytes() == csv_path.read_bytes()
     assert (again.parent / "target/toy-002.png").read_bytes() == (

@@ -2,9 +2,10 @@
 
 The columns are those of the paper's evaluation set (``pair_id, source_image, source_prompt,
 driving_image, driving_prompt, target_prompt``) plus optional ones: ``target_image`` with the ground truth,
-``driving_pose_map`` (the driving image's pose map, read by ``pose-control``) and ``target_pose_map`` (the
-ground truth's, read by the toy-only ``pose-control-oracle``); the toy world's pairs have all three. Image
-paths are relative to the CSV's folder, or absolute.
+``driving_pose_map`` (the driving image's pose map, read by ``pose-control``), ``target_pose_map`` (the
+ground truth's, read by the toy-only ``pose-control-oracle``), ``source_keypoints`` and ``driving_keypoints``
+(OpenPose JSON files of each image's body joints, read by ``imposter-retarget``); the toy world's pairs have
+them all. Paths are relative to the CSV's folder, or absolute.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ REQUIRED_COLUMNS = (
 )  # the paper's evaluation set (imposter120's pairs.csv)
 POSE_MAP_COLUMNS = ("driving_pose_map", "target_pose_map")
 OPTIONAL_IMAGES = (TARGET_COLUMN, *POSE_MAP_COLUMNS)
+KEYPOINT_COLUMNS = ("source_keypoints", "driving_keypoints")  # OpenPose JSON files (imposter-retarget)
+OPTIONAL_FILES = (*OPTIONAL_IMAGES, *KEYPOINT_COLUMNS)
 PAIRS_COLUMNS = (
     *REQUIRED_COLUMNS,
-    *OPTIONAL_IMAGES,
+    *OPTIONAL_FILES,
 )  # what a writer with ground truth (the toy world) writes
 PAIR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # pair ids name folders in the output
 
@@ -51,6 +54,8 @@ class BenchPair:
     target_image: Path | None = None  # ground truth, where the CSV has it
     driving_pose_map: Path | None = None
     target_pose_map: Path | None = None
+    source_keypoints: Path | None = None
+    driving_keypoints: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (paths as strings)."""
@@ -61,7 +66,7 @@ class BenchPair:
             "driving_image": str(self.driving_image),
             "driving_prompt": self.driving_prompt,
             "target_prompt": self.target_prompt,
-            **{name: str(getattr(self, name)) if getattr(self, name) else None for name in OPTIONAL_IMAGES},
+            **{name: str(getattr(self, name)) if getattr(self, name) else None for name in OPTIONAL_FILES},
         }
 
 
@@ -77,7 +82,7 @@ def read_pairs(path: str | Path) -> list[BenchPair]:
         if missing:
             raise DataError(
                 f"{path} lacks the column(s) {', '.join(missing)}; its header must hold "
-                f"{','.join(REQUIRED_COLUMNS)} (and optionally {', '.join(OPTIONAL_IMAGES)})"
+                f"{','.join(REQUIRED_COLUMNS)} (and optionally {', '.join(OPTIONAL_FILES)})"
             )
         pairs: list[BenchPair] = []
         seen: dict[str, int] = {}
@@ -129,19 +134,30 @@ def _read_row(row: dict[str, str | None], path: Path, line: int) -> BenchPair:
         target_image=images.get(TARGET_COLUMN),
         driving_pose_map=images.get("driving_pose_map"),
         target_pose_map=images.get("target_pose_map"),
+        **{
+            name: _file_path(cells[name], name, path.parent, where)
+            for name in KEYPOINT_COLUMNS
+            if cells.get(name)
+        },
     )
 
 
-def _image_path(cell: str, column: str, folder: Path, where: str) -> Path:
-    """The image a cell names, resolved against the CSV's folder; it must exist and open as an image."""
-    if not cell:
-        raise DataError(f"{where}: {column} is empty; give the image's path (relative to {folder})")
+def _file_path(cell: str, column: str, folder: Path, where: str) -> Path:
+    """The file a cell names, resolved against the CSV's folder; it must exist."""
     resolved = (folder / Path(cell).expanduser()).resolve()
     if not resolved.is_file():
         raise DataError(
             f"{where}: {column} {cell!r} not found at {resolved}; fix the path "
             f"(relative paths are read from {folder})"
         )
+    return resolved
+
+
+def _image_path(cell: str, column: str, folder: Path, where: str) -> Path:
+    """The image a cell names, resolved against the CSV's folder; it must exist and open as an image."""
+    if not cell:
+        raise DataError(f"{where}: {column} is empty; give the image's path (relative to {folder})")
+    resolved = _file_path(cell, column, folder, where)
     try:
         with Image.open(resolved):  # reads the header only: cheap, and catches non-images early
             pass

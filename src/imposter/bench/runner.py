@@ -170,6 +170,8 @@ class _Session:
             width=config.width,
             driving_pose_map=row.driving_pose_map,
             target_pose_map=row.target_pose_map,
+            source_keypoints=row.source_keypoints,
+            driving_keypoints=row.driving_keypoints,
         )
         target = load_image(row.target_image, "target") if row.target_image else None
         pair = _LoadedPair(row, prepared, source, driving, target)

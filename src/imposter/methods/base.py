@@ -76,6 +76,11 @@ class Method(ABC):
                 f"{engine.family.title}; use $method imposter, baseline++ or an ablation"
             )
 
+    def check_pair(self, pair: PreparedPair) -> None:
+        """ConfigError unless ``pair`` holds what this method reads beyond the images and captions (a pose
+        map, keypoints); run before a job opens its folder or trains anything. Most methods read nothing more."""
+        return None
+
     @abstractmethod
     def personalize(
         self, engine: Engine, pair: PreparedPair, finetune: FinetuneConfig, progress: bool = True

@@ -107,7 +107,7 @@ class ImPosterMethod(Method):
         if sampling.amp_scale or sampling.phase_scale:
             targets = FrequencyTargets.from_latents(
                 pair.source_latents,
-                pair.driving_latents,
+                self.layout_latents(pair),
                 sampling.guidance_normalization,
                 sampling.phase_cutoff,
             )
@@ -126,7 +126,7 @@ class ImPosterMethod(Method):
         )
         start = 0
         if sampling.driving_strength is not None:
-            noise, start = from_driving(engine, pair, noise, sampling)
+            noise, start = from_driving(engine, pair, noise, sampling, self.layout_latents(pair))
         plan = SamplingPlan(
             schedule, engine.conditioning(pair, ""), sampling, hook, generators, progress, start
         )
@@ -136,6 +136,12 @@ class ImPosterMethod(Method):
         with source_attention(engine.denoiser, engine.pipe.scheduler, pair.source_latents, attend):
             return engine.family.sample(engine.pipe, noise, plan)
 
+    def layout_latents(self, pair: PreparedPair) -> torch.Tensor:
+        """The latents whose layout the sampler follows, the phase guidance's target and what
+        ``--driving-strength`` starts from: the driving image's (imposter-retarget: the source retargeted
+        into the driving pose)."""
+        return pair.driving_latents
+
 
 def start_step(steps: int, strength: float) -> int:
     """The first of ``steps`` denoising steps that img2img runs at ``strength`` (diffusers' rule)."""
@@ -143,17 +149,21 @@ def start_step(steps: int, strength: float) -> int:
 
 
 def from_driving(
-    engine: Engine, pair: PreparedPair, noise: torch.Tensor, sampling: SamplingConfig
+    engine: Engine,
+    pair: PreparedPair,
+    noise: torch.Tensor,
+    sampling: SamplingConfig,
+    latents: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, int]:
-    """The driving latents noised with ``noise`` to ``sampling.driving_strength`` (SDEdit), and the step the
-    sampler starts from."""
+    """The driving latents (or ``latents``) noised with ``noise`` to ``sampling.driving_strength`` (SDEdit),
+    and the step the sampler starts from."""
     start = start_step(sampling.steps, sampling.driving_strength)
     if start >= sampling.steps:
         raise ConfigError(
             f"$driving_strength {sampling.driving_strength} leaves none of the {sampling.steps} steps to run; "
             f"raise it to at least {1 / sampling.steps:.3g}"
         )
-    driving = pair.driving_latents.to(noise.device, noise.dtype)
+    driving = (pair.driving_latents if latents is None else latents).to(noise.device, noise.dtype)
     if len(driving) != len(noise):  # one driving image for every seed (animate: one frame per row)
         driving = driving[:1].expand(len(noise), -1, -1, -1)
     return engine.family.noised_start(engine.pipe, driving, noise, sampling.steps, start), start

@@ -59,6 +59,9 @@ class PoseControlMethod(SubjectLoraMethod):
             raise ConfigError(NEEDS_MAP[self.pose_map])
         return image
 
+    def check_pair(self, pair: PreparedPair) -> None:
+        self.pose_map_of(pair)
+
     def check_model(self, engine: Engine) -> None:
         if engine.family.name not in self.families:
             raise ConfigError(

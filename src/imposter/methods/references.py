@@ -96,8 +96,12 @@ class LatentReference(_Reference):
         progress: bool = True,
         generators: Sequence[torch.Generator] | None = None,
     ) -> torch.Tensor:
-        latents = self._make(pair.source_latents, pair.driving_latents, sampling)
+        latents = self.latents(pair, sampling)
         return latents.to(noise.device, noise.dtype).expand(len(noise), -1, -1, -1).clone()
+
+    def latents(self, pair: PreparedPair, sampling: SamplingConfig) -> torch.Tensor:
+        """The reference's clean latents (1, C, h, w) for ``pair``."""
+        return self._make(pair.source_latents, pair.driving_latents, sampling)
 
 
 class TextOnlyMethod(_Reference, ImPosterMethod):
@@ -144,4 +148,6 @@ def reference(name: str) -> Method:
     return LatentReference(name, description, make)
 
 
-REFERENCE_NAMES: tuple[str, ...] = (*_LATENT_REFERENCES, "text-only")
+# the floors every table shows (grey in its picture); retarget-warp (methods.retarget: it reads the pair's
+# keypoints) is imposter-retarget's floor
+REFERENCE_NAMES: tuple[str, ...] = (*_LATENT_REFERENCES, "text-only", "retarget-warp")

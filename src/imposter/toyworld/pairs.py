@@ -13,6 +13,7 @@ seen doing it; and it must keep *this* instance, which no caption names.
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,8 @@ from PIL import Image
 
 from imposter.bench.pairs import PAIRS_COLUMNS
 from imposter.errors import ConfigError
-from imposter.toyworld.render import render, render_part_map
+from imposter.retarget import to_openpose
+from imposter.toyworld.render import body_keypoints, render, render_part_map
 from imposter.toyworld.world import (
     SPLITS,
     SUBJECT_NAMES,
@@ -73,6 +75,16 @@ class ToyPair:
     def driving_pose_map(self) -> Image.Image:
         """The driving figure's part map (our DensePose of the driving image): what a user would have."""
         return render_part_map(self.driving_instance, self.driving_pose)
+
+    @property
+    def source_keypoints(self) -> dict[str, tuple[float, float]]:
+        """The source figure's body joints (a perfect OpenPose of the source image)."""
+        return body_keypoints(self.source_instance, self.source_pose)
+
+    @property
+    def driving_keypoints(self) -> dict[str, tuple[float, float]]:
+        """The driving figure's body joints (a perfect OpenPose of the driving image)."""
+        return body_keypoints(self.driving_instance, self.driving_pose)
 
     @property
     def target_pose_map(self) -> Image.Image:
@@ -139,7 +151,8 @@ def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def write_pairs(n: int, seed: int, out_dir: str | Path, split: str = "table") -> Path:
-    """Write ``n`` pairs (PNG images in source/, driving/, target/, driving_pose_map/, target_pose_map/ and
+    """Write ``n`` pairs (PNG images in source/, driving/, target/, driving_pose_map/, target_pose_map/, the
+    OpenPose JSON keypoints of source and driving in source_keypoints/ and driving_keypoints/, and
     pairs.csv) to ``out_dir``; return the CSV."""
     out = Path(out_dir)
     rows = []
@@ -155,6 +168,14 @@ def write_pairs(n: int, seed: int, out_dir: str | Path, split: str = "table") ->
             (out / role).mkdir(parents=True, exist_ok=True)
             names[role] = f"{role}/{pair.pair_id}.png"
             _replace_atomically(out / names[role], lambda temp, image=image: image.save(temp, format="PNG"))
+        for role, points in (
+            ("source_keypoints", pair.source_keypoints),
+            ("driving_keypoints", pair.driving_keypoints),
+        ):
+            (out / role).mkdir(parents=True, exist_ok=True)
+            names[role] = f"{role}/{pair.pair_id}.json"
+            document = json.dumps(to_openpose(points))
+            _replace_atomically(out / names[role], lambda temp, text=document: temp.write_text(text + "\n"))
         rows.append(
             (
                 pair.pair_id,
@@ -166,6 +187,8 @@ def write_pairs(n: int, seed: int, out_dir: str | Path, split: str = "table") ->
                 names["target"],
                 names["driving_pose_map"],
                 names["target_pose_map"],
+                names["source_keypoints"],
+                names["driving_keypoints"],
             )
         )
 

@@ -356,3 +356,22 @@ def render_part_map(subject: Subject | str, pose: Pose) -> Image.Image:
         )  # fmt: skip
     paint.disc(p["head"], sk.body.head_r * sk.unit, PART_COLOURS["head"])
     return canvas.reduce(SUPERSAMPLE)
+
+
+# The skeleton's joints under OpenPose's names (imposter.retarget.JOINTS): the head's centre stands for
+# the nose, the top of the spine for the neck, the hand and foot discs' centres for wrists and ankles.
+KEYPOINT_JOINTS = {"head": "head", "neck": "torso_high"} | {
+    f"{side}_{name}": f"{side}_{joint}"
+    for side in SIDES
+    for name, joint in (
+        ("shoulder", "shoulder"), ("elbow", "elbow"), ("wrist", "hand"),
+        ("hip", "hip"), ("knee", "knee"), ("ankle", "foot"),
+    )
+}  # fmt: skip
+
+
+def body_keypoints(subject: Subject | str, pose: Pose) -> dict[str, tuple[float, float]]:
+    """The body joints of ``render(subject, pose)`` in its pixels (x, y): what a perfect OpenPose would
+    detect on it."""
+    points = skeleton(pose, get_subject(subject).body).points
+    return {name: (points[joint].real, points[joint].imag) for name, joint in KEYPOINT_JOINTS.items()}

@@ -8,6 +8,7 @@ in pretraining, (S, A) held out. The driving frames show D moving from standing 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -15,13 +16,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..fileio import atomic_directory, save_image
+from ..fileio import atomic_directory, save_image, write_text
 from ..metrics.base import EvalItem
+from ..retarget import to_openpose
 from ..video.writers import frame_name
 from .figures import color_similarity
 from .metric import ToyGroundTruth
 from .pairs import ToyPair, make_pairs
-from .render import render, render_part_map
+from .render import body_keypoints, render, render_part_map
 from .world import Pose, instance, sequence_poses
 
 
@@ -37,6 +39,12 @@ class ToySequence(ToyPair):
     def driving_pose_maps(self) -> tuple[Image.Image, ...]:
         """The driving figure's part map in every frame (what ``animate --method pose-control`` is fed)."""
         return tuple(render_part_map(self.driving_instance, pose) for pose in self.poses)
+
+    @property
+    def driving_keypoints_frames(self) -> tuple[dict[str, tuple[float, float]], ...]:
+        """The driving figure's joints in every frame (a perfect OpenPose: ``animate --method
+        imposter-retarget``)."""
+        return tuple(body_keypoints(self.driving_instance, pose) for pose in self.poses)
 
 
 def make_sequences(n: int, n_frames: int, seed: int) -> list[ToySequence]:
@@ -65,7 +73,9 @@ def make_sequences(n: int, n_frames: int, seed: int) -> list[ToySequence]:
 
 def write_sequence(sequence: ToySequence, folder: str | Path) -> tuple[Path, Path, Path]:
     """Write ``source.png``, ``driving/frame_0000.png`` ... and the driving frames' part maps,
-    ``driving_pose_map/frame_0000.png`` ..., into ``folder`` (replacing older ones); returns the three paths."""
+    ``driving_pose_map/frame_0000.png`` ..., into ``folder`` (replacing older ones); returns the three paths.
+    Beside them, both figures' joints as OpenPose JSON: ``source_keypoints.json`` and
+    ``driving_keypoints/frame_0000.json`` ...."""
     folder = Path(folder)
     for name, frames in (
         ("driving", sequence.driving_frames),
@@ -74,6 +84,12 @@ def write_sequence(sequence: ToySequence, folder: str | Path) -> tuple[Path, Pat
         with atomic_directory(folder / name) as written:
             for index, frame in enumerate(frames):
                 frame.save(written / frame_name(index))
+    with atomic_directory(folder / "driving_keypoints") as written:
+        for index, points in enumerate(sequence.driving_keypoints_frames):
+            (written / Path(frame_name(index)).with_suffix(".json")).write_text(
+                json.dumps(to_openpose(points)) + "\n"
+            )
+    write_text(folder / "source_keypoints.json", json.dumps(to_openpose(sequence.source_keypoints)) + "\n")
     source = save_image(sequence.source_image, folder / "source.png")
     return source, folder / "driving", folder / "driving_pose_map"
 

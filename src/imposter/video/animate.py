@@ -21,10 +21,12 @@ the frames already written; with other settings it refuses unless ``overwrite`` 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -37,14 +39,17 @@ from ..methods import get_method
 from ..methods.base import Method
 from ..methods.imposter import SUBJECT_VARIANTS, VARIANTS, ImPosterMethod
 from ..prepared import PreparedPair
+from ..retarget import fitted_keypoints, retargeted_image
 from ..run import Job, run_job, settled
 from .config import DEFAULT_FPS, DEFAULT_FRAME_BATCH, AnimateConfig
-from .frames import evenly_spaced, read_frames
+from .frames import evenly_spaced, read_frames, read_keypoint_frames
 from .writers import frame_name, mp4_available, strip_picture, write_gif, write_mp4
 
 FRAMES_DIR = "frames"
-# the methods that sample every frame from one LoRA
-SEQUENCE_METHODS: tuple[str, ...] = ("imposter", *VARIANTS, *SUBJECT_VARIANTS, "pose-control")
+# the methods that sample every frame from one LoRA (imposter-retarget: from nothing learned)
+SEQUENCE_METHODS: tuple[str, ...] = (
+    "imposter", *VARIANTS, *SUBJECT_VARIANTS, "pose-control", "imposter-retarget",
+)  # fmt: skip
 
 
 @dataclass
@@ -88,12 +93,19 @@ class PreparedSequence:
     frames: list[Image.Image]
     latents: torch.Tensor  # (N, C, h, w), like pair.driving_latents for N frames
     pose_maps: list[Image.Image] | None = None  # one per frame, fitted like them (pose-control)
+    retargeted: torch.Tensor | None = None  # (N, C, h, w): the source moved into each frame's pose
 
     def frames_pair(self, indices: Sequence[int]) -> PreparedPair:
-        """The pair with the driving latents (and pose maps) of frames ``indices``: what guidance, the
-        ControlNet and fine-tuning read."""
+        """The pair with the driving latents (pose maps, retargeted source) of frames ``indices``: what
+        guidance, the ControlNet, imposter-retarget and fine-tuning read."""
         maps = [self.pose_maps[i] for i in indices] if self.pose_maps else self.pair.driving_pose_map
-        return replace(self.pair, driving_latents=self.latents[list(indices)], driving_pose_map=maps)
+        moved = self.retargeted[list(indices)] if self.retargeted is not None else None
+        return replace(
+            self.pair,
+            driving_latents=self.latents[list(indices)],
+            driving_pose_map=maps,
+            retargeted_latents=moved,
+        )
 
 
 def prepare_sequence(
@@ -108,14 +120,32 @@ def prepare_sequence(
     width: int | None = None,
     batch_size: int = DEFAULT_FRAME_BATCH,
     pose_maps: Sequence[Image.Image] | None = None,
+    source_keypoints: Any = None,
+    driving_keypoints: Sequence[Any] | None = None,
 ) -> PreparedSequence:
-    """Check the captions and fit every frame (and pose map) like ``engine.prepare``; encode ``batch_size``
-    frames per VAE call."""
-    pair = engine.prepare(source, source_prompt, frames[0], driving_prompt, target_prompt, fit, height, width)
+    """Check the captions and fit every frame (and pose map, and keypoints) like ``engine.prepare``; encode
+    ``batch_size`` frames per VAE call. With the source's keypoints and one set per frame, the source is
+    also retargeted into every frame's pose (imposter-retarget)."""
+    pair = engine.prepare(
+        source, source_prompt, frames[0], driving_prompt, target_prompt, fit, height, width,
+        source_keypoints=source_keypoints, driving_keypoints=driving_keypoints[0] if driving_keypoints else None,
+    )  # fmt: skip
     fitted = [fit_image(frame, *pair.size, fit) for frame in frames]
     latents = [engine.encode_images(fitted[i : i + batch_size]) for i in range(0, len(fitted), batch_size)]
     maps = [fit_image(pose_map, *pair.size, fit) for pose_map in pose_maps] if pose_maps else None
-    return PreparedSequence(pair, fitted, torch.cat(latents), maps)
+    retargeted = None
+    if pair.source_keypoints is not None and driving_keypoints:
+        moved = [
+            retargeted_image(
+                pair.source_image, frame, pair.source_keypoints,
+                fitted_keypoints(points, "driving keypoints", original.size, *pair.size, fit),
+            )
+            for frame, original, points in zip(fitted, frames, driving_keypoints, strict=True)
+        ]  # fmt: skip
+        retargeted = torch.cat(
+            [engine.encode_images(moved[i : i + batch_size]) for i in range(0, len(moved), batch_size)]
+        )
+    return PreparedSequence(pair, fitted, torch.cat(latents), maps, retargeted)
 
 
 class AnimateJob(Job):
@@ -141,6 +171,14 @@ class AnimateJob(Job):
                 raise ConfigError(
                     f"$driving_pose_maps gives {len(self.pose_maps)} pose map(s) for {len(self.driving.images)} "
                     "driving frame(s); give one map per driving frame, in the same order"
+                )
+        self.keypoints = None
+        if config.driving_keypoints:
+            self.keypoints = read_keypoint_frames(config.driving_keypoints, config.every, config.max_frames)
+            if len(self.keypoints) != len(self.driving.images):
+                raise ConfigError(
+                    f"$driving_keypoints gives {len(self.keypoints)} keypoint file(s) for "
+                    f"{len(self.driving.images)} driving frame(s); give one per driving frame, in the same order"
                 )
         self.timings["read_frames"] = time.perf_counter() - start
         log(f"{len(self.driving.images)} driving frame(s) from {config.driving}")
@@ -169,6 +207,8 @@ class AnimateJob(Job):
             config.width,
             batch_size,
             self.pose_maps,
+            config.source_keypoints,
+            self.keypoints,
         )
         frames = self.sequence.frames
         fps = config.fps or self.driving.fps or DEFAULT_FPS
@@ -177,6 +217,12 @@ class AnimateJob(Job):
         run = config.to_dict() | {"driving_frames": len(frames), "driving_digest": frames_digest(frames)}
         if self.sequence.pose_maps:  # a resumed run must see the same maps too
             run["pose_maps_digest"] = frames_digest(self.sequence.pose_maps)
+        if self.sequence.retargeted is not None:  # ... and the same keypoints
+            points = [self.sequence.pair.source_keypoints, *self.keypoints]
+            rounded = [{name: [round(float(v), 3) for v in xy] for name, xy in p.items()} for p in points]
+            run["keypoints_digest"] = hashlib.sha256(
+                json.dumps(rounded, sort_keys=True).encode()
+            ).hexdigest()[:16]
         return config, run
 
     def learning_pair(self) -> PreparedPair:

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..flags import (
     add_generation_flags,
+    add_keypoint_flags,
     add_model_flags,
     add_pair_flags,
     named_settings,
@@ -39,6 +40,8 @@ def cmd_animate(args: argparse.Namespace) -> None:
         fps=args.fps,
         controlnet=args.controlnet,
         driving_pose_maps=str(args.driving_pose_maps) if args.driving_pose_maps else None,
+        source_keypoints=str(args.source_keypoints) if args.source_keypoints else None,
+        driving_keypoints=str(args.driving_keypoints) if args.driving_keypoints else None,
         finetune=finetune,
         sampling=sampling,
     )
@@ -81,6 +84,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         help="the driving frames' OpenPose or DensePose renders: a video or a folder, one map per frame",
+    )
+    add_keypoint_flags(
+        animate.add_argument_group("imposter-retarget (body keypoints of the source and every frame)"),
+        "a folder of OpenPose JSON files, one per driving frame (OpenPose's --write_json)",
     )
     add_model_flags(animate)
     add_generation_flags(animate)

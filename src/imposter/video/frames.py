@@ -125,3 +125,24 @@ def _read_video(path: Path, every: int, max_frames: int | None) -> Frames:
         ) from err
     images = [to_rgb(Image.fromarray(np.asarray(a)[..., :3]), f"frame of {path}") for a in arrays]
     return Frames(images, float(fps) / every if fps and np.isfinite(fps) else None)
+
+
+def read_keypoint_frames(folder: str | Path, every: int = 1, max_frames: int | None = None) -> list[dict]:
+    """The driving frames' body keypoints: a folder of OpenPose JSON files, one per frame (OpenPose's
+    ``--write_json`` writes one), in natural order, kept with the same ``every`` and ``max_frames`` as the
+    frames."""
+    from ..retarget import read_keypoints
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputImageError(
+            f"driving keypoints {folder} is not a folder; give a folder of OpenPose JSON files, one per frame"
+        )
+    names = sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() == ".json"), key=lambda p: natural_key(p.name)
+    )
+    if not names:
+        raise InputImageError(
+            f"driving keypoints folder {folder} holds no .json files; one per driving frame"
+        )
+    return [read_keypoints(path, "driving keypoints") for path in _kept(names, every, max_frames)]

@@ -1,0 +1,135 @@
+"""imposter.retarget: keypoints in and out, retargeting, the warp, fitting keypoints like images."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from imposter.errors import DataError
+from imposter.images import fit_image
+from imposter.retarget import (
+    JOINTS,
+    TREE,
+    fit_keypoints,
+    from_openpose,
+    read_keypoints,
+    retarget,
+    retargeted_image,
+    to_openpose,
+    warp,
+    with_pelvis,
+)
+from imposter.toyworld.render import body_keypoints, render
+from imposter.toyworld.world import ACTION_POSES, STANDING, get_class
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def _figure(image: Image.Image) -> np.ndarray:
+    return np.linalg.norm(np.asarray(image, dtype=float) - np.asarray(image)[0, 0], axis=2) > 24
+
+
+PAIRS = [("right_shoulder", "left_shoulder"), ("right_hip", "left_hip")]
+
+
+def test_retarget_takes_driving_directions_and_source_lengths():
+    rng = np.random.default_rng(0)
+    driving = {name: rng.uniform(0, 64, 2) for name in JOINTS}
+    source = {name: rng.uniform(0, 64, 2) for name in JOINTS}
+    out = retarget(driving, source)
+    driving, source = with_pelvis(driving), with_pelvis(source)
+    assert np.allclose(out["pelvis"], driving["pelvis"])
+    rigid = {"left_shoulder", "right_shoulder", "left_hip", "right_hip"}  # hang on the body, not limbs
+    for parent, child in [*[bone for bone in TREE if bone[1] not in rigid], *PAIRS]:
+        bone, want = out[child] - out[parent], driving[child] - driving[parent]
+        assert np.isclose(np.linalg.norm(bone), np.linalg.norm(source[child] - source[parent]))
+        assert np.isclose(bone @ want, np.linalg.norm(bone) * np.linalg.norm(want))  # same direction
+    assert np.allclose((out["left_hip"] + out["right_hip"]) / 2, out["pelvis"])
+
+
+def test_retargeting_another_body_gives_the_source_body_in_the_driving_angles():
+    """On the toy world the answer is known: the source class's skeleton in the driving pose."""
+    source, driving = get_class("robot").reference, get_class("duck").reference
+    pose = ACTION_POSES["dancing"]
+    out = retarget(body_keypoints(driving, pose), body_keypoints(source, STANDING))
+    truth = with_pelvis(body_keypoints(source, pose))
+    shift = truth["pelvis"] - out["pelvis"]  # the toy places by the ground line, not the pelvis
+    assert shift[0] == pytest.approx(0, abs=1e-6)
+    for name in JOINTS:
+        assert np.allclose(out[name] + shift, truth[name], atol=1e-6), name
+
+
+def test_the_warp_moves_a_figure_into_another_pose():
+    """Warping a render by its own skeleton into another pose lands near the render in that pose, and far
+    closer than the unmoved figure; unmoved keypoints give the figure back."""
+    subject = get_class("robot").reference
+    before, after = STANDING, ACTION_POSES["kicking"]
+    image = np.asarray(render(subject, before), dtype=float)
+    mask = _figure(render(subject, before))
+    background = image[0, 0]
+    same, coverage = warp(
+        image, mask, body_keypoints(subject, before), body_keypoints(subject, before), background
+    )
+    assert np.abs(same - image)[mask].max() < 1e-9 and (coverage[mask] == 1).all()
+    moved, _ = warp(
+        image, mask, body_keypoints(subject, before), body_keypoints(subject, after), background, 2
+    )
+    truth = _figure(render(subject, after))
+    warped = np.linalg.norm(moved - background, axis=2) > 24
+    assert _iou(warped, truth) > 0.8 > _iou(mask, truth) + 0.2  # measured: 0.88 and 0.60
+
+
+def test_retargeted_image_stands_on_the_driving_ground_line():
+    source, driving = get_class("robot").reference, get_class("duck").reference
+    pose = ACTION_POSES["kicking"]
+    picture = retargeted_image(
+        render(source, STANDING),
+        render(driving, pose),
+        body_keypoints(source, STANDING),
+        body_keypoints(driving, pose),
+    )
+    rows = np.nonzero(_figure(picture).any(axis=1))[0]
+    driving_rows = np.nonzero(_figure(render(driving, pose)).any(axis=1))[0]
+    assert picture.size == (64, 64) and rows.max() == driving_rows.max()
+    assert _iou(_figure(picture), _figure(render(source, pose))) > 0.7
+
+
+def test_openpose_json_round_trip_and_errors(tmp_path):
+    points = {name: (float(i), 2.0 * i) for i, name in enumerate(JOINTS)}
+    path = tmp_path / "pose.json"
+    path.write_text(json.dumps(to_openpose(points)))
+    read = read_keypoints(path)
+    assert all(np.allclose(read[name], points[name]) for name in JOINTS)
+    flat = to_openpose(points)["people"][0]["pose_keypoints_2d"]
+    flat[3 * 4 + 2] = 0.0  # OpenPose's right wrist (index 4) not detected
+    with pytest.raises(DataError, match="right_wrist"):
+        from_openpose(flat)
+    with pytest.raises(DataError, match="not found"):
+        read_keypoints(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataError, match="not JSON"):
+        read_keypoints(tmp_path / "bad.json")
+    (tmp_path / "empty.json").write_text(json.dumps({"people": []}))
+    with pytest.raises(DataError, match="no person"):
+        read_keypoints(tmp_path / "empty.json")
+
+
+@pytest.mark.parametrize("fit", ["pad", "crop"])
+@pytest.mark.parametrize("size", [(96, 64), (50, 80)])
+def test_keypoints_move_as_fit_image_moves_the_pixels(fit, size):
+    image = Image.new("RGB", size, (0, 0, 0))
+    point = (round(size[0] * 0.6), round(size[1] * 0.4))  # whole pixels: PIL draws them exactly
+    ImageDraw.Draw(image).ellipse(
+        [point[0] - 3, point[1] - 3, point[0] + 3, point[1] + 3], fill=(255, 255, 255)
+    )
+    fitted = np.asarray(fit_image(image, 64, 64, fit), dtype=float)[..., 0]
+    ys, xs = np.nonzero(fitted > 127)
+    found = np.array([xs.mean() + 0.5, ys.mean() + 0.5])
+    centre = (
+        np.array(point) + 0.5
+    )  # PIL fills pixels x-3..x+3: the dot's centre is x + 0.5 on a continuous axis
+    moved = fit_keypoints({"dot": centre}, size, 64, 64, fit)["dot"]
+    assert np.allclose(moved, found, atol=0.5), (moved, found)  # half a pixel: resampling blurs the dot
