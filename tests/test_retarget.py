@@ -11,6 +11,8 @@ from imposter.images import fit_image
 from imposter.retarget import (
     JOINTS,
     TREE,
+    content_box,
+    figure_mask,
     fit_keypoints,
     from_openpose,
     read_keypoints,
@@ -133,3 +135,19 @@ def test_keypoints_move_as_fit_image_moves_the_pixels(fit, size):
     )  # PIL fills pixels x-3..x+3: the dot's centre is x + 0.5 on a continuous axis
     moved = fit_keypoints({"dot": centre}, size, 64, 64, fit)["dot"]
     assert np.allclose(moved, found, atol=0.5), (moved, found)  # half a pixel: resampling blurs the dot
+
+
+@pytest.mark.parametrize("fit", ["pad", "crop"])
+def test_padding_bars_are_neither_figure_nor_backdrop(fit):
+    """A padded photo's black bars would otherwise be the border's colour and the whole photo a "figure"."""
+    photo = Image.new("RGB", (40, 64), (200, 200, 190))
+    ImageDraw.Draw(photo).rectangle([15, 20, 24, 50], fill=(200, 30, 30))
+    fitted = fit_image(photo, 64, 64, fit)
+    box = content_box(photo.size, 64, 64, fit)
+    white = np.asarray(fit_image(Image.new("RGB", photo.size, (255, 255, 255)), 64, 64, fit))[..., 0] > 127
+    ys, xs = np.nonzero(white)
+    assert box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)  # where fit_image pastes the photo
+    mask, background = figure_mask(np.asarray(fitted, dtype=float), box=box)
+    red = np.asarray(fitted, dtype=float)[..., 0] - np.asarray(fitted, dtype=float)[..., 1] > 100
+    assert np.allclose(background, (200, 200, 190), atol=2)
+    assert (mask & red).sum() == red.sum() and mask.sum() < 1.5 * red.sum()  # the figure and its blurred rim

@@ -32,7 +32,7 @@ from .personalizations import EMBEDDINGS_FILE, LORA_FILE, METADATA_FILE, UNET_FI
 from .plugins import named_model
 from .prepared import PreparedPair
 from .prompts import check_caption, check_token_length, compose_target_prompt
-from .retarget import fitted_keypoints, retargeted_image
+from .retarget import content_box, fitted_keypoints, retargeted_image
 from .settings import resolve
 
 
@@ -197,8 +197,9 @@ class ImPoster:
                 )
                 setattr(pair, f"{role}_keypoints", keypoints)
         if pair.source_keypoints is not None and pair.driving_keypoints is not None:
+            boxes = tuple(content_box(image.size, width, height, fit) for image in originals)
             pair.retargeted_image = retargeted_image(
-                pair.source_image, pair.driving_image, pair.source_keypoints, pair.driving_keypoints
+                pair.source_image, pair.driving_image, pair.source_keypoints, pair.driving_keypoints, boxes
             )
             pair.retargeted_latents = self.encode_images([pair.retargeted_image])
         for prompt in ("", source_prompt, driving_prompt, target_prompt):

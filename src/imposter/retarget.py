@@ -9,12 +9,12 @@ MimicMotion and DynamicPose report the driver's proportions imposed on a child o
 2. :func:`warp` moves the source image's figure pixels bone by bone (each pixel rides the bone it belongs
    to, rigidly: rotation and translation, as linear blend skinning with hard weights), front parts over
    back ones, onto a flat background;
-3. a diffusion model then refines that picture from mid-t with the subject adapter
-   (``--start-from retarget``, the ``imposter-retarget`` method): the warp brings the pose and the
-   source's own pixels, the model heals the seams.
+3. the base model redraws that picture from a low noise level (the ``imposter-retarget`` method,
+   :mod:`imposter.methods.retarget`): the warp brings the pose and the source's own pixels, the model
+   heals the seams.
 
-Keypoints are OpenPose's body joints, named (:data:`JOINTS`); :func:`from_openpose` reads an OpenPose
-JSON person. Coordinates are pixels ``(x, y)``, y down.
+Keypoints are OpenPose's body joints, named (:data:`JOINTS`; OpenPose's nose stands for the head);
+:func:`from_openpose` reads an OpenPose JSON person. Coordinates are pixels ``(x, y)``, y down.
 """
 
 from __future__ import annotations
@@ -309,12 +309,33 @@ def warp(
     return out, coverage
 
 
-def figure_mask(image: np.ndarray, tolerance: float = 24.0) -> tuple[np.ndarray, np.ndarray]:
-    """The figure on a plain backdrop: pixels farther than ``tolerance`` (0-255 units) from the border's
-    median colour, and that colour. Photos on busy backgrounds need a real matte instead."""
-    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+Box = tuple[int, int, int, int]  # (left, top, right, bottom) in pixels, right and bottom excluded
+
+
+def content_box(size: tuple[int, int], width: int, height: int, fit: str) -> Box:
+    """Where an image of ``size`` lies after ``imposter.images.fit_image`` to ``width`` x ``height``: the
+    whole frame when cropped, the pasted part (not the bars) when padded."""
+    if fit != "pad":
+        return (0, 0, width, height)
+    scale = min(width / size[0], height / size[1])
+    resized = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+    left, top = (width - resized[0]) // 2, (height - resized[1]) // 2
+    return (left, top, left + resized[0], top + resized[1])
+
+
+def figure_mask(
+    image: np.ndarray, tolerance: float = 24.0, box: Box | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The figure on a plain backdrop: pixels of ``box`` (default: the whole image; a padded image's bars
+    are not its backdrop) farther than ``tolerance`` (0-255 units) from the box border's median colour, and
+    that colour. Photos on busy backgrounds need a real matte instead."""
+    left, top, right, bottom = box or (0, 0, image.shape[1], image.shape[0])
+    inside = image[top:bottom, left:right]
+    border = np.concatenate([inside[0], inside[-1], inside[:, 0], inside[:, -1]])
     background = np.median(border, axis=0)
-    return np.linalg.norm(image - background, axis=2) > tolerance, background
+    mask = np.zeros(image.shape[:2], dtype=bool)
+    mask[top:bottom, left:right] = np.linalg.norm(inside - background, axis=2) > tolerance
+    return mask, background
 
 
 def retargeted_picture(
@@ -323,14 +344,16 @@ def retargeted_picture(
     source_keypoints: Mapping[str, np.ndarray],
     driving_keypoints: Mapping[str, np.ndarray],
     supersample: int = 4,
+    boxes: tuple[Box | None, Box | None] = (None, None),
 ) -> np.ndarray:
     """The source figure in the driving pose at its own proportions, standing where the driving figure
     stands (pelvis over the driving pelvis, lowest point on the driving figure's lowest point), on the
-    source's backdrop colour. Images (H, W, 3) in 0-255."""
+    source's backdrop colour. Images (H, W, 3) in 0-255; ``boxes``: where each image's content lies
+    (:func:`content_box`; None: everywhere)."""
     source_image = np.asarray(source_image, dtype=np.float64)
-    mask, background = figure_mask(source_image)
+    mask, background = figure_mask(source_image, box=boxes[0])
     target = retarget(driving_keypoints, source_keypoints)
-    driving_mask, _ = figure_mask(np.asarray(driving_image, dtype=np.float64))
+    driving_mask, _ = figure_mask(np.asarray(driving_image, dtype=np.float64), box=boxes[1])
     _, coverage = warp(source_image, mask, source_keypoints, target, background, 1)
     rows = np.nonzero(coverage.max(axis=1) > 0.5)[0]
     driving_rows = np.nonzero(driving_mask.any(axis=1))[0]
@@ -361,6 +384,7 @@ def retargeted_image(
     driving: Image.Image,
     source_keypoints: Mapping[str, np.ndarray],
     driving_keypoints: Mapping[str, np.ndarray],
+    boxes: tuple[Box | None, Box | None] = (None, None),
 ) -> Image.Image:
     """:func:`retargeted_picture` of two PIL images, as an RGB image of the driving image's size.
 
@@ -374,5 +398,6 @@ def retargeted_image(
         source_keypoints,
         driving_keypoints,
         supersample,
+        boxes,
     )
     return Image.fromarray(np.clip(np.round(picture), 0, 255).astype(np.uint8))

@@ -39,7 +39,7 @@ from ..methods import get_method
 from ..methods.base import Method
 from ..methods.imposter import SUBJECT_VARIANTS, VARIANTS, ImPosterMethod
 from ..prepared import PreparedPair
-from ..retarget import fitted_keypoints, retargeted_image
+from ..retarget import content_box, fitted_keypoints, retargeted_image
 from ..run import Job, run_job, settled
 from .config import DEFAULT_FPS, DEFAULT_FRAME_BATCH, AnimateConfig
 from .frames import evenly_spaced, read_frames, read_keypoint_frames
@@ -139,6 +139,7 @@ def prepare_sequence(
             retargeted_image(
                 pair.source_image, frame, pair.source_keypoints,
                 fitted_keypoints(points, "driving keypoints", original.size, *pair.size, fit),
+                (content_box(source.size, *pair.size, fit), content_box(original.size, *pair.size, fit)),
             )
             for frame, original, points in zip(fitted, frames, driving_keypoints, strict=True)
         ]  # fmt: skip
