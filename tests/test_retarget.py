@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from imposter.errors import DataError
+from imposter.errors import DataError, ImposterWarning
 from imposter.images import fit_image
 from imposter.retarget import (
     JOINTS,
     TREE,
+    completed,
     content_box,
     figure_mask,
     fit_keypoints,
@@ -106,8 +107,8 @@ def test_openpose_json_round_trip_and_errors(tmp_path):
     read = read_keypoints(path)
     assert all(np.allclose(read[name], points[name]) for name in JOINTS)
     flat = to_openpose(points)["people"][0]["pose_keypoints_2d"]
-    flat[3 * 4 + 2] = 0.0  # OpenPose's right wrist (index 4) not detected
-    with pytest.raises(DataError, match="right_wrist"):
+    flat[3 * 1 + 2] = 0.0  # OpenPose's neck (index 1) not detected: the body's frame is missing
+    with pytest.raises(DataError, match="lack neck"):
         from_openpose(flat)
     with pytest.raises(DataError, match="not found"):
         read_keypoints(tmp_path / "missing.json")
@@ -151,3 +152,15 @@ def test_padding_bars_are_neither_figure_nor_backdrop(fit):
     red = np.asarray(fitted, dtype=float)[..., 0] - np.asarray(fitted, dtype=float)[..., 1] > 100
     assert np.allclose(background, (200, 200, 190), atol=2)
     assert (mask & red).sum() == red.sum() and mask.sum() < 1.5 * red.sum()  # the figure and its blurred rim
+
+
+def test_joints_a_detector_missed_are_guessed_with_a_warning():
+    body = with_pelvis(body_keypoints(get_class("robot").reference, ACTION_POSES["kicking"]))
+    found = {name: xy for name, xy in body.items() if name not in ("right_wrist", "left_knee", "left_ankle")}
+    with pytest.warns(ImposterWarning, match="right_wrist, left_knee, left_ankle not found"):
+        points = completed(found)
+    upper = body["right_elbow"] - body["right_shoulder"]  # the wrist continues the upper arm ...
+    forearm = np.linalg.norm(body["left_wrist"] - body["left_elbow"])  # ... at the other forearm's length
+    assert np.allclose(points["right_wrist"], body["right_elbow"] + upper / np.linalg.norm(upper) * forearm)
+    assert points["left_ankle"][1] > points["left_knee"][1] > points["left_hip"][1]  # a lost leg hangs down
+    assert all(np.allclose(points[name], body[name]) for name in found)

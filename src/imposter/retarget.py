@@ -20,13 +20,14 @@ Keypoints are OpenPose's body joints, named (:data:`JOINTS`; OpenPose's nose sta
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .errors import DataError
+from .errors import DataError, ImposterWarning
 
 JOINTS = (
     "head", "neck", "left_shoulder", "left_elbow", "left_wrist", "right_shoulder", "right_elbow",
@@ -76,6 +77,78 @@ def with_pelvis(keypoints: Mapping[str, np.ndarray], where: str = "keypoints") -
     return points
 
 
+CORE = ("neck", "left_shoulder", "right_shoulder", "left_hip", "right_hip")  # the body's frame: never guessed
+LIMBS = {  # side -> chains (root, middle, end); the other side's lengths stand in for a missing one's
+    side: (
+        (f"{side}_shoulder", f"{side}_elbow", f"{side}_wrist"),
+        (f"{side}_hip", f"{side}_knee", f"{side}_ankle"),
+    )
+    for side in ("left", "right")
+}
+LIMB_SHARE = 0.6  # a limb segment's length as a share of the spine (neck to pelvis), when no side shows it
+
+
+def complete(keypoints: Mapping[str, np.ndarray], where: str = "keypoints") -> tuple[Keypoints, list[str]]:
+    """The keypoints with the joints a detector missed guessed, and the names guessed.
+
+    Real detectors miss a wrist or an ankle that is hidden or cut off. The body's frame (:data:`CORE`) is
+    needed; a missing elbow or knee between two found joints goes midway; a missing hand or foot continues
+    its upper bone; a limb with nothing found hangs down along the spine; lengths come from the other side
+    where it shows, else :data:`LIMB_SHARE` of the spine. The head, if missing, sits half a spine above the
+    neck. The warp then moves those parts by the guess: better one wrong forearm than no picture.
+    """
+    missing = [name for name in CORE if name not in keypoints]
+    if missing:
+        raise DataError(
+            f"{where} lack {', '.join(missing)}: retargeting needs at least the neck, shoulders and hips "
+            "(OpenPose's COCO-18 joints 1, 2, 5, 8, 11); detect them on a picture where the body shows"
+        )
+    points = {name: np.asarray(xy, dtype=np.float64) for name, xy in keypoints.items() if name in JOINTS}
+    pelvis = (points["left_hip"] + points["right_hip"]) / 2
+    spine = points["neck"] - pelvis
+    down = -spine / max(float(np.linalg.norm(spine)), 1e-9)
+    guessed = [name for name in JOINTS if name not in points]
+    if "head" not in points:
+        points["head"] = points["neck"] + spine / 2
+    for side, chains in LIMBS.items():
+        other = "right" if side == "left" else "left"
+        for root, middle, end in chains:
+            mirror = [name.replace(side, other, 1) for name in (root, middle, end)]
+            lengths = []
+            for a, b, ma, mb in ((root, middle, *mirror[:2]), (middle, end, *mirror[1:])):
+                if a in keypoints and b in keypoints:
+                    lengths.append(float(np.linalg.norm(points[b] - points[a])))
+                elif ma in keypoints and mb in keypoints:
+                    lengths.append(
+                        float(np.linalg.norm(np.asarray(keypoints[mb]) - np.asarray(keypoints[ma])))
+                    )
+                else:
+                    lengths.append(LIMB_SHARE * float(np.linalg.norm(spine)))
+            if middle not in points and end in points:
+                points[middle] = (points[root] + points[end]) / 2
+            if middle not in points:
+                points[middle] = points[root] + down * lengths[0]
+            if end not in points:
+                upper = points[middle] - points[root]
+                norm = float(np.linalg.norm(upper))
+                points[end] = points[middle] + (upper / norm if norm > 1e-9 else down) * lengths[1]
+    return with_pelvis(points, where), guessed
+
+
+def completed(keypoints: Mapping[str, np.ndarray], where: str = "keypoints") -> Keypoints:
+    """:func:`complete`, with a warning naming what was guessed."""
+    points, guessed = complete(keypoints, where)
+    if guessed:
+        warnings.warn(
+            ImposterWarning(
+                f"{where}: {', '.join(guessed)} not found, guessed from the other joints (the warp moves "
+                "those parts by the guess); detect on a picture where the whole body shows for better"
+            ),
+            stacklevel=2,
+        )
+    return points
+
+
 def from_openpose(flat: list[float], min_confidence: float = 0.05, where: str = "keypoints") -> Keypoints:
     """One person of an OpenPose JSON (``pose_keypoints_2d``: x, y, confidence per COCO-18 joint)."""
     values = np.asarray(flat, dtype=np.float64)
@@ -86,7 +159,7 @@ def from_openpose(flat: list[float], min_confidence: float = 0.05, where: str = 
     for index, name in OPENPOSE_COCO18.items():
         if index < len(values) and values[index, 2] >= min_confidence:
             points[name] = values[index, :2]
-    return with_pelvis(points, where)
+    return completed(points, where)
 
 
 def to_openpose(keypoints: Mapping[str, np.ndarray]) -> dict:
@@ -376,7 +449,7 @@ def fitted_keypoints(
     ``width`` x ``height``."""
     if isinstance(keypoints, (str, Path)):
         keypoints = read_keypoints(keypoints, what)
-    return with_pelvis(fit_keypoints(with_pelvis(keypoints, what), size, width, height, fit), what)
+    return with_pelvis(fit_keypoints(completed(keypoints, what), size, width, height, fit), what)
 
 
 def retargeted_image(

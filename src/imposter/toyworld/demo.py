@@ -2,7 +2,8 @@
 
 Renders one held-out pair (a subject never shown doing that action in pretraining), fine-tunes once,
 generates with ImPoster, the paper's recipe (``imposter-paper``) and Baseline++ (which share that
-fine-tune) and the model-free phase swap (the floor a method must beat), scores every image against the
+fine-tune), the model-free phase swap (the floor a method must beat) and ``imposter-retarget`` (what both
+images' body keypoints buy: the pair's own joints, nothing fine-tuned), scores every image against the
 ground truth, and writes the bench outputs (table, records) under ``out/bench`` and the picture at
 ``out/grid.png``: source, driving, ground truth, then a column per method, a row per seed.
 """
@@ -21,7 +22,7 @@ from ..fileio import save_image
 from ..methods import get_method
 from .pairs import write_pairs
 
-DEMO_METHODS = ("imposter", "imposter-paper", "baseline++", "phase-swap")
+DEMO_METHODS = ("imposter", "imposter-paper", "baseline++", "phase-swap", "imposter-retarget")
 DEMO_METRICS = ("toy", "phase")
 
 
