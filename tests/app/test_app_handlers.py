@@ -76,6 +76,19 @@ def test_generate_writes_the_run_and_reuses_the_fine_tune(app, pair_files, finet
     assert [path.name for path in tmp_path.iterdir()] == ["app"]  # nothing written outside the app's folder
 
 
+def test_imposter_retarget_reads_the_keypoint_uploads(app, tmp_path):
+    from imposter.app.layout import toy_examples
+
+    source, source_caption, driving, driving_caption, _, source_points, driving_points = toy_examples(
+        tmp_path, count=1
+    )[0]
+    values = [source, source_caption, driving, driving_caption, "", "imposter-retarget", 0, 10, 0, 0, 0, 7.5, 0.1]
+    with pytest.raises(gr.Error, match="needs the body keypoints of both images: Source keypoints"):
+        app.generate(*values, "0")  # no keypoints: the page names its own fields
+    gallery, _, _, status = app.generate(*values, "0", source_points, driving_points)
+    assert len(gallery) == 1 and status.startswith("**Nothing to fine-tune**")
+
+
 def test_a_reference_method_that_learns_nothing_runs_too(app, pair_files):
     gallery, _, downloads, status = generate(app, pair_files, settings=["copy-source", *FAST[1:]], seeds="0")
     assert len(gallery) == 1 and downloads[-1].endswith("config.json")

@@ -5,6 +5,7 @@ from PIL import Image
 from imposter.app.handlers import App, family_methods
 from imposter.app.layout import build, toy_examples
 from imposter.methods import METHOD_NAMES
+from imposter.retarget import read_keypoints
 from imposter.video.animate import SEQUENCE_METHODS
 
 LABELS = {
@@ -22,6 +23,8 @@ LABELS = {
     "Guidance scale",
     "Driving strength (0: off)",
     "Seeds",
+    "Source keypoints (OpenPose JSON)",
+    "Driving keypoints (OpenPose JSON)",
     "Results",
     "Driving video or frames",
     "Seed",
@@ -31,10 +34,11 @@ LABELS = {
 def test_toy_examples_are_files_with_captions_and_ground_truth(tmp_path):
     rows = toy_examples(tmp_path, count=2)
     assert len(rows) == 2
-    for source, source_caption, driving, driving_caption, truth in rows:
+    for source, source_caption, driving, driving_caption, truth, source_points, driving_points in rows:
         assert isinstance(App.compose(source_caption, driving_caption), str)  # the target composes
         sizes = {Image.open(path).size for path in (source, driving, truth)}
         assert len(sizes) == 1 and all(path.startswith(str(tmp_path)) for path in (source, driving, truth))
+        assert all(len(read_keypoints(path)) == 15 for path in (source_points, driving_points))  # 14 + pelvis
 
 
 def test_the_page_has_every_labelled_field_and_two_tabs(engine, tmp_path):

@@ -38,6 +38,8 @@ SEEDS = "Seeds"
 SEED = "Seed"
 EVERY = "Every Nth frame"
 MAX_FRAMES = "Max frames (0: all)"
+SOURCE_KEYPOINTS = "Source keypoints (OpenPose JSON)"
+DRIVING_KEYPOINTS = "Driving keypoints (OpenPose JSON)"
 
 # The sampling fields of the page -> SamplingConfig fields (the fine-tuning steps are FinetuneConfig.steps).
 SAMPLING_FIELDS = {
@@ -69,6 +71,8 @@ LABELS = {
     "seeds": SEEDS,
     "every": EVERY,
     "max_frames": MAX_FRAMES,
+    "source_keypoints": SOURCE_KEYPOINTS,
+    "driving_keypoints": DRIVING_KEYPOINTS,
 }
 
 

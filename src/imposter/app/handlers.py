@@ -194,7 +194,8 @@ class App:
                 self.cache.put(key, folder / ADAPTER_DIR)
         learned = self.cache.get(key)
         archives = [shutil.make_archive(str(folder / "adapter"), "zip", root_dir=learned)] if learned else []
-        return result, [*archives, str(folder / CONFIG_FILE)], status(result, adapter is not None, key)
+        learns = settings.method.finetune_kind != "none"
+        return result, [*archives, str(folder / CONFIG_FILE)], status(result, adapter is not None, key, learns)
 
     def submit(
         self,
@@ -250,6 +251,8 @@ class App:
         guidance_scale: float,
         driving_strength: float,
         seeds: str,
+        source_keypoints: str | None = None,
+        driving_keypoints: str | None = None,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008  (Gradio's way to ask for a bar)
     ) -> tuple[list[tuple[str, str]], str, list[str], str]:
         """Fine-tune (or reuse the cached fine-tune) and generate: (gallery, grid, downloads, status)."""
@@ -261,7 +264,7 @@ class App:
             method_name,
             finetune_steps,
             (steps, k, amp_scale, phase_scale, guidance_scale, driving_strength),
-            (seeds,),
+            (seeds, source_keypoints, driving_keypoints),
         )
         gallery = [(str(path), f"seed {seed}") for seed, path in result.images.items()]
         return gallery, str(result.grid), downloads, message
@@ -313,7 +316,17 @@ class Tab:
     learned_from: Callable[[Any], dict[str, Any]] = lambda config: {}  # what else the fine-tune learns from
 
 
-GENERATE = Tab(run_generate, RunConfig, lambda seeds: {"seeds": tuple(parse_seeds(seeds))}, "runs", LABELS)
+GENERATE = Tab(
+    run_generate,
+    RunConfig,
+    lambda seeds, source_keypoints=None, driving_keypoints=None: {
+        "seeds": tuple(parse_seeds(seeds)),
+        "source_keypoints": source_keypoints or None,
+        "driving_keypoints": driving_keypoints or None,
+    },
+    "runs",
+    LABELS,
+)
 ANIMATE = Tab(
     run_animate,
     lambda **fields: AnimateConfig(**fields).validate(),
@@ -329,10 +342,12 @@ ANIMATE = Tab(
 )
 
 
-def status(result: Any, reused: bool, key: str) -> str:
-    """What the run did, for the page: fine-tuned or reused, and how long each part took."""
+def status(result: Any, reused: bool, key: str, learns: bool = True) -> str:
+    """What the run did, for the page: fine-tuned, reused or nothing to learn, and how long each part took."""
     timings = result.timings
-    if reused:
+    if not learns:
+        learned = "**Nothing to fine-tune**: this method learns nothing."
+    elif reused:
         learned = f"**Reused** the fine-tune `{key}`: no fine-tuning."
     else:
         learned = (

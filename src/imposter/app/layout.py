@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gradio as gr
 
 from ..config import FinetuneConfig, SamplingConfig
 from ..engine import ImPoster
-from ..fileio import save_image
+from ..fileio import save_image, write_text
 from ..methods import METHOD_NAMES
 from ..video.animate import SEQUENCE_METHODS
 from . import fields as f
@@ -30,7 +31,9 @@ ABOUT = (
 
 
 def toy_examples(folder: Path, count: int = EXAMPLE_PAIRS) -> list[list[str]]:
-    """Toy-world pairs written under ``folder``: source, its caption, driving, its caption, ground truth."""
+    """Toy-world pairs written under ``folder``: source, its caption, driving, its caption, ground truth, and
+    both figures' joints as OpenPose JSON (for imposter-retarget)."""
+    from ..retarget import to_openpose
     from ..toyworld.pairs import make_pairs
 
     rows = []
@@ -43,10 +46,25 @@ def toy_examples(folder: Path, count: int = EXAMPLE_PAIRS) -> list[list[str]]:
                 ("truth", pair.target_image),
             )
         }
+        for role, points in (("source", pair.source_keypoints), ("driving", pair.driving_keypoints)):
+            path = folder / f"{pair.pair_id}-{role}-keypoints.json"
+            paths[f"{role} keypoints"] = str(write_text(path, json.dumps(to_openpose(points)) + "\n"))
         rows.append(
-            [paths["source"], pair.source_prompt, paths["driving"], pair.driving_prompt, paths["truth"]]
-        )
+            [
+                paths["source"], pair.source_prompt, paths["driving"], pair.driving_prompt, paths["truth"],
+                paths["source keypoints"], paths["driving keypoints"],
+            ]
+        )  # fmt: skip
     return rows
+
+
+def keypoint_fields() -> tuple[gr.File, gr.File]:
+    """The two OpenPose JSON uploads imposter-retarget reads (the toy examples fill them)."""
+    with gr.Accordion("Body keypoints (imposter-retarget)", open=False), gr.Row():
+        return tuple(
+            gr.File(label=label, file_types=[".json"], type="filepath", height=90)
+            for label in (f.SOURCE_KEYPOINTS, f.DRIVING_KEYPOINTS)
+        )
 
 
 def tuning_fields(methods: list[str], seeds_label: str = f.SEEDS) -> dict[str, gr.components.Component]:
@@ -125,6 +143,7 @@ def generate_tab(app: h.App, examples: list[list[str]] | None) -> None:
         with gr.Column():
             captions = caption_fields()
             fields = tuning_fields(h.family_methods(app.engine, METHOD_NAMES))
+            keypoints = keypoint_fields()
             button = gr.Button("Generate", variant="primary")
     status = gr.Markdown(elem_id="status")
     with gr.Row():
@@ -139,16 +158,16 @@ def generate_tab(app: h.App, examples: list[list[str]] | None) -> None:
     if examples:
         gr.Examples(
             examples,
-            [source, captions[0], driving, captions[1], truth],
+            [source, captions[0], driving, captions[1], truth, *keypoints],
             label="Toy-world pairs (with the ground truth the result should match)",
         )
-        for image in (source, driving):  # a user's own image has no ground truth
-            image.upload(lambda: None, None, truth, queue=False)
+        for image, points in zip((source, driving), keypoints, strict=True):  # a user's own image has no
+            image.upload(lambda: (None, None), None, [truth, points], queue=False)  # truth, nor those joints
     wire_method(fields)
     run_button(
         button,
         app.generate,
-        [source, captions[0], driving, captions[1], captions[2], *fields.values()],
+        [source, captions[0], driving, captions[1], captions[2], *fields.values(), *keypoints],
         [results, grid, downloads, status],
     )
 
