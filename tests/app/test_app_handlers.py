@@ -82,7 +82,21 @@ def test_imposter_retarget_reads_the_keypoint_uploads(app, tmp_path):
     source, source_caption, driving, driving_caption, _, source_points, driving_points = toy_examples(
         tmp_path, count=1
     )[0]
-    values = [source, source_caption, driving, driving_caption, "", "imposter-retarget", 0, 10, 0, 0, 0, 7.5, 0.1]
+    values = [
+        source,
+        source_caption,
+        driving,
+        driving_caption,
+        "",
+        "imposter-retarget",
+        0,
+        10,
+        0,
+        0,
+        0,
+        7.5,
+        0.1,
+    ]
     with pytest.raises(gr.Error, match="needs the body keypoints of both images: Source keypoints"):
         app.generate(*values, "0")  # no keypoints: the page names its own fields
     gallery, _, _, status = app.generate(*values, "0", source_points, driving_points)

@@ -195,7 +195,11 @@ class App:
         learned = self.cache.get(key)
         archives = [shutil.make_archive(str(folder / "adapter"), "zip", root_dir=learned)] if learned else []
         learns = settings.method.finetune_kind != "none"
-        return result, [*archives, str(folder / CONFIG_FILE)], status(result, adapter is not None, key, learns)
+        return (
+            result,
+            [*archives, str(folder / CONFIG_FILE)],
+            status(result, adapter is not None, key, learns),
+        )
 
     def submit(
         self,
