@@ -86,8 +86,9 @@ def test_the_sampler_starts_from_the_retargeted_source_not_the_driving_image(eng
     assert to["retargeted"] < to["driving"], to
 
 
-def test_flux_runs_it_from_the_retargeted_start(tmp_path):
-    engine = ImPoster.from_pretrained(str(save_random_pipeline("flux", tmp_path)), device="cpu")
+@pytest.mark.parametrize("family", ["sdxl", "flux"])
+def test_every_family_runs_it_from_the_retargeted_start(family, tmp_path):
+    engine = ImPoster.from_pretrained(str(save_random_pipeline(family, tmp_path)), device="cpu")
     pair = with_keypoints(engine)
     learned = engine.personalize(pair, "imposter-retarget", progress=False)
     images = engine.generate(pair, learned, [0], {"steps": 10}, method="imposter-retarget", progress=False)
