@@ -168,3 +168,39 @@ def test_detect_pose_finds_both_images_keypoints_with_controlnet_aux(tiny_model,
     bodies.pop(np.asarray(driving).tobytes())
     assert main([*args, "--out", str(tmp_path / "none")]) == 2  # OpenPose found no body: one line
     assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("fit", ["pad", "crop"])
+def test_keypoints_follow_the_images_when_they_are_fitted(engine, fit):
+    """Photos of another size and shape: the keypoints are moved as the pixels are, so the retargeted
+    picture of the padded (or cropped) pair is that of the plain pair."""
+    import numpy as np
+    from PIL import Image
+
+    def widened(image):  # the 64 px render in the middle of a 96 x 64 photo, the backdrop continued
+        canvas = Image.new("RGB", (96, 64), image.getpixel((0, 0)))
+        canvas.paste(image, (16, 0))
+        return canvas
+
+    def shifted(points):
+        return {name: (x + 16, y) for name, (x, y) in points.items()}
+
+    DRIVER = DRIVING  # noqa: N806
+    source, driving = render(SOURCE, STANDING), render(DRIVER, POSE)
+    plain = engine.prepare(
+        source, "a robot", driving, "a duck kicking", height=64, width=64,
+        source_keypoints=body_keypoints(SOURCE, STANDING), driving_keypoints=body_keypoints(DRIVER, POSE),
+    )  # fmt: skip
+    wide = engine.prepare(
+        widened(source), "a robot", widened(driving), "a duck kicking", height=64, width=64, fit=fit,
+        source_keypoints=shifted(body_keypoints(SOURCE, STANDING)),
+        driving_keypoints=shifted(body_keypoints(DRIVER, POSE)),
+    )  # fmt: skip
+    if fit == "crop":  # the crop keeps the middle 64 px: the plain pair exactly
+        assert np.array_equal(np.asarray(wide.retargeted_image), np.asarray(plain.retargeted_image))
+    else:  # padded, everything at 2/3 scale: the figure lands where the plain one does, scaled
+        expected = np.asarray(plain.retargeted_image.resize((43, 43)), dtype=float)
+        got = np.asarray(wide.retargeted_image, dtype=float)[10:53, 10:53]
+        masks = [np.linalg.norm(x - x[0, 0], axis=2) > 24 for x in (got, expected)]
+        iou = (masks[0] & masks[1]).sum() / (masks[0] | masks[1]).sum()
+        assert iou > 0.6, iou  # measured 0.72; keypoints left unmoved by the fit: 0.39
