@@ -186,3 +186,29 @@ def test_animate_several_frames_then_reuse(app, pair_files, finetunes, tmp_path)
     assert status.startswith("**Reused**") and len(finetunes) == 1
     with pytest.raises(gr.Error, match="Driving video or frames is empty"):
         app.animate(*inputs[:2], [], *inputs[3:], *FAST, 0, 1, None)
+
+
+def test_animate_with_imposter_retarget_reads_the_frames_keypoints_in_upload_order(app, tmp_path):
+    from imposter.retarget import to_openpose
+    from imposter.toyworld.render import body_keypoints, render
+    from imposter.toyworld.world import ACTION_POSES, STANDING, get_class
+
+    source, driver = get_class("robot").reference, get_class("duck").reference
+    render(source, STANDING).save(tmp_path / "source.png")
+    (tmp_path / "source.json").write_text(json.dumps(to_openpose(body_keypoints(source, STANDING))))
+    frames, points = [], []
+    for index, pose in enumerate((STANDING, ACTION_POSES["kicking"])):
+        render(driver, pose).save(tmp_path / f"frame{index}.png")
+        (tmp_path / f"z{index}.json").write_text(json.dumps(to_openpose(body_keypoints(driver, pose))))
+        frames.append(str(tmp_path / f"frame{index}.png"))
+        points.append(str(tmp_path / f"z{index}.json"))
+    inputs = [str(tmp_path / "source.png"), "a robot", frames, "a duck kicking", ""]
+    settings = ["imposter-retarget", 0, 10, 0, 0.0, 0.0, 7.5, 0.1, 0, 1, None]
+    with pytest.raises(
+        gr.Error, match="Source keypoints \\(OpenPose JSON\\) FILE and Driving frames' keypoints"
+    ):
+        app.animate(*inputs, *settings)
+    with pytest.raises(gr.Error, match="1 keypoint file\\(s\\) for 2 driving frame\\(s\\)"):
+        app.animate(*inputs, *settings, str(tmp_path / "source.json"), points[:1])
+    gif, _, _, status = app.animate(*inputs, *settings, str(tmp_path / "source.json"), points)
+    assert gif.endswith("animation.gif") and status.startswith("**Nothing to fine-tune**")

@@ -40,6 +40,7 @@ EVERY = "Every Nth frame"
 MAX_FRAMES = "Max frames (0: all)"
 SOURCE_KEYPOINTS = "Source keypoints (OpenPose JSON)"
 DRIVING_KEYPOINTS = "Driving keypoints (OpenPose JSON)"
+DRIVING_FRAMES_KEYPOINTS = "Driving frames' keypoints (OpenPose JSON, one per frame)"
 
 # The sampling fields of the page -> SamplingConfig fields (the fine-tuning steps are FinetuneConfig.steps).
 SAMPLING_FIELDS = {

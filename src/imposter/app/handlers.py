@@ -37,6 +37,7 @@ from ..settings import resolve
 from ..video.animate import AnimateConfig, run_animate
 from .fields import (
     DRIVING_FRAMES,
+    DRIVING_FRAMES_KEYPOINTS,
     EVERY,
     LABELS,
     SAMPLING_FIELDS,
@@ -291,9 +292,13 @@ class App:
         seed: int,
         every: int,
         max_frames: int | None,
+        source_keypoints: str | None = None,
+        driving_keypoints: Sequence[str] | None = None,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
     ) -> tuple[str, str, list[str], str]:
         """The animate job on a video or several frames: (GIF, strip, downloads, status)."""
+        # the frames' keypoint files, kept in upload order (0000.json, 0001.json...) in a folder of their own
+        frames_keypoints = str(self.keep_inputs(driving_keypoints)[1]) if driving_keypoints else None
         result, downloads, message = self.submit(
             ANIMATE,
             source,
@@ -302,7 +307,7 @@ class App:
             method_name,
             finetune_steps,
             (steps, k, amp_scale, phase_scale, guidance_scale, driving_strength),
-            (seed, every, max_frames),
+            (seed, every, max_frames, source_keypoints, frames_keypoints),
         )
         return str(result.gif), str(result.strip), downloads, message
 
@@ -334,13 +339,15 @@ GENERATE = Tab(
 ANIMATE = Tab(
     run_animate,
     lambda **fields: AnimateConfig(**fields).validate(),
-    lambda seed, every, max_frames: {
+    lambda seed, every, max_frames, source_keypoints=None, driving_keypoints=None: {
         "seed": int(required(seed, SEED)),
         "every": int(required(every, EVERY)),
         "max_frames": int(max_frames) if max_frames else None,
+        "source_keypoints": source_keypoints or None,
+        "driving_keypoints": driving_keypoints or None,
     },
     "animations",
-    {**LABELS, "driving": DRIVING_FRAMES, "seeds": SEED},
+    {**LABELS, "driving": DRIVING_FRAMES, "seeds": SEED, "driving_keypoints": DRIVING_FRAMES_KEYPOINTS},
     driving_image=False,
     learned_from=lambda config: {"frames": [config.every, config.max_frames, config.train_frames]},
 )

@@ -58,12 +58,14 @@ def toy_examples(folder: Path, count: int = EXAMPLE_PAIRS) -> list[list[str]]:
     return rows
 
 
-def keypoint_fields() -> tuple[gr.File, gr.File]:
-    """The two OpenPose JSON uploads imposter-retarget reads (the toy examples fill them)."""
+def keypoint_fields(frames: bool = False) -> tuple[gr.File, gr.File]:
+    """The OpenPose JSON uploads imposter-retarget reads: the source's, and the driving image's (the toy
+    examples fill them) or, for ``frames``, one per driving frame in the frames' order."""
+    driving = (f.DRIVING_FRAMES_KEYPOINTS, "multiple") if frames else (f.DRIVING_KEYPOINTS, "single")
     with gr.Accordion("Body keypoints (imposter-retarget)", open=False), gr.Row():
         return tuple(
-            gr.File(label=label, file_types=[".json"], type="filepath", height=90)
-            for label in (f.SOURCE_KEYPOINTS, f.DRIVING_KEYPOINTS)
+            gr.File(label=label, file_count=count, file_types=[".json"], type="filepath", height=90)
+            for label, count in ((f.SOURCE_KEYPOINTS, "single"), driving)
         )
 
 
@@ -185,6 +187,7 @@ def animate_tab(app: h.App) -> None:
             with gr.Row():
                 every = gr.Number(1, label=f.EVERY, precision=0, minimum=1)
                 max_frames = gr.Number(0, label=f.MAX_FRAMES, precision=0, minimum=0)
+            keypoints = keypoint_fields(frames=True)
             button = gr.Button("Animate", variant="primary")
     status = gr.Markdown(elem_id="animate-status")
     with gr.Row():
@@ -195,7 +198,17 @@ def animate_tab(app: h.App) -> None:
     run_button(
         button,
         app.animate,
-        [source, captions[0], driving, captions[1], captions[2], *fields.values(), every, max_frames],
+        [
+            source,
+            captions[0],
+            driving,
+            captions[1],
+            captions[2],
+            *fields.values(),
+            every,
+            max_frames,
+            *keypoints,
+        ],
         [animation, strip, downloads, status],
     )
 
