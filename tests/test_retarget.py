@@ -16,6 +16,7 @@ from imposter.retarget import (
     figure_mask,
     fit_keypoints,
     from_openpose,
+    matte_image,
     read_keypoints,
     retarget,
     retargeted_image,
@@ -164,3 +165,33 @@ def test_joints_a_detector_missed_are_guessed_with_a_warning():
     assert np.allclose(points["right_wrist"], body["right_elbow"] + upper / np.linalg.norm(upper) * forearm)
     assert points["left_ankle"][1] > points["left_knee"][1] > points["left_hip"][1]  # a lost leg hangs down
     assert all(np.allclose(points[name], body[name]) for name in found)
+
+
+def test_a_matte_keeps_a_busy_backdrop_from_moving_with_the_body(tmp_path):
+    """Told by colour, a noisy backdrop is "figure" and rides the bones; with the figure's matte (here an
+    RGBA cutout, as rembg writes) only the body moves, onto the backdrop's median colour."""
+    subject, driver = get_class("robot").reference, get_class("duck").reference
+    pose = ACTION_POSES["kicking"]
+    clean = render(subject, STANDING)
+    figure = _figure(clean)
+    rng = np.random.default_rng(0)
+    busy = np.where(figure[..., None], np.asarray(clean), rng.integers(0, 256, (64, 64, 3))).astype(np.uint8)
+    cutout = Image.fromarray(
+        np.dstack([np.asarray(clean), np.where(figure, 255, 0).astype(np.uint8)]), "RGBA"
+    )
+    cutout.save(tmp_path / "cutout.png")
+    args = (
+        Image.fromarray(busy),
+        render(driver, pose),
+        body_keypoints(subject, STANDING),
+        body_keypoints(driver, pose),
+    )
+    truth = _figure(render(subject, pose))
+    by_colour = np.asarray(retargeted_image(*args), dtype=float)
+    matted = np.asarray(
+        retargeted_image(*args, mattes=(matte_image(tmp_path / "cutout.png"), None)), dtype=float
+    )
+    moved = [np.linalg.norm(x - np.median(x[~truth], axis=0), axis=2) > 24 for x in (by_colour, matted)]
+    assert _iou(moved[1], truth) > 0.7 > _iou(moved[0], truth)
+    with pytest.raises(DataError, match="source mask .* not found"):
+        matte_image(tmp_path / "missing.png")

@@ -215,6 +215,9 @@ class RunConfig:
     # imposter-retarget's inputs: OpenPose JSON files of both images' body joints
     source_keypoints: str | None = None
     driving_keypoints: str | None = None
+    # ... and mattes of the figures (None: told from a plain backdrop by colour)
+    source_mask: str | None = None
+    driving_mask: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""

@@ -32,7 +32,7 @@ from .personalizations import EMBEDDINGS_FILE, LORA_FILE, METADATA_FILE, UNET_FI
 from .plugins import named_model
 from .prepared import PreparedPair
 from .prompts import check_caption, check_token_length, compose_target_prompt
-from .retarget import content_box, fitted_keypoints, retargeted_image
+from .retarget import content_box, fitted_keypoints, matte_image, retargeted_image
 from .settings import resolve
 
 
@@ -140,6 +140,8 @@ class ImPoster:
         target_pose_map: str | Path | Image.Image | None = None,
         source_keypoints: str | Path | Mapping[str, Any] | None = None,
         driving_keypoints: str | Path | Mapping[str, Any] | None = None,
+        source_mask: str | Path | Image.Image | None = None,
+        driving_mask: str | Path | Image.Image | None = None,
     ) -> PreparedPair:
         """Load and fit the images, check the captions, compose the target prompt if none is given.
 
@@ -148,7 +150,9 @@ class ImPoster:
         world), what ``pose-control-oracle`` feeds it. ``source_keypoints``, ``driving_keypoints``: each
         image's body joints (an OpenPose JSON file, or :mod:`imposter.retarget`'s named joints in that
         image's pixels); with both, the pair also holds the source figure retargeted into the driving pose
-        (``imposter-retarget`` starts from it)."""
+        (``imposter-retarget`` starts from it). ``source_mask``, ``driving_mask``: mattes of the figures (the
+        figure light, the backdrop black; rembg's or SAM's output), fitted like the images; without them
+        the retargeting tells a figure from its backdrop by colour."""
         source_prompt = check_caption(source_prompt, "$source_prompt")
         driving_prompt = check_caption(driving_prompt, "$driving_prompt")
         if target_prompt is None:
@@ -198,8 +202,17 @@ class ImPoster:
                 setattr(pair, f"{role}_keypoints", keypoints)
         if pair.source_keypoints is not None and pair.driving_keypoints is not None:
             boxes = tuple(content_box(image.size, width, height, fit) for image in originals)
+            mattes = tuple(
+                None if matte is None else fit_image(matte_image(matte, role), width, height, fit)
+                for matte, role in ((source_mask, "source"), (driving_mask, "driving"))
+            )
             pair.retargeted_image = retargeted_image(
-                pair.source_image, pair.driving_image, pair.source_keypoints, pair.driving_keypoints, boxes
+                pair.source_image,
+                pair.driving_image,
+                pair.source_keypoints,
+                pair.driving_keypoints,
+                boxes,
+                mattes,
             )
             pair.retargeted_latents = self.encode_images([pair.retargeted_image])
         for prompt in ("", source_prompt, driving_prompt, target_prompt):

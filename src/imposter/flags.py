@@ -251,14 +251,18 @@ def add_pose_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="make the driving pose map with controlnet_aux (optional package; weights from the hub)",
     )
+    group = parser.add_argument_group("imposter-retarget (both images' body keypoints)")
     add_keypoint_flags(
-        parser.add_argument_group("imposter-retarget (both images' body keypoints)"),
-        "OpenPose JSON of the driving image's body joints (OpenPose's --write_json format)",
+        group, "OpenPose JSON of the driving image's body joints (OpenPose's --write_json format)"
+    )
+    group.add_argument(
+        "--driving-mask", type=Path, default=None, help="a matte of the driving figure (default: by colour)"
     )
 
 
 def add_keypoint_flags(group: Any, driving_help: str) -> None:
-    """imposter-retarget's inputs: the source's body keypoints and the driving image's (or frames')."""
+    """imposter-retarget's inputs: the source's body keypoints and matte, the driving image's (or frames')
+    keypoints."""
     group.add_argument(
         "--source-keypoints",
         type=Path,
@@ -266,6 +270,13 @@ def add_keypoint_flags(group: Any, driving_help: str) -> None:
         help="OpenPose JSON of the source image's body joints (OpenPose's --write_json format)",
     )
     group.add_argument("--driving-keypoints", type=Path, default=None, help=driving_help)
+    group.add_argument(
+        "--source-mask",
+        type=Path,
+        default=None,
+        help="a matte of the source figure (light figure on black, e.g. rembg's); default: told from a plain "
+        "backdrop by colour",
+    )
 
 
 def add_pair_flags(parser: argparse.ArgumentParser, driving_help: str, default_out: str) -> None:
@@ -316,6 +327,8 @@ def pose_fields(args: argparse.Namespace) -> dict:
         detect_pose=args.detect_pose,
         source_keypoints=str(args.source_keypoints) if args.source_keypoints else None,
         driving_keypoints=str(args.driving_keypoints) if args.driving_keypoints else None,
+        source_mask=str(args.source_mask) if args.source_mask else None,
+        driving_mask=str(args.driving_mask) if args.driving_mask else None,
     )
 
 

@@ -418,15 +418,25 @@ def retargeted_picture(
     driving_keypoints: Mapping[str, np.ndarray],
     supersample: int = 4,
     boxes: tuple[Box | None, Box | None] = (None, None),
+    mattes: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> np.ndarray:
     """The source figure in the driving pose at its own proportions, standing where the driving figure
     stands (pelvis over the driving pelvis, lowest point on the driving figure's lowest point), on the
     source's backdrop colour. Images (H, W, 3) in 0-255; ``boxes``: where each image's content lies
-    (:func:`content_box`; None: everywhere)."""
+    (:func:`content_box`; None: everywhere); ``mattes``: each image's figure as a boolean mask (None: told
+    from the backdrop by colour, :func:`figure_mask`)."""
     source_image = np.asarray(source_image, dtype=np.float64)
     mask, background = figure_mask(source_image, box=boxes[0])
+    if mattes[0] is not None:  # the user's matte; the backdrop's colour is that of what it leaves out
+        mask = np.asarray(mattes[0], dtype=bool)
+        left, top, right, bottom = boxes[0] or (0, 0, mask.shape[1], mask.shape[0])
+        outside = ~mask[top:bottom, left:right]
+        if outside.any():
+            background = np.median(source_image[top:bottom, left:right][outside], axis=0)
     target = retarget(driving_keypoints, source_keypoints)
     driving_mask, _ = figure_mask(np.asarray(driving_image, dtype=np.float64), box=boxes[1])
+    if mattes[1] is not None:
+        driving_mask = np.asarray(mattes[1], dtype=bool)
     _, coverage = warp(source_image, mask, source_keypoints, target, background, 1)
     rows = np.nonzero(coverage.max(axis=1) > 0.5)[0]
     driving_rows = np.nonzero(driving_mask.any(axis=1))[0]
@@ -458,8 +468,10 @@ def retargeted_image(
     source_keypoints: Mapping[str, np.ndarray],
     driving_keypoints: Mapping[str, np.ndarray],
     boxes: tuple[Box | None, Box | None] = (None, None),
+    mattes: tuple[Image.Image | None, Image.Image | None] = (None, None),
 ) -> Image.Image:
-    """:func:`retargeted_picture` of two PIL images, as an RGB image of the driving image's size.
+    """:func:`retargeted_picture` of two PIL images, as an RGB image of the driving image's size; ``mattes``:
+    each image's figure as a picture of that size (the figure light, the backdrop black).
 
     Small images (the toy world's 64 px) are warped with 4x4 samples per pixel, large ones with one."""
     if source.size != driving.size:
@@ -472,5 +484,37 @@ def retargeted_image(
         driving_keypoints,
         supersample,
         boxes,
+        tuple(None if matte is None else matte_mask(matte, source.size) for matte in mattes),
     )
     return Image.fromarray(np.clip(np.round(picture), 0, 255).astype(np.uint8))
+
+
+def matte_image(matte: str | Path | Image.Image, role: str = "source") -> Image.Image:
+    """A matte as a white figure on black (RGB, to be fitted like its image): a cutout's alpha channel
+    (rembg writes RGBA), else the picture's lightness; one-line errors for a missing or unreadable file."""
+    if not isinstance(matte, Image.Image):
+        path = Path(matte).expanduser()
+        if not path.is_file():
+            raise DataError(
+                f"{role} mask {path} not found; give a matte of the {role} figure (light on black)"
+            )
+        try:
+            with Image.open(path) as opened:
+                matte = opened.copy()
+        except OSError as error:
+            raise DataError(f"{role} mask {path} is not a readable image ({error})") from error
+    if matte.mode in ("RGBA", "LA", "PA") or "transparency" in matte.info:
+        lightness = matte.convert("RGBA").getchannel("A")
+    else:
+        lightness = matte.convert("L")
+    return lightness.point(lambda value: 255 if value > 127 else 0).convert("RGB")
+
+
+def matte_mask(matte: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """A matte picture (the figure light, the backdrop dark: rembg's or SAM's output) as a boolean mask;
+    a one-line error when it is not the image's size."""
+    if matte.size != size:
+        raise DataError(
+            f"the matte is {matte.size[0]}x{matte.size[1]}, its image {size[0]}x{size[1]}; give one of the image's size"
+        )
+    return np.asarray(matte.convert("L"), dtype=np.float64) > 127

@@ -312,6 +312,8 @@ class GenerateJob(Job):
             driving_pose_map=pose_map(config, self.driving, log),
             source_keypoints=keypoints(config, "source", self.source, log),
             driving_keypoints=keypoints(config, "driving", self.driving, log),
+            source_mask=config.source_mask,
+            driving_mask=config.driving_mask,
         )
         config = settled(config, self.pair, engine, log)
         return config, config.to_dict()

@@ -4,8 +4,10 @@ from a low noise level by the pretrained model; retarget-warp, that picture alon
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from imposter import ImPoster, SamplingConfig
 from imposter.cli import main
@@ -121,9 +123,14 @@ def test_generate_reads_openpose_json_from_the_command_line(tiny_model, tmp_path
     assert main([*args, *keypoints]) == 2  # a missing file: one line
     assert not (tmp_path / "run").exists()
     keypoints[-1] = str(tmp_path / "driving.json")
-    assert main([*args, *keypoints]) == 0
+    pixels = np.asarray(render(SOURCE, STANDING), dtype=float)
+    figure = np.linalg.norm(pixels - pixels[0, 0], axis=2) > 24  # the render's figure, exactly
+    Image.fromarray(np.where(figure, 255, 0).astype(np.uint8)).save(tmp_path / "matte.png")
+    assert main([*args, *keypoints, "--source-mask", str(tmp_path / "nope.png")]) == 2  # a missing matte
+    assert main([*args, *keypoints, "--source-mask", str(tmp_path / "matte.png")]) == 0
     run = json.loads((tmp_path / "run" / "config.json").read_text())["run"]
     assert run["source_keypoints"].endswith("source.json") and run["sampling"]["k"] == 0
+    assert run["source_mask"].endswith("matte.png")
 
 
 def test_detect_pose_finds_both_images_keypoints_with_controlnet_aux(tiny_model, tmp_path, monkeypatch):

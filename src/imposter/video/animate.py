@@ -39,7 +39,7 @@ from ..methods import get_method
 from ..methods.base import Method
 from ..methods.imposter import SUBJECT_VARIANTS, VARIANTS, ImPosterMethod
 from ..prepared import PreparedPair
-from ..retarget import content_box, fitted_keypoints, retargeted_image
+from ..retarget import content_box, fitted_keypoints, matte_image, retargeted_image
 from ..run import Job, run_job, settled
 from .config import DEFAULT_FPS, DEFAULT_FRAME_BATCH, AnimateConfig
 from .frames import evenly_spaced, read_frames, read_keypoint_frames
@@ -122,6 +122,7 @@ def prepare_sequence(
     pose_maps: Sequence[Image.Image] | None = None,
     source_keypoints: Any = None,
     driving_keypoints: Sequence[Any] | None = None,
+    source_mask: Any = None,
 ) -> PreparedSequence:
     """Check the captions and fit every frame (and pose map, and keypoints) like ``engine.prepare``; encode
     ``batch_size`` frames per VAE call. With the source's keypoints and one set per frame, the source is
@@ -129,17 +130,20 @@ def prepare_sequence(
     pair = engine.prepare(
         source, source_prompt, frames[0], driving_prompt, target_prompt, fit, height, width,
         source_keypoints=source_keypoints, driving_keypoints=driving_keypoints[0] if driving_keypoints else None,
+        source_mask=source_mask,
     )  # fmt: skip
     fitted = [fit_image(frame, *pair.size, fit) for frame in frames]
     latents = [engine.encode_images(fitted[i : i + batch_size]) for i in range(0, len(fitted), batch_size)]
     maps = [fit_image(pose_map, *pair.size, fit) for pose_map in pose_maps] if pose_maps else None
     retargeted = None
     if pair.source_keypoints is not None and driving_keypoints:
+        matte = None if source_mask is None else fit_image(matte_image(source_mask), *pair.size, fit)
         moved = [
             retargeted_image(
                 pair.source_image, frame, pair.source_keypoints,
                 fitted_keypoints(points, "driving keypoints", original.size, *pair.size, fit),
                 (content_box(source.size, *pair.size, fit), content_box(original.size, *pair.size, fit)),
+                (matte, None),
             )
             for frame, original, points in zip(fitted, frames, driving_keypoints, strict=True)
         ]  # fmt: skip
@@ -210,6 +214,7 @@ class AnimateJob(Job):
             self.pose_maps,
             config.source_keypoints,
             self.keypoints,
+            config.source_mask,
         )
         frames = self.sequence.frames
         fps = config.fps or self.driving.fps or DEFAULT_FPS

@@ -42,6 +42,7 @@ def cmd_animate(args: argparse.Namespace) -> None:
         driving_pose_maps=str(args.driving_pose_maps) if args.driving_pose_maps else None,
         source_keypoints=str(args.source_keypoints) if args.source_keypoints else None,
         driving_keypoints=str(args.driving_keypoints) if args.driving_keypoints else None,
+        source_mask=str(args.source_mask) if args.source_mask else None,
         finetune=finetune,
         sampling=sampling,
     )

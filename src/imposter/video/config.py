@@ -50,6 +50,9 @@ class AnimateConfig:
     # OpenPose JSON files, one per driving frame, kept with the same $every and $max_frames)
     source_keypoints: str | None = None
     driving_keypoints: str | None = None
+    source_mask: str | None = (
+        None  # a matte of the source figure (None: told from a plain backdrop by colour)
+    )
     device: str = ""
     dtype: str = ""
 
