@@ -11,6 +11,7 @@ ControlNet pipelines do (no guess mode).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -125,7 +126,8 @@ def controlled(unet, controlnet, pose_map: torch.Tensor, scale: float) -> Iterat
 
 
 def _detector(detector: str, instead: str):
-    """controlnet_aux's ``detector`` with its weights (optional package; the weights come from the hub)."""
+    """controlnet_aux's ``detector`` with its weights (optional package; the weights come from the hub),
+    loaded once per process."""
     if detector not in DETECTORS:
         raise ConfigError(f"$detect_pose must be one of {DETECTORS}, got {detector!r}")
     try:
@@ -135,7 +137,12 @@ def _detector(detector: str, instead: str):
             f"$detect_pose needs the controlnet_aux package (pip install controlnet_aux; its weights come "
             f"from the hub); or {instead}"
         ) from err
-    return OpenposeDetector.from_pretrained(ANNOTATORS)
+    return _loaded(OpenposeDetector)
+
+
+@functools.cache
+def _loaded(detector_class):
+    return detector_class.from_pretrained(ANNOTATORS)
 
 
 def detect_pose(image: Image.Image, detector: str) -> Image.Image:

@@ -78,3 +78,39 @@ def test_the_cli_animates_with_keypoints(tiny_model, inputs):
         "--steps", "10", "--height", "64", "--width", "64", "--out", str(inputs / "out"), "--quiet",
     ])  # fmt: skip
     assert len(list((inputs / "out" / "frames").glob("*.png"))) == 3
+
+
+def test_detect_pose_finds_the_source_and_every_frame(tiny_model, inputs, monkeypatch):
+    """--detect-pose openpose on animate: the source's and each frame's joints from OpenPose's body model
+    (controlnet_aux faked: its weights come from the hub), none given as files."""
+    import sys
+    import types
+
+    import numpy as np
+
+    from imposter import controlnet
+    from imposter.retarget import OPENPOSE_COCO18
+
+    bodies = {np.asarray(render(DRIVER, pose)).tobytes(): body_keypoints(DRIVER, pose) for pose in POSES}
+    bodies[np.asarray(render(SOURCE, STANDING)).tobytes()] = body_keypoints(SOURCE, STANDING)
+    seen = []
+
+    class Detector:
+        @classmethod
+        def from_pretrained(cls, name):
+            return cls()
+
+        def body_estimation(self, bgr):
+            points = bodies[bgr[:, :, ::-1].tobytes()]
+            seen.append(points)
+            candidate = [[*points[name], 0.9, i] for i, name in OPENPOSE_COCO18.items()]
+            return np.array(candidate), np.array([[*range(14), -1, -1, -1, -1, 12.6, 14]])
+
+    monkeypatch.setitem(sys.modules, "controlnet_aux", types.SimpleNamespace(OpenposeDetector=Detector))
+    controlnet._loaded.cache_clear()
+    detected = config(
+        tiny_model, inputs, source_keypoints=None, driving_keypoints=None, detect_pose="openpose"
+    )
+    result = run_animate(detected, inputs / "detected", progress=False)
+    assert len(result.frames) == 3 and len(seen) == 4  # the source and each of the three frames, once
+    controlnet._loaded.cache_clear()

@@ -178,6 +178,18 @@ class AnimateJob(Job):
                     "driving frame(s); give one map per driving frame, in the same order"
                 )
         self.keypoints = None
+        self.source_keypoints = config.source_keypoints
+        if config.detect_pose and config.method == "imposter-retarget":
+            from ..controlnet import detect_keypoints
+
+            if not config.source_keypoints:
+                log(f"source keypoints: detected by controlnet_aux ({config.detect_pose})")
+                self.source_keypoints = detect_keypoints(self.source, config.detect_pose, "source")
+            if not config.driving_keypoints:
+                log(f"driving keypoints: detected by controlnet_aux ({config.detect_pose}) on every frame")
+                self.keypoints = [
+                    detect_keypoints(frame, config.detect_pose, "driving") for frame in self.driving.images
+                ]
         if config.driving_keypoints:
             self.keypoints = read_keypoint_frames(config.driving_keypoints, config.every, config.max_frames)
             if len(self.keypoints) != len(self.driving.images):
@@ -212,7 +224,7 @@ class AnimateJob(Job):
             config.width,
             batch_size,
             self.pose_maps,
-            config.source_keypoints,
+            self.source_keypoints,
             self.keypoints,
             config.source_mask,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..controlnet import DETECTORS
 from ..errors import ConfigError
 from ..flags import (
     add_generation_flags,
@@ -43,6 +44,7 @@ def cmd_animate(args: argparse.Namespace) -> None:
         source_keypoints=str(args.source_keypoints) if args.source_keypoints else None,
         driving_keypoints=str(args.driving_keypoints) if args.driving_keypoints else None,
         source_mask=str(args.source_mask) if args.source_mask else None,
+        detect_pose=args.detect_pose,
         finetune=finetune,
         sampling=sampling,
     )
@@ -86,9 +88,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="the driving frames' OpenPose or DensePose renders: a video or a folder, one map per frame",
     )
+    keypoints = animate.add_argument_group("imposter-retarget (body keypoints of the source and every frame)")
     add_keypoint_flags(
-        animate.add_argument_group("imposter-retarget (body keypoints of the source and every frame)"),
-        "a folder of OpenPose JSON files, one per driving frame (OpenPose's --write_json)",
+        keypoints, "a folder of OpenPose JSON files, one per driving frame (OpenPose's --write_json)"
+    )
+    keypoints.add_argument(
+        "--detect-pose",
+        choices=DETECTORS,
+        default=None,
+        help="detect the keypoints not given with controlnet_aux (optional package; weights from the hub)",
     )
     add_model_flags(animate)
     add_generation_flags(animate)

@@ -50,9 +50,10 @@ class AnimateConfig:
     # OpenPose JSON files, one per driving frame, kept with the same $every and $max_frames)
     source_keypoints: str | None = None
     driving_keypoints: str | None = None
-    source_mask: str | None = (
-        None  # a matte of the source figure (None: told from a plain backdrop by colour)
-    )
+    # a matte of the source figure (None: told from a plain backdrop by colour)
+    source_mask: str | None = None
+    # keypoints not given are detected by controlnet_aux's detector of that name
+    detect_pose: str | None = None
     device: str = ""
     dtype: str = ""
 
