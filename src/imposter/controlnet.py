@@ -15,7 +15,7 @@ import functools
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, ModelLoadError
+from .errors import ConfigError, DataError, ModelLoadError
 
 if TYPE_CHECKING:  # torch is imported when a ControlNet is used, not when the command line starts
     import torch
@@ -157,7 +157,6 @@ def detect_keypoints(image: Image.Image, detector: str, role: str) -> dict:
     pixels, as :func:`imposter.retarget.from_openpose` reads them; one-line error when no body is found."""
     import numpy as np
 
-    from .errors import DataError
     from .retarget import from_openpose
 
     found = _detector(detector, f"pass ${role}_keypoints FILE (OpenPose JSON)")

@@ -119,9 +119,7 @@ def complete(keypoints: Mapping[str, np.ndarray], where: str = "keypoints") -> t
                 if a in keypoints and b in keypoints:
                     lengths.append(float(np.linalg.norm(points[b] - points[a])))
                 elif ma in keypoints and mb in keypoints:
-                    lengths.append(
-                        float(np.linalg.norm(np.asarray(keypoints[mb]) - np.asarray(keypoints[ma])))
-                    )
+                    lengths.append(float(np.linalg.norm(points[mb] - points[ma])))
                 else:
                     lengths.append(LIMB_SHARE * float(np.linalg.norm(spine)))
             if middle not in points and end in points:
@@ -172,8 +170,8 @@ def to_openpose(keypoints: Mapping[str, np.ndarray]) -> dict:
 
 
 def read_keypoints(path: str | Path, what: str = "keypoints") -> Keypoints:
-    """The first person of an OpenPose JSON file (what OpenPose's ``--write_json`` and controlnet_aux's
-    detectors write), as named joints in the image's pixels; one-line errors for a missing or bad file."""
+    """The first person of an OpenPose JSON file (what OpenPose's ``--write_json`` writes), as named joints in
+    the image's pixels; one-line errors for a missing or bad file."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"{what} file {path} not found; give an OpenPose JSON of that image's body joints")
@@ -195,13 +193,12 @@ def fit_keypoints(
     """Keypoints of an image of ``size`` (width, height) moved as ``imposter.images.fit_image`` moves its
     pixels to ``width`` x ``height`` (``pad``: scaled to fit and centred; ``crop``: scaled to fill, centred
     crop)."""
-    scale_x, scale_y = width / size[0], height / size[1]
-    scale = min(scale_x, scale_y) if fit == "pad" else max(scale_x, scale_y)
     if fit == "pad":  # fit_image rounds the resized size and pastes it at the integer offset
-        resized = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
-        offset = np.array([(width - resized[0]) // 2, (height - resized[1]) // 2], dtype=np.float64)
-        factor = np.array([resized[0] / size[0], resized[1] / size[1]])
+        left, top, right, bottom = content_box(size, width, height, fit)
+        offset = np.array([left, top], dtype=np.float64)
+        factor = np.array([(right - left) / size[0], (bottom - top) / size[1]])
     else:
+        scale = max(width / size[0], height / size[1])
         factor = np.array([scale, scale])
         offset = np.array([(width - size[0] * scale) / 2, (height - size[1] * scale) / 2])
     return {name: np.asarray(point, dtype=np.float64) * factor + offset for name, point in keypoints.items()}
@@ -331,6 +328,7 @@ def warp(
     target: Mapping[str, np.ndarray],
     background: np.ndarray,
     supersample: int = 1,
+    parts: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The source figure moved bone by bone from the ``source`` keypoints to the ``target`` ones.
 
@@ -338,11 +336,12 @@ def warp(
     first, for the source pixel that its part's rigid motion (rotation about the bone's first joint, then
     translation onto the target bone) brings there and that belongs to that part; where none does it is
     ``background``. ``supersample`` > 1 averages that many samples per output pixel along each axis
-    (anti-aliased edges). Returns the warped image and its coverage (0 to 1) of the figure.
+    (anti-aliased edges); ``parts``: :func:`assign_parts` of ``mask`` and ``source``, if already made.
+    Returns the warped image and its coverage (0 to 1) of the figure.
     """
     source, target = with_pelvis(source), with_pelvis(target)
     height, width = mask.shape
-    labels, radii = assign_parts(mask, source)
+    labels, radii = parts if parts is not None else assign_parts(mask, source)
     offsets = (np.arange(supersample) + 0.5) / supersample
     gy, gx = np.meshgrid(
         (np.arange(height)[:, None] + offsets[None, :]).ravel(),
@@ -351,11 +350,18 @@ def warp(
     )
     out_points = np.stack([gx.ravel(), gy.ravel()], axis=1)
     found = np.full(len(out_points), -1, dtype=np.int64)  # flat index of the source pixel
-    for index, (a, b) in enumerate(PARTS):
+
+    def back(points: np.ndarray, a: str, b: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The source pixel (column, row) the part a-b's rigid motion brings to each of ``points``, and
+        whether it is in the picture."""
         turn = _angle(source[b] - source[a]) - _angle(target[b] - target[a])
-        back = (out_points - target[a]) @ _rotation(turn).T + source[a]  # target -> source coordinates
-        col, row = np.floor(back[:, 0]).astype(np.int64), np.floor(back[:, 1]).astype(np.int64)
-        inside = (found < 0) & (col >= 0) & (col < width) & (row >= 0) & (row < height)
+        moved = (points - target[a]) @ _rotation(turn).T + source[a]  # target -> source coordinates
+        col, row = np.floor(moved[:, 0]).astype(np.int64), np.floor(moved[:, 1]).astype(np.int64)
+        return col, row, (col >= 0) & (col < width) & (row >= 0) & (row < height)
+
+    for index, (a, b) in enumerate(PARTS):
+        col, row, inside = back(out_points, a, b)
+        inside &= found < 0
         hit = np.zeros(len(out_points), dtype=bool)
         hit[inside] = labels[row[inside], col[inside]] == index
         found[hit] = row[hit] * width + col[hit]
@@ -367,10 +373,7 @@ def warp(
             break
         near = _segment_distance(out_points[empty], target[a], target[b])[0] <= radii[index]
         empty = empty[near]
-        turn = _angle(source[b] - source[a]) - _angle(target[b] - target[a])
-        back = (out_points[empty] - target[a]) @ _rotation(turn).T + source[a]
-        col, row = np.floor(back[:, 0]).astype(np.int64), np.floor(back[:, 1]).astype(np.int64)
-        inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
+        col, row, inside = back(out_points[empty], a, b)
         hit = np.zeros(len(empty), dtype=bool)
         hit[inside] = mask[row[inside], col[inside]]
         found[empty[hit]] = row[hit] * width + col[hit]
@@ -426,24 +429,30 @@ def retargeted_picture(
     (:func:`content_box`; None: everywhere); ``mattes``: each image's figure as a boolean mask (None: told
     from the backdrop by colour, :func:`figure_mask`)."""
     source_image = np.asarray(source_image, dtype=np.float64)
-    mask, background = figure_mask(source_image, box=boxes[0])
-    if mattes[0] is not None:  # the user's matte; the backdrop's colour is that of what it leaves out
+    if mattes[0] is None:
+        mask, background = figure_mask(source_image, box=boxes[0])
+    else:  # the user's matte; the backdrop's colour is that of what it leaves out
         mask = np.asarray(mattes[0], dtype=bool)
         left, top, right, bottom = boxes[0] or (0, 0, mask.shape[1], mask.shape[0])
         outside = ~mask[top:bottom, left:right]
-        if outside.any():
-            background = np.median(source_image[top:bottom, left:right][outside], axis=0)
-    target = retarget(driving_keypoints, source_keypoints)
-    driving_mask, _ = figure_mask(np.asarray(driving_image, dtype=np.float64), box=boxes[1])
-    if mattes[1] is not None:
+        background = (
+            np.median(source_image[top:bottom, left:right][outside], axis=0)
+            if outside.any()
+            else figure_mask(source_image, box=boxes[0])[1]
+        )
+    if mattes[1] is None:
+        driving_mask, _ = figure_mask(np.asarray(driving_image, dtype=np.float64), box=boxes[1])
+    else:
         driving_mask = np.asarray(mattes[1], dtype=bool)
-    _, coverage = warp(source_image, mask, source_keypoints, target, background, 1)
+    target = retarget(driving_keypoints, source_keypoints)
+    parts = assign_parts(mask, source_keypoints)  # once, for both passes
+    _, coverage = warp(source_image, mask, source_keypoints, target, background, 1, parts)
     rows = np.nonzero(coverage.max(axis=1) > 0.5)[0]
     driving_rows = np.nonzero(driving_mask.any(axis=1))[0]
     if len(rows) and len(driving_rows):  # stand on the driving figure's ground line
         shift = np.array([0.0, float(driving_rows.max() - rows.max())])
         target = {name: point + shift for name, point in target.items()}
-    picture, _ = warp(source_image, mask, source_keypoints, target, background, supersample)
+    picture, _ = warp(source_image, mask, source_keypoints, target, background, supersample, parts)
     return picture
 
 
@@ -458,8 +467,10 @@ def fitted_keypoints(
     """Keypoints given as an OpenPose JSON file or named joints, in the pixels of the image fitted to
     ``width`` x ``height``."""
     if isinstance(keypoints, (str, Path)):
-        keypoints = read_keypoints(keypoints, what)
-    return with_pelvis(fit_keypoints(completed(keypoints, what), size, width, height, fit), what)
+        points = read_keypoints(keypoints, what)  # completed as it is read
+    else:
+        points = completed(keypoints, what)
+    return fit_keypoints(points, size, width, height, fit)  # affine: the pelvis stays the hips' midpoint
 
 
 def retargeted_image(

@@ -127,10 +127,10 @@ def prepare_sequence(
     """Check the captions and fit every frame (and pose map, and keypoints) like ``engine.prepare``; encode
     ``batch_size`` frames per VAE call. With the source's keypoints and one set per frame, the source is
     also retargeted into every frame's pose (imposter-retarget)."""
+    # the source's keypoints fitted with the pair; every frame is retargeted below, the first one included
     pair = engine.prepare(
         source, source_prompt, frames[0], driving_prompt, target_prompt, fit, height, width,
-        source_keypoints=source_keypoints, driving_keypoints=driving_keypoints[0] if driving_keypoints else None,
-        source_mask=source_mask,
+        source_keypoints=source_keypoints,
     )  # fmt: skip
     fitted = [fit_image(frame, *pair.size, fit) for frame in frames]
     latents = [engine.encode_images(fitted[i : i + batch_size]) for i in range(0, len(fitted), batch_size)]
