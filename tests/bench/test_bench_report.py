@@ -23,3 +23,12 @@ def test_cells_over_fewer_pairs_show_their_count():
     clip, dino = rows["imposter"][2], rows["imposter"][3]
     assert "(n =" not in clip and dino.startswith("0.5500") and "(n = 2)" in dino
     assert "(n = 1)" in rows["hiper"][2] and "(n = 1)" in rows["hiper"][3]
+
+
+def test_the_settings_table_says_where_sampling_starts():
+    records = [record("p0", "imposter", {"clip": 0.3}), record("p0", "imposter-sdedit", {"clip": 0.4})]
+    records[1]["settings"]["sampling"] = {"driving_strength": 0.6}
+    settings = markdown_report(summarize(records), records).split("## Settings")[1]
+    header, _, *rows = [line for line in settings.splitlines() if line.startswith("|")]
+    assert header.rstrip(" |").endswith("img2img strength")
+    assert rows[0].endswith("| – |") and rows[1].endswith("| 0.6 |")  # pure noise; img2img at 0.6

@@ -159,8 +159,9 @@ def markdown_report(summary: Summary, records: Sequence[Mapping[str, Any]]) -> s
         "",
         "## Settings",
         "",
-        "| method | fine-tune | train steps | lr | K | s_a | s_p | phase cutoff | guided | DDIM steps | CFG |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| method | fine-tune | train steps | lr | K | s_a | s_p | phase cutoff | guided | DDIM steps | CFG "
+        "| img2img strength |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for method in summary.methods:
         settings = next(r for r in records if r["method"] == method).get("settings", {})
@@ -170,6 +171,7 @@ def markdown_report(summary: Summary, records: Sequence[Mapping[str, Any]]) -> s
         row = [ft.get("kind"), ft.get("steps"), ft.get("learning_rate"), sp.get("k")]
         row += [sp.get("amp_scale"), sp.get("phase_scale"), sp.get("phase_cutoff", "all") or "all"]
         row += [sp.get("guidance_until"), sp.get("steps"), sp.get("guidance_scale")]
+        row += [sp.get("driving_strength")]  # –: from pure noise
         lines.append(f"| {method} | " + " | ".join("–" if v is None else str(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
 
