@@ -208,9 +208,11 @@ class RunConfig:
     dtype: str = "float32"
     offload: bool = False  # model CPU offload: each model on the GPU only while it runs
     # pose-control's inputs: a pose ControlNet (hub id or folder) and the driving image's pose map (a file,
-    # or made by controlnet_aux's detector named in detect_pose)
+    # or made by controlnet_aux's OpenPose when detect_pose is "openpose")
     controlnet: str | None = None
     driving_pose_map: str | None = None
+    # the detector (imposter.pose_detection.DETECTORS) of what is not given: pose-control's map,
+    # imposter-retarget's keypoints
     detect_pose: str | None = None
     # imposter-retarget's inputs: OpenPose JSON files of both images' body joints
     source_keypoints: str | None = None

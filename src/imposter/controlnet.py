@@ -11,11 +11,10 @@ ControlNet pipelines do (no guess mode).
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, DataError, ModelLoadError
+from .errors import ConfigError, ModelLoadError
 
 if TYPE_CHECKING:  # torch is imported when a ControlNet is used, not when the command line starts
     import torch
@@ -26,8 +25,6 @@ EXAMPLES = {
     "sd": "lllyasviel/control_v11p_sd15_openpose (SD 1.5) or thibaud/controlnet-sd21-openpose-diffusers (SD 2.1)",
     "sdxl": "thibaud/controlnet-openpose-sdxl-1.0",
 }
-DETECTORS = ("openpose",)  # --detect-pose: controlnet_aux's detectors we offer (optional package)
-ANNOTATORS = "lllyasviel/Annotators"  # where controlnet_aux's OpenposeDetector takes its weights from
 
 
 def load_controlnet(name: str, unet, family_name: str, device: torch.device):
@@ -125,49 +122,16 @@ def controlled(unet, controlnet, pose_map: torch.Tensor, scale: float) -> Iterat
             del unet.forward  # the class's forward again
 
 
-def _detector(detector: str, instead: str):
-    """controlnet_aux's ``detector`` with its weights (optional package; the weights come from the hub),
-    loaded once per process."""
-    if detector not in DETECTORS:
-        raise ConfigError(f"$detect_pose must be one of {DETECTORS}, got {detector!r}")
-    try:
-        from controlnet_aux import OpenposeDetector
-    except ImportError as err:
-        raise ConfigError(
-            f"$detect_pose needs the controlnet_aux package (pip install controlnet_aux; its weights come "
-            f"from the hub); or {instead}"
-        ) from err
-    return _loaded(OpenposeDetector)
-
-
-@functools.cache
-def _loaded(detector_class):
-    return detector_class.from_pretrained(ANNOTATORS)
-
-
 def detect_pose(image: Image.Image, detector: str) -> Image.Image:
     """The driving image's pose map by controlnet_aux's ``detector`` (optional; its weights come from the hub)."""
-    found = _detector(detector, "draw the map yourself and pass $driving_pose_map FILE")
-    return found(image).resize(image.size)
+    from .pose_detection import MAP_DETECTORS, check_detector, openpose_detector
 
-
-def detect_keypoints(image: Image.Image, detector: str, role: str) -> dict:
-    """The body joints of the most confident person in ``image`` by controlnet_aux's OpenPose body model
-    (its ``body_estimation``: candidate peaks and per-person joint indices in COCO-18 order), in the image's
-    pixels, as :func:`imposter.retarget.from_openpose` reads them; one-line error when no body is found."""
-    import numpy as np
-
-    from .retarget import from_openpose
-
-    found = _detector(detector, f"pass ${role}_keypoints FILE (OpenPose JSON)")
-    bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
-    candidate, subset = found.body_estimation(bgr)
-    candidate, subset = np.asarray(candidate, dtype=float), np.asarray(subset, dtype=float)
-    if subset.ndim != 2 or len(subset) == 0:
-        raise DataError(f"OpenPose found no body in the {role} image; pass ${role}_keypoints FILE instead")
-    person = subset[int(np.argmax(subset[:, -2]))]  # the columns after the 18 joints: total score, count
-    flat = []
-    for joint in range(18):
-        index = int(person[joint])
-        flat += [*candidate[index, :2], candidate[index, 2]] if index >= 0 else [0.0, 0.0, 0.0]
-    return from_openpose(flat, where=f"the {role} image's detected keypoints")
+    check_detector(detector)
+    if detector not in MAP_DETECTORS:
+        raise ConfigError(
+            f"$detect_pose {detector} finds keypoints for imposter-retarget; a pose map for $method "
+            f"pose-control comes from {', '.join(MAP_DETECTORS)}, or pass $driving_pose_map FILE"
+        )
+    return openpose_detector("draw the map yourself and pass $driving_pose_map FILE")(image).resize(
+        image.size
+    )

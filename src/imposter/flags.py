@@ -231,7 +231,8 @@ def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_pose_flags(parser: argparse.ArgumentParser) -> None:
     """pose-control's inputs: a pose ControlNet and the driving image's pose map."""
-    from .controlnet import DETECTORS, EXAMPLES
+    from .controlnet import EXAMPLES
+    from .pose_detection import DETECTORS
 
     group = parser.add_argument_group("pose-control (a ControlNet fed the driving pose map)")
     group.add_argument(
@@ -249,7 +250,9 @@ def add_pose_flags(parser: argparse.ArgumentParser) -> None:
         "--detect-pose",
         choices=DETECTORS,
         default=None,
-        help="make the driving pose map with controlnet_aux (optional package; weights from the hub)",
+        help="detect instead of reading files: pose-control's driving pose map (openpose), imposter-retarget's "
+        "keypoints (openpose or rtmpose: people; animal: animals; auto: rtmpose, else animal); optional "
+        "packages, weights downloaded on first use",
     )
     group = parser.add_argument_group("imposter-retarget (both images' body keypoints)")
     add_keypoint_flags(

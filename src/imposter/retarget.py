@@ -147,17 +147,25 @@ def completed(keypoints: Mapping[str, np.ndarray], where: str = "keypoints") -> 
     return points
 
 
-def from_openpose(flat: list[float], min_confidence: float = 0.05, where: str = "keypoints") -> Keypoints:
-    """One person of an OpenPose JSON (``pose_keypoints_2d``: x, y, confidence per COCO-18 joint)."""
+def openpose_joints(
+    flat: list[float], min_confidence: float = 0.05, where: str = "keypoints"
+) -> dict[str, np.ndarray]:
+    """The joints found in one person of an OpenPose JSON (``pose_keypoints_2d``: x, y, confidence per
+    COCO-18 joint), those under ``min_confidence`` left out, nothing guessed."""
     values = np.asarray(flat, dtype=np.float64)
     if values.ndim != 1 or len(values) % 3:
         raise DataError(f"{where}: pose_keypoints_2d must be a flat list of x, y, confidence triples")
     values = values.reshape(-1, 3)
-    points = {}
-    for index, name in OPENPOSE_COCO18.items():
-        if index < len(values) and values[index, 2] >= min_confidence:
-            points[name] = values[index, :2]
-    return completed(points, where)
+    return {
+        name: values[index, :2]
+        for index, name in OPENPOSE_COCO18.items()
+        if index < len(values) and values[index, 2] >= min_confidence
+    }
+
+
+def from_openpose(flat: list[float], min_confidence: float = 0.05, where: str = "keypoints") -> Keypoints:
+    """One person of an OpenPose JSON, the joints it lacks guessed (:func:`completed`)."""
+    return completed(openpose_joints(flat, min_confidence, where), where)
 
 
 def to_openpose(keypoints: Mapping[str, np.ndarray]) -> dict:

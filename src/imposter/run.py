@@ -180,10 +180,9 @@ def keypoints(config: RunConfig, role: str, image: Image.Image, log: Callable[[s
     if given:
         return given
     if config.detect_pose and config.method == "imposter-retarget":
-        from .controlnet import detect_keypoints
+        from .pose_detection import detected
 
-        log(f"{role} keypoints: detected by controlnet_aux ({config.detect_pose})")
-        return detect_keypoints(image, config.detect_pose, role)
+        return detected(image, config.detect_pose, role, log)
     return None
 
 

@@ -88,7 +88,7 @@ def test_detect_pose_finds_the_source_and_every_frame(tiny_model, inputs, monkey
 
     import numpy as np
 
-    from imposter import controlnet
+    from imposter import pose_detection
     from imposter.retarget import OPENPOSE_COCO18
 
     bodies = {np.asarray(render(DRIVER, pose)).tobytes(): body_keypoints(DRIVER, pose) for pose in POSES}
@@ -107,10 +107,10 @@ def test_detect_pose_finds_the_source_and_every_frame(tiny_model, inputs, monkey
             return np.array(candidate), np.array([[*range(14), -1, -1, -1, -1, 12.6, 14]])
 
     monkeypatch.setitem(sys.modules, "controlnet_aux", types.SimpleNamespace(OpenposeDetector=Detector))
-    controlnet._loaded.cache_clear()
+    pose_detection._loaded.cache_clear()
     detected = config(
         tiny_model, inputs, source_keypoints=None, driving_keypoints=None, detect_pose="openpose"
     )
     result = run_animate(detected, inputs / "detected", progress=False)
     assert len(result.frames) == 3 and len(seen) == 4  # the source and each of the three frames, once
-    controlnet._loaded.cache_clear()
+    pose_detection._loaded.cache_clear()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -180,16 +181,20 @@ class AnimateJob(Job):
         self.keypoints = None
         self.source_keypoints = config.source_keypoints
         if config.detect_pose and config.method == "imposter-retarget":
-            from ..controlnet import detect_keypoints
+            from ..pose_detection import detect_keypoints, detected
 
             if not config.source_keypoints:
-                log(f"source keypoints: detected by controlnet_aux ({config.detect_pose})")
-                self.source_keypoints = detect_keypoints(self.source, config.detect_pose, "source")
+                self.source_keypoints = detected(self.source, config.detect_pose, "source", log)
             if not config.driving_keypoints:
-                log(f"driving keypoints: detected by controlnet_aux ({config.detect_pose}) on every frame")
-                self.keypoints = [
+                found = [
                     detect_keypoints(frame, config.detect_pose, "driving") for frame in self.driving.images
                 ]
+                self.keypoints = [points for points, _ in found]
+                used = Counter(name for _, name in found)
+                log(
+                    "driving keypoints: found on every frame by "
+                    + ", ".join(f"{name} ({count} frames)" for name, count in used.items())
+                )
         if config.driving_keypoints:
             self.keypoints = read_keypoint_frames(config.driving_keypoints, config.every, config.max_frames)
             if len(self.keypoints) != len(self.driving.images):

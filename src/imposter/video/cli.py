@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..controlnet import DETECTORS
 from ..errors import ConfigError
 from ..flags import (
     add_generation_flags,
@@ -20,6 +19,7 @@ from ..flags import (
     resolve_method,
     run_fields,
 )
+from ..pose_detection import DETECTORS
 from .config import DEFAULT_FRAME_BATCH, DEFAULT_TRAIN_FRAMES, AnimateConfig
 
 
@@ -96,7 +96,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--detect-pose",
         choices=DETECTORS,
         default=None,
-        help="detect the keypoints not given with controlnet_aux (optional package; weights from the hub)",
+        help="detect the keypoints not given (openpose or rtmpose: people; animal: animals; auto: rtmpose, "
+        "else animal); optional packages, weights downloaded on first use",
     )
     add_model_flags(animate)
     add_generation_flags(animate)
