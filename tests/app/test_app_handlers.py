@@ -212,3 +212,60 @@ def test_animate_with_imposter_retarget_reads_the_frames_keypoints_in_upload_ord
         app.animate(*inputs, *settings, str(tmp_path / "source.json"), points[:1])
     gif, _, _, status = app.animate(*inputs, *settings, str(tmp_path / "source.json"), points)
     assert gif.endswith("animation.gif") and status.startswith("**Nothing to fine-tune**")
+
+
+def test_imposter_retarget_detects_what_was_not_uploaded(app, tmp_path, monkeypatch):
+    """The "Detect" dropdown reaches the run: with "animal", both images' joints come from the detector (faked:
+    rtmlib's weights cannot be downloaded here); with "no", the missing uploads are named."""
+    import sys
+    import types
+
+    import numpy as np
+    from PIL import Image
+
+    from imposter.app.fields import NO_DETECTOR
+    from imposter.app.layout import toy_examples
+    from imposter.pose_detection import ANIMAL17
+    from imposter.retarget import read_keypoints
+
+    source, source_caption, driving, driving_caption, _, source_points, driving_points = toy_examples(
+        tmp_path, count=1
+    )[0]
+    joints = {}  # image bytes (BGR) -> the figure's joints in AP-10K's order
+    for image, points in ((source, source_points), (driving, driving_points)):
+        bgr = np.asarray(Image.open(image).convert("RGB"))[:, :, ::-1].tobytes()
+        named = read_keypoints(points)
+        array = np.zeros((1, 17, 2))
+        for index, name in ANIMAL17.items():
+            array[0, index] = named[name]
+        joints[bgr] = array
+    seen = []
+
+    class Animal:
+        def __init__(self, **settings):
+            pass
+
+        def __call__(self, bgr):
+            seen.append(bgr.shape)
+            return joints[bgr.tobytes()], np.ones((1, 17))
+
+    monkeypatch.setitem(sys.modules, "rtmlib", types.SimpleNamespace(Animal=Animal, Body=None))
+    values = [
+        source,
+        source_caption,
+        driving,
+        driving_caption,
+        "",
+        "imposter-retarget",
+        0,
+        10,
+        0,
+        0,
+        0,
+        7.5,
+        0.1,
+    ]
+    with pytest.raises(gr.Error, match="Detect the keypoints not uploaded"):
+        app.generate(*values, "0", None, None, NO_DETECTOR)
+    gallery, _, _, status = app.generate(*values, "0", None, None, "animal")
+    assert len(gallery) == 1 and status.startswith("**Nothing to fine-tune**") and len(seen) == 2

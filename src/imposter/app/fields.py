@@ -41,6 +41,8 @@ MAX_FRAMES = "Max frames (0: all)"
 SOURCE_KEYPOINTS = "Source keypoints (OpenPose JSON)"
 DRIVING_KEYPOINTS = "Driving keypoints (OpenPose JSON)"
 DRIVING_FRAMES_KEYPOINTS = "Driving frames' keypoints (OpenPose JSON, one per frame)"
+DETECT_POSE = "Detect the keypoints not uploaded"
+NO_DETECTOR = "no"  # the Detect dropdown's "off"
 
 # The sampling fields of the page -> SamplingConfig fields (the fine-tuning steps are FinetuneConfig.steps).
 SAMPLING_FIELDS = {
@@ -74,6 +76,7 @@ LABELS = {
     "max_frames": MAX_FRAMES,
     "source_keypoints": SOURCE_KEYPOINTS,
     "driving_keypoints": DRIVING_KEYPOINTS,
+    "detect_pose": DETECT_POSE,
 }
 
 

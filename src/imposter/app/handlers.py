@@ -40,6 +40,7 @@ from .fields import (
     DRIVING_FRAMES_KEYPOINTS,
     EVERY,
     LABELS,
+    NO_DETECTOR,
     SAMPLING_FIELDS,
     SEED,
     SOURCE_IMAGE,
@@ -258,6 +259,7 @@ class App:
         seeds: str,
         source_keypoints: str | None = None,
         driving_keypoints: str | None = None,
+        detect_pose: str | None = None,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008  (Gradio's way to ask for a bar)
     ) -> tuple[list[tuple[str, str]], str, list[str], str]:
         """Fine-tune (or reuse the cached fine-tune) and generate: (gallery, grid, downloads, status)."""
@@ -269,7 +271,7 @@ class App:
             method_name,
             finetune_steps,
             (steps, k, amp_scale, phase_scale, guidance_scale, driving_strength),
-            (seeds, source_keypoints, driving_keypoints),
+            (seeds, source_keypoints, driving_keypoints, detect_pose),
         )
         gallery = [(str(path), f"seed {seed}") for seed, path in result.images.items()]
         return gallery, str(result.grid), downloads, message
@@ -294,6 +296,7 @@ class App:
         max_frames: int | None,
         source_keypoints: str | None = None,
         driving_keypoints: Sequence[str] | None = None,
+        detect_pose: str | None = None,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
     ) -> tuple[str, str, list[str], str]:
         """The animate job on a video or several frames: (GIF, strip, downloads, status)."""
@@ -307,7 +310,7 @@ class App:
             method_name,
             finetune_steps,
             (steps, k, amp_scale, phase_scale, guidance_scale, driving_strength),
-            (seed, every, max_frames, source_keypoints, frames_keypoints),
+            (seed, every, max_frames, source_keypoints, frames_keypoints, detect_pose),
         )
         return str(result.gif), str(result.strip), downloads, message
 
@@ -325,13 +328,21 @@ class Tab:
     learned_from: Callable[[Any], dict[str, Any]] = lambda config: {}  # what else the fine-tune learns from
 
 
+def keypoint_settings(source: str | None, driving: str | None, detect_pose: str | None) -> dict[str, Any]:
+    """The keypoint uploads and the detector of the others, as config fields (empty and "no": None)."""
+    return {
+        "source_keypoints": source or None,
+        "driving_keypoints": driving or None,
+        "detect_pose": None if detect_pose in (None, "", NO_DETECTOR) else detect_pose,
+    }
+
+
 GENERATE = Tab(
     run_generate,
     RunConfig,
-    lambda seeds, source_keypoints=None, driving_keypoints=None: {
+    lambda seeds, source_keypoints=None, driving_keypoints=None, detect_pose=None: {
         "seeds": tuple(parse_seeds(seeds)),
-        "source_keypoints": source_keypoints or None,
-        "driving_keypoints": driving_keypoints or None,
+        **keypoint_settings(source_keypoints, driving_keypoints, detect_pose),
     },
     "runs",
     LABELS,
@@ -339,12 +350,11 @@ GENERATE = Tab(
 ANIMATE = Tab(
     run_animate,
     lambda **fields: AnimateConfig(**fields).validate(),
-    lambda seed, every, max_frames, source_keypoints=None, driving_keypoints=None: {
+    lambda seed, every, max_frames, source_keypoints=None, driving_keypoints=None, detect_pose=None: {
         "seed": int(required(seed, SEED)),
         "every": int(required(every, EVERY)),
         "max_frames": int(max_frames) if max_frames else None,
-        "source_keypoints": source_keypoints or None,
-        "driving_keypoints": driving_keypoints or None,
+        **keypoint_settings(source_keypoints, driving_keypoints, detect_pose),
     },
     "animations",
     {**LABELS, "driving": DRIVING_FRAMES, "seeds": SEED, "driving_keypoints": DRIVING_FRAMES_KEYPOINTS},

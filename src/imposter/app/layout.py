@@ -11,6 +11,7 @@ from ..config import FinetuneConfig, SamplingConfig
 from ..engine import ImPoster
 from ..fileio import save_image, write_text
 from ..methods import METHOD_NAMES
+from ..pose_detection import DETECTORS
 from ..video.animate import SEQUENCE_METHODS
 from . import fields as f
 from . import handlers as h
@@ -58,15 +59,25 @@ def toy_examples(folder: Path, count: int = EXAMPLE_PAIRS) -> list[list[str]]:
     return rows
 
 
-def keypoint_fields(frames: bool = False) -> tuple[gr.File, gr.File]:
-    """The OpenPose JSON uploads imposter-retarget reads: the source's, and the driving image's (the toy
-    examples fill them) or, for ``frames``, one per driving frame in the frames' order."""
+def keypoint_fields(frames: bool = False) -> tuple[gr.File, gr.File, gr.Dropdown]:
+    """What imposter-retarget reads: the OpenPose JSON uploads, the source's and the driving image's (the toy
+    examples fill them) or, for ``frames``, one per driving frame in the frames' order; and the detector of
+    those not uploaded (``--detect-pose``: an optional package, weights downloaded on first use)."""
     driving = (f.DRIVING_FRAMES_KEYPOINTS, "multiple") if frames else (f.DRIVING_KEYPOINTS, "single")
-    with gr.Accordion("Body keypoints (imposter-retarget)", open=False), gr.Row():
-        return tuple(
-            gr.File(label=label, file_count=count, file_types=[".json"], type="filepath", height=90)
-            for label, count in ((f.SOURCE_KEYPOINTS, "single"), driving)
+    with gr.Accordion("Body keypoints (imposter-retarget)", open=False):
+        with gr.Row():
+            files = tuple(
+                gr.File(label=label, file_count=count, file_types=[".json"], type="filepath", height=90)
+                for label, count in ((f.SOURCE_KEYPOINTS, "single"), driving)
+            )
+        detect = gr.Dropdown(
+            [f.NO_DETECTOR, *DETECTORS],
+            value=f.NO_DETECTOR,
+            label=f.DETECT_POSE,
+            info="people: openpose, rtmpose; animals: animal; auto: rtmpose, else animal (pip install "
+            '"imposter-diffusion[pose]")',
         )
+    return (*files, detect)
 
 
 def tuning_fields(methods: list[str], seeds_label: str = f.SEEDS) -> dict[str, gr.components.Component]:
@@ -160,10 +171,10 @@ def generate_tab(app: h.App, examples: list[list[str]] | None) -> None:
     if examples:
         gr.Examples(
             examples,
-            [source, captions[0], driving, captions[1], truth, *keypoints],
+            [source, captions[0], driving, captions[1], truth, *keypoints[:2]],
             label="Toy-world pairs (with the ground truth the result should match)",
         )
-        for image, points in zip((source, driving), keypoints, strict=True):  # a user's own image has no
+        for image, points in zip((source, driving), keypoints[:2], strict=True):  # a user's own image has no
             image.upload(lambda: (None, None), None, [truth, points], queue=False)  # truth, nor those joints
     wire_method(fields)
     run_button(
