@@ -102,7 +102,10 @@ def main() -> None:
         for timestep in args.timesteps:
             features = [
                 block_features(pipe, image, prompt, timestep, args.noises, seed=number)
-                for image, prompt in ((pair.source_image, pair.source_prompt), (pair.driving_image, pair.driving_prompt))
+                for image, prompt in (
+                    (pair.source_image, pair.source_prompt),
+                    (pair.driving_image, pair.driving_prompt),
+                )
             ]
             for block, (from_source, from_driving) in enumerate(zip(*features, strict=True)):
                 hard, soft = carried(from_source, from_driving, source, driving_mask, args.temperature)

@@ -178,3 +178,15 @@ def test_generate_detects_an_animal_source_and_a_person_driving_with_auto(
     assert "source keypoints: found by animal (auto)" in said
     assert "driving keypoints: found by rtmpose" in said
     assert (tmp_path / "run" / "config.json").is_file()
+
+
+def test_the_keypoints_command_says_in_one_line_when_no_body_is_found(fake_rtmlib, tmp_path, capsys):
+    from imposter.cli import main
+
+    IMAGE.save(tmp_path / "wall.png")
+    assert (
+        main(["keypoints", str(tmp_path / "wall.png"), "--detect-pose", "auto", "--out", str(tmp_path)]) == 2
+    )
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: rtmpose then animal found no body") and "\n" not in error
+    assert "by hand" in error and not (tmp_path / "wall_keypoints.json").exists()

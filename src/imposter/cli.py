@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 import warnings
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from .flags import (
     resolve_method,
     run_fields,
 )
+from .pose_detection import detector_names
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -48,6 +50,24 @@ def cmd_generate(args: argparse.Namespace) -> None:
     print(f"wrote {len(result.images)} image(s) and the grid {result.grid}")
 
 
+def cmd_keypoints(args: argparse.Namespace) -> None:
+    from .fileio import save_image, write_text
+    from .images import load_image
+    from .pose_detection import detected, draw_skeleton
+    from .retarget import to_openpose
+
+    for path in args.images:
+        image = load_image(path, "image")
+        points = detected(image, args.detect_pose, path.name, print)
+        stem = args.out / Path(path).stem
+        json_path = write_text(
+            stem.with_name(f"{stem.name}_keypoints.json"), json.dumps(to_openpose(points)) + "\n"
+        )
+        zoom = max(1, 512 // max(image.size))  # a toy picture is drawn larger
+        preview = save_image(draw_skeleton(image, points, zoom), stem.with_name(f"{stem.name}_skeleton.png"))
+        print(f"{json_path} (OpenPose JSON: --source-keypoints / --driving-keypoints), {preview}")
+
+
 # Packages that add their own subcommands with ``register(subparsers)``; each lives beside its library code.
 COMMAND_MODULES = ("imposter.toyworld.cli", "imposter.bench.cli", "imposter.video.cli", "imposter.app.cli")
 
@@ -67,6 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_generation_flags(gen)
     add_pose_flags(gen)
     gen.set_defaults(func=cmd_generate)
+    points = sub.add_parser(
+        "keypoints",
+        help="detect the body keypoints of images and write them as OpenPose JSON, with a picture of the "
+        "skeleton to check (imposter-retarget reads the JSON)",
+    )
+    points.add_argument("images", nargs="+", type=Path, help="the pictures")
+    points.add_argument("--detect-pose", required=True, choices=detector_names(), help="the detector")
+    points.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/keypoints"),
+        help="folder for NAME_keypoints.json and NAME_skeleton.png (default runs/keypoints)",
+    )
+    points.set_defaults(func=cmd_keypoints)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser

@@ -211,7 +211,7 @@ class RunConfig:
     # or made by controlnet_aux's OpenPose when detect_pose is "openpose")
     controlnet: str | None = None
     driving_pose_map: str | None = None
-    # the detector (imposter.pose_detection.DETECTORS) of what is not given: pose-control's map,
+    # the detector (imposter.pose_detection.detector_names()) of what is not given: pose-control's map,
     # imposter-retarget's keypoints
     detect_pose: str | None = None
     # imposter-retarget's inputs: OpenPose JSON files of both images' body joints

@@ -232,7 +232,7 @@ def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
 def add_pose_flags(parser: argparse.ArgumentParser) -> None:
     """pose-control's inputs: a pose ControlNet and the driving image's pose map."""
     from .controlnet import EXAMPLES
-    from .pose_detection import DETECTORS
+    from .pose_detection import detector_names
 
     group = parser.add_argument_group("pose-control (a ControlNet fed the driving pose map)")
     group.add_argument(
@@ -248,11 +248,11 @@ def add_pose_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--detect-pose",
-        choices=DETECTORS,
+        choices=detector_names(),
         default=None,
         help="detect instead of reading files: pose-control's driving pose map (openpose), imposter-retarget's "
-        "keypoints (openpose or rtmpose: people; animal: animals; auto: rtmpose, else animal); optional "
-        "packages, weights downloaded on first use",
+        "keypoints (openpose or rtmpose: people; animal: animals; auto: rtmpose, else animal; toy: the toy "
+        "world's figures); optional packages, weights downloaded on first use",
     )
     group = parser.add_argument_group("imposter-retarget (both images' body keypoints)")
     add_keypoint_flags(

@@ -61,3 +61,33 @@ def named_model(name: str) -> NamedModel | None:
     """The named model ``name`` is, or None (a local folder or a hub id)."""
     load_plugins()
     return NAMED_MODELS.get(name)
+
+
+@dataclass(frozen=True)
+class KeypointDetector:
+    """A body-keypoint detector a world brings (``--detect-pose NAME``): ``target`` ("module:function") maps a
+    PIL image to its figure's joints, named as :data:`imposter.retarget.JOINTS`, in pixels; imported on first
+    use."""
+
+    name: str
+    target: str
+    about: str  # what it finds, for --help
+
+
+KEYPOINT_DETECTORS: dict[str, KeypointDetector] = {}
+
+
+def register_keypoint_detector(detector: KeypointDetector) -> None:
+    """Make ``--detect-pose detector.name`` run ``detector``."""
+    KEYPOINT_DETECTORS[detector.name] = detector
+
+
+def keypoint_detector(name: str) -> KeypointDetector | None:
+    """The detector a plugin registered as ``name``, or None."""
+    load_plugins()
+    return KEYPOINT_DETECTORS.get(name)
+
+
+def keypoint_detector_names() -> tuple[str, ...]:
+    load_plugins()
+    return tuple(KEYPOINT_DETECTORS)

@@ -9,6 +9,8 @@
   and the root of the tail are not used. Retargeting a dog into a person's pose stands it on its back legs.
 - ``auto``: ``rtmpose``, and ``animal`` where it finds no whole body frame (neck, shoulders, hips) above
   :data:`MIN_SCORE`: each image on its own, so a cat can take a dancer's pose.
+- a world's own (:func:`imposter.plugins.register_keypoint_detector`): ``toy``, the toy world's detector of
+  its figures.
 
 Each detector is an optional package whose weights come from the internet on first use (the hub, GitHub);
 loaded once per process. The most confident figure of the picture is used.
@@ -27,7 +29,7 @@ from .retarget import CORE, Keypoints, completed, openpose_joints
 if TYPE_CHECKING:
     from PIL import Image
 
-DETECTORS = ("openpose", "rtmpose", "animal", "auto")
+DETECTORS = ("openpose", "rtmpose", "animal", "auto")  # built in; plugins add theirs (detector_names)
 MAP_DETECTORS = ("openpose",)  # those that also draw pose-control's pose map
 MIN_SCORE = 0.3  # a joint under this score counts as not found (rtmlib draws its skeletons from 0.3 to 0.5)
 # rtmlib Body's COCO-17 order (mmpose's): index -> our name; the neck is derived from the shoulders
@@ -50,9 +52,23 @@ PACKAGES = {
 }
 
 
+def detector_names() -> tuple[str, ...]:
+    """Every ``--detect-pose`` choice: the built-in detectors, then those the plugins register."""
+    from .plugins import keypoint_detector_names
+
+    return (*DETECTORS, *keypoint_detector_names())
+
+
+def _instead(role: str) -> str:
+    """What to do without a detection: a run's keypoint file, or (``imposter keypoints``) one by hand."""
+    if role in ("source", "driving"):
+        return f"pass ${role}_keypoints FILE (OpenPose JSON)"
+    return "write its OpenPose JSON by hand (pose_keypoints_2d, COCO-18 order)"
+
+
 def check_detector(detector: str) -> None:
-    if detector not in DETECTORS:
-        raise ConfigError(f"$detect_pose must be one of {', '.join(DETECTORS)}, got {detector!r}")
+    if detector not in detector_names():
+        raise ConfigError(f"$detect_pose must be one of {', '.join(detector_names())}, got {detector!r}")
 
 
 def openpose_detector(instead: str):
@@ -80,7 +96,7 @@ def _rtmlib(kind: str):
     except ImportError as err:
         raise ConfigError(
             f"$detect_pose {kind} needs the rtmlib package ({PACKAGES[kind]}; its ONNX weights come from the "
-            "internet on first use); or pass the keypoints as OpenPose JSON files"
+            "internet on first use); or give the keypoints as OpenPose JSON files"
         ) from err
     return _built(rtmlib.Body if kind == "rtmpose" else rtmlib.Animal)
 
@@ -109,7 +125,7 @@ def best_figure(keypoints, scores, table: dict[int, str]) -> dict[str, np.ndarra
 def _openpose_keypoints(image: Image.Image, role: str) -> dict[str, np.ndarray]:
     """The most confident person's joints by controlnet_aux's OpenPose body model (its ``body_estimation``:
     candidate peaks and per-person joint indices in COCO-18 order)."""
-    found = openpose_detector(f"pass ${role}_keypoints FILE (OpenPose JSON)")
+    found = openpose_detector(_instead(role))
     bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
     candidate, subset = found.body_estimation(bgr)
     candidate, subset = np.asarray(candidate, dtype=float), np.asarray(subset, dtype=float)
@@ -127,6 +143,13 @@ def found_joints(image: Image.Image, detector: str, role: str) -> dict[str, np.n
     """What ``detector`` (not ``auto``) finds in ``image``, joints named as ours, nothing guessed."""
     if detector == "openpose":
         return _openpose_keypoints(image, role)
+    if detector not in DETECTORS:  # a plugin's
+        import importlib
+
+        from .plugins import keypoint_detector
+
+        module, function = keypoint_detector(detector).target.split(":")
+        return dict(getattr(importlib.import_module(module), function)(image))
     bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])  # rtmlib reads OpenCV's BGR
     keypoints, scores = _rtmlib(detector)(bgr)
     return best_figure(keypoints, scores, COCO17 if detector == "rtmpose" else ANIMAL17)
@@ -143,8 +166,8 @@ def detect_keypoints(image: Image.Image, detector: str, role: str) -> tuple[Keyp
         if all(joint in points for joint in CORE):
             return completed(points, f"the {role} image's keypoints ({name})"), name
     raise DataError(
-        f"{' then '.join(tried)} found no body (neck, shoulders and hips) in the {role} image; pass "
-        f"${role}_keypoints FILE (OpenPose JSON) instead"
+        f"{' then '.join(tried)} found no body (neck, shoulders and hips) in the {role} image; "
+        f"{_instead(role)} instead"
     )
 
 
@@ -153,3 +176,25 @@ def detected(image: Image.Image, detector: str, role: str, log) -> Keypoints:
     points, used = detect_keypoints(image, detector, role)
     log(f"{role} keypoints: found by {used}" + (" (auto)" if detector == "auto" else ""))
     return points
+
+
+def draw_skeleton(image: Image.Image, keypoints: Keypoints, zoom: int = 1) -> Image.Image:
+    """``image`` (enlarged ``zoom`` times, nearest) with the skeleton the warp moves drawn over it: the bones
+    dark, the joints yellow; for checking a detection before a run."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
+
+    from .retarget import TREE, with_pelvis
+
+    picture = image.convert("RGB")
+    picture = picture.resize((picture.width * zoom, picture.height * zoom), PILImage.NEAREST)
+    draw, points = ImageDraw.Draw(picture), with_pelvis(keypoints)
+    width = max(1, round(max(picture.size) / 170))
+    for parent, child in TREE:
+        draw.line([tuple(points[parent] * zoom), tuple(points[child] * zoom)], fill=(20, 20, 20), width=width)
+    radius = 1.5 * width
+    for x, y in (xy * zoom for xy in points.values()):
+        draw.ellipse(
+            [x - radius, y - radius, x + radius, y + radius], fill=(250, 250, 0), outline=(20, 20, 20)
+        )
+    return picture

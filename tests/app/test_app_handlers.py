@@ -76,13 +76,9 @@ def test_generate_writes_the_run_and_reuses_the_fine_tune(app, pair_files, finet
     assert [path.name for path in tmp_path.iterdir()] == ["app"]  # nothing written outside the app's folder
 
 
-def test_imposter_retarget_reads_the_keypoint_uploads(app, tmp_path):
-    from imposter.app.layout import toy_examples
-
-    source, source_caption, driving, driving_caption, _, source_points, driving_points = toy_examples(
-        tmp_path, count=1
-    )[0]
-    values = [
+def retarget_fields(source, source_caption, driving, driving_caption) -> list:
+    """The Generate tab's fields up to the seeds for imposter-retarget: no fine-tune, 10 steps, strength 0.1."""
+    return [
         source,
         source_caption,
         driving,
@@ -97,6 +93,15 @@ def test_imposter_retarget_reads_the_keypoint_uploads(app, tmp_path):
         7.5,
         0.1,
     ]
+
+
+def test_imposter_retarget_reads_the_keypoint_uploads(app, tmp_path):
+    from imposter.app.layout import toy_examples
+
+    source, source_caption, driving, driving_caption, _, source_points, driving_points = toy_examples(
+        tmp_path, count=1
+    )[0]
+    values = retarget_fields(source, source_caption, driving, driving_caption)
     with pytest.raises(gr.Error, match="needs the body keypoints of both images: Source keypoints"):
         app.generate(*values, "0")  # no keypoints: the page names its own fields
     gallery, _, _, status = app.generate(*values, "0", source_points, driving_points)
@@ -250,21 +255,7 @@ def test_imposter_retarget_detects_what_was_not_uploaded(app, tmp_path, monkeypa
             return joints[bgr.tobytes()], np.ones((1, 17))
 
     monkeypatch.setitem(sys.modules, "rtmlib", types.SimpleNamespace(Animal=Animal, Body=None))
-    values = [
-        source,
-        source_caption,
-        driving,
-        driving_caption,
-        "",
-        "imposter-retarget",
-        0,
-        10,
-        0,
-        0,
-        0,
-        7.5,
-        0.1,
-    ]
+    values = retarget_fields(source, source_caption, driving, driving_caption)
     with pytest.raises(gr.Error, match="Detect the keypoints not uploaded"):
         app.generate(*values, "0", None, None, NO_DETECTOR)
     gallery, _, _, status = app.generate(*values, "0", None, None, "animal")

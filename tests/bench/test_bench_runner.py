@@ -171,3 +171,64 @@ def test_two_processes_equal_one(reference, bench_args, tmp_path):
     out = tmp_path / "bench"
     assert main([*bench_args(out), "--num-processes", "2"]) == 0
     same_bench(reference["out"], out)
+
+
+def test_keypoints_a_csv_lacks_are_detected_with_detect_pose(tiny_model, toy_pairs, tmp_path):
+    """A pairs CSV without keypoint columns (imposter120's) and imposter-retarget: --detect-pose finds each
+    pair's joints (here the toy world's bundled detector), the pictures are those made with the detector's
+    joints given as files, and the setting is part of what a resumed bench must match."""
+    import csv
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from imposter.bench.pairs import KEYPOINT_COLUMNS
+    from imposter.retarget import to_openpose
+    from imposter.toyworld.keypoint_detector import detect_toy_keypoints
+
+    folder = tmp_path / "pairs"
+    shutil.copytree(toy_pairs.parent, folder)
+    with open(folder / "pairs.csv", newline="", encoding="utf-8") as handle:
+        rows = [{k: v for k, v in row.items() if k not in KEYPOINT_COLUMNS} for row in csv.DictReader(handle)]
+
+    def write(name, rows):
+        with open(folder / name, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        return str(folder / name)
+
+    bare = write("bare.csv", rows)
+    for row in rows:  # the same detector's joints, as files
+        for role in ("source", "driving"):
+            found = detect_toy_keypoints(Image.open(folder / row[f"{role}_image"]))
+            (folder / f"{row['pair_id']}-{role}.json").write_text(json.dumps(to_openpose(found)))
+            row[f"{role}_keypoints"] = f"{row['pair_id']}-{role}.json"
+    files = write("files.csv", rows)
+    argv = [
+        "bench",
+        "--model",
+        str(tiny_model),
+        "--device",
+        "cpu",
+        "--methods",
+        "retarget-warp",
+        "--seeds",
+        "0",
+    ]
+    argv += ["--metrics", "toy", "--quiet"]
+    assert main([*argv, "--pairs", bare, "--out", str(tmp_path / "none")]) == 2  # no joints: one line
+    assert main([*argv, "--pairs", bare, "--detect-pose", "toy", "--out", str(tmp_path / "found")]) == 0
+    assert main([*argv, "--pairs", files, "--out", str(tmp_path / "files")]) == 0
+    found, given = read_results(tmp_path / "found"), read_results(tmp_path / "files")
+    assert len(found) == len(given) == 2
+    for a, b in zip(found, given, strict=True):
+        pictures = [
+            np.asarray(Image.open(out / r["image"]), dtype=float)
+            for out, r in ((tmp_path / "found", a), (tmp_path / "files", b))
+        ]
+        assert np.abs(pictures[0] - pictures[1]).mean() < 0.5  # the files round the joints to 0.001 px
+    config = json.loads((tmp_path / "found" / "bench_config.json").read_text())
+    assert config["settings"]["detect_pose"] == "toy"
+    assert main([*argv, "--pairs", bare, "--out", str(tmp_path / "found")]) == 2  # without it: refused

@@ -13,12 +13,12 @@ from imposter.toyworld.figures import figure_mask, mask_iou
 from imposter.toyworld.pairs import make_pairs, sample_training_example, write_pairs
 from imposter.toyworld.render import render
 from imposter.toyworld.world import (
+    KNOWN_WORDS,
     STREAMS,
     SUBJECT_NAMES,
     TABLE_COMBOS,
     TRAIN_COMBOS,
     TUNE_COMBOS,
-    VOCABULARY,
     caption,
     is_heldout,
 )
@@ -111,6 +111,11 @@ def test_write_pairs_writes_csv_and_images(tmp_path):
     assert (again.parent / "target/toy-002.png").read_bytes() == (
         csv_path.parent / "target/toy-002.png"
     ).read_bytes()
+    bare = write_pairs(3, seed=1, out_dir=tmp_path / "bare", keypoints=False)  # a user without annotations
+    with open(bare, newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert "source_keypoints" not in reader.fieldnames and len(list(reader)) == 3
+    assert not (bare.parent / "source_keypoints").exists()
 
 
 def test_pairs_csv_starts_with_the_real_datasets_columns():
@@ -124,7 +129,7 @@ def test_training_examples_avoid_heldout_combinations():
     standing = {caption(s) for s in SUBJECT_NAMES}
     assert 0.15 < sum(c in standing for c in captions) / len(captions) < 0.3
     for text in captions:
-        assert set(text.split()) <= set(VOCABULARY)
+        assert set(text.split()) <= KNOWN_WORDS
         words = text.split()
         subject, action = words[1], " ".join(words[2:]) or None
         assert subject in SUBJECT_NAMES and not is_heldout(subject, action)

@@ -1,5 +1,6 @@
-"""``imposter toy train`` chains the pose ControlNet stage after the pipeline, and a rerun carries on: the stages
-themselves are faked here (their own tests train them on tiny settings); what is tested is the command's order."""
+"""``imposter toy train`` chains the pose ControlNet and keypoint detector stages after the pipeline, and a rerun
+carries on: the stages themselves are faked here (their own tests train them on tiny settings); what is tested
+is the command's order."""
 
 import json
 import shutil
@@ -8,7 +9,7 @@ from dataclasses import asdict
 import pytest
 
 from imposter.cli import main
-from imposter.toyworld import train, train_controlnet
+from imposter.toyworld import keypoint_detector, train, train_controlnet
 
 
 @pytest.fixture
@@ -36,8 +37,16 @@ def stages(monkeypatch):
         (folder / "controlnet" / "config.json").write_text("{}")
         return {"seconds": 2.0}
 
+    def fake_keypoints(folder, config, log=print, progress=True, command=None):
+        ran.append(f"keypoints {config.steps}")
+        log("keypoint detector trained")
+        (folder / "keypoints").mkdir(exist_ok=True)
+        (folder / "keypoints" / "detector.safetensors").write_text("")
+        return {"seconds": 3.0}
+
     monkeypatch.setattr(train, "train_toy_model", fake_pipeline)
     monkeypatch.setattr(train_controlnet, "add_pose_controlnet", fake_controlnet)
+    monkeypatch.setattr(keypoint_detector, "train_keypoint_detector", fake_keypoints)
     return ran
 
 
@@ -45,28 +54,35 @@ def run(out, *flags):
     main(["toy", "train", "--out", str(out), "--unet-steps", "7", "--quiet", *flags])
 
 
-def test_the_controlnet_stage_follows_the_pipeline_and_a_rerun_carries_on(stages, tmp_path):
+def test_the_add_on_stages_follow_the_pipeline_and_a_rerun_carries_on(stages, tmp_path):
     out = tmp_path / "model"
-    run(out, "--controlnet-steps", "5")
-    assert stages == ["pipeline", "controlnet 5"]
-    run(out, "--controlnet-steps", "5")  # both done: nothing again
-    assert stages == ["pipeline", "controlnet 5"]
+    run(out, "--controlnet-steps", "5", "--keypoint-steps", "3")
+    assert stages == ["pipeline", "controlnet 5", "keypoints 3"]
+    run(out, "--controlnet-steps", "5", "--keypoint-steps", "3")  # all done: nothing again
+    assert stages == ["pipeline", "controlnet 5", "keypoints 3"]
     (out / "controlnet" / "config.json").unlink()  # as if killed during the ControlNet stage
-    run(out, "--controlnet-steps", "5")
-    assert stages == ["pipeline", "controlnet 5", "controlnet 5"]  # the pipeline is kept
+    run(out, "--controlnet-steps", "5", "--keypoint-steps", "3")
+    assert stages[3:] == ["controlnet 5"]  # the pipeline and the detector are kept
     log = (out / "train.log").read_text()
     assert (
-        log.index("pipeline trained") < log.index("controlnet trained")
-        and log.count("controlnet trained") == 2
+        log.index("pipeline trained")
+        < log.index("controlnet trained")
+        < log.index("keypoint detector trained")
     )
-    run(out, "--unet-steps", "8", "--controlnet-steps", "5")  # other settings: the pipeline again
-    assert stages[-2:] == ["pipeline", "controlnet 5"]
+    assert log.count("controlnet trained") == 2
+    run(out, "--unet-steps", "8", "--controlnet-steps", "5", "--keypoint-steps", "3")  # other settings
+    assert stages[-3:] == ["pipeline", "controlnet 5", "keypoints 3"]
 
 
-def test_no_controlnet_stage_with_zero_steps_and_the_default_is_the_shipped_recipe(stages, tmp_path):
-    run(tmp_path / "a", "--controlnet-steps", "0")
+def test_no_add_on_stage_with_zero_steps_and_the_default_is_the_shipped_recipe(stages, tmp_path):
+    run(tmp_path / "a", "--controlnet-steps", "0", "--keypoint-steps", "0")
     run(tmp_path / "b")
-    assert stages == ["pipeline", "pipeline", f"controlnet {train_controlnet.ToyControlNetConfig().steps}"]
+    assert stages == [
+        "pipeline",
+        "pipeline",
+        f"controlnet {train_controlnet.ToyControlNetConfig().steps}",
+        f"keypoints {keypoint_detector.ToyKeypointConfig().steps}",
+    ]
 
 
 def test_the_flux_family_refuses_the_controlnet_stage(tmp_path, capsys):

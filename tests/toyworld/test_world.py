@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from imposter.errors import ConfigError
+from imposter.toyworld.model import build_tokenizer
 from imposter.toyworld.world import (
     ACTIONS,
     ANGLE_JITTER_MAX,
@@ -14,6 +15,7 @@ from imposter.toyworld.world import (
     CLASSES,
     HELDOUT_COMBOS,
     JOINTS,
+    KNOWN_WORDS,
     PALETTE,
     PATTERNS,
     PROPORTION_JITTER,
@@ -89,10 +91,16 @@ def test_captions_split_into_vocabulary():
     assert caption("robot", "raising both arms") == "a robot raising both arms"
     assert caption(instance("robot", "tune", 0, 1)) == "a robot"
     assert caption("robot", "standing") == "a robot"
+    assert caption("alien", "waving") == "an alien waving"  # issue 20: not "a alien"
+    tokenizer = build_tokenizer()
     for name in SUBJECT_NAMES:
         for action in (None, *ACTIONS):
-            assert set(caption(name, action).split()) <= set(VOCABULARY)
-    assert VOCABULARY == sorted(set(VOCABULARY))
+            text = caption(name, action)
+            assert set(text.split()) <= KNOWN_WORDS
+            # the tokenizer reads every word, the article "an" as "a": no unknown token
+            assert tokenizer.unk_token_id not in tokenizer(text).input_ids
+            assert tokenizer(text).input_ids == tokenizer("a " + text.split(" ", 1)[1]).input_ids
+    assert VOCABULARY == sorted(set(VOCABULARY)) and "an" not in VOCABULARY
 
 
 def test_unknown_names_raise_config_error():

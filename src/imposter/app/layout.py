@@ -11,7 +11,7 @@ from ..config import FinetuneConfig, SamplingConfig
 from ..engine import ImPoster
 from ..fileio import save_image, write_text
 from ..methods import METHOD_NAMES
-from ..pose_detection import DETECTORS
+from ..pose_detection import detector_names
 from ..video.animate import SEQUENCE_METHODS
 from . import fields as f
 from . import handlers as h
@@ -71,7 +71,7 @@ def keypoint_fields(frames: bool = False) -> tuple[gr.File, gr.File, gr.Dropdown
                 for label, count in ((f.SOURCE_KEYPOINTS, "single"), driving)
             )
         detect = gr.Dropdown(
-            [f.NO_DETECTOR, *DETECTORS],
+            [f.NO_DETECTOR, *detector_names()],
             value=f.NO_DETECTOR,
             label=f.DETECT_POSE,
             info="people: openpose, rtmpose; animals: animal; auto: rtmpose, else animal (pip install "

@@ -16,6 +16,7 @@ from ..config import FINETUNE_FLAGS, NOT_GIVEN
 from ..errors import ConfigError
 from ..flags import SAMPLING_FLAGS, add_generation_flags, add_model_flags, named_settings, quiet_libraries
 from ..metrics.registry import DEFAULT_METRICS, metric_names
+from ..pose_detection import detector_names
 
 if TYPE_CHECKING:
     from ..families.base import Family
@@ -63,6 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="run only share I of --num-processes (pairs I, I+N, ...) and do not report; "
         "then run the command without it to merge",
+    )
+    bench.add_argument(
+        "--detect-pose",
+        choices=detector_names(),
+        default=None,
+        help="imposter-retarget: detect the body keypoints of the pairs whose CSV gives none (no "
+        "source_keypoints / driving_keypoints column, or an empty cell); see imposter generate --help",
     )
     bench.add_argument(
         "--overwrite", action="store_true", help="replace a bench with other settings in --out"
@@ -123,6 +131,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         dino_model=args.dino_model,
         dino_variant=args.dino_variant,
         sscd_model=str(args.sscd_model) if args.sscd_model else None,
+        detect_pose=args.detect_pose,
     )
     progress = not args.quiet
     if args.process_index is not None:

@@ -115,6 +115,8 @@ class BenchConfig:
     dino_model: str | None = None
     dino_variant: str = "authors"
     sscd_model: str | None = None
+    # the keypoint detector (imposter.pose_detection.detector_names()) of the pairs whose CSV gives none
+    detect_pose: str | None = None
 
     def validate(self) -> BenchConfig:
         """ConfigError on an empty or repeated method or seed list, or an unknown --fit; return self."""
@@ -125,6 +127,10 @@ class BenchConfig:
             raise ConfigError(f"$seeds needs one or more distinct seeds, got {list(self.seeds)}")
         if self.fit not in FITS:
             raise ConfigError(f"$fit must be one of {FITS}, got {self.fit!r}")
+        if self.detect_pose is not None:
+            from ..pose_detection import check_detector
+
+            check_detector(self.detect_pose)
         return self
 
     def metric_names(self, pairs: Sequence[BenchPair]) -> tuple[str, ...]:
@@ -158,6 +164,8 @@ class BenchConfig:
             "metrics": {name: self.metric_models.settings(name) for name in self.metric_names(pairs)},
             "methods": {setup.name: setup.to_dict() for setup in self.methods},
             "seeds": list(self.seeds),
+            # only when set, so that a bench made before the setting existed is still resumed
+            **({"detect_pose": self.detect_pose} if self.detect_pose else {}),
         }
 
 

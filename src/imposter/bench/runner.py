@@ -170,8 +170,8 @@ class _Session:
             width=config.width,
             driving_pose_map=row.driving_pose_map,
             target_pose_map=row.target_pose_map,
-            source_keypoints=row.source_keypoints,
-            driving_keypoints=row.driving_keypoints,
+            source_keypoints=self.keypoints(row.source_keypoints, source, "source"),
+            driving_keypoints=self.keypoints(row.driving_keypoints, driving, "driving"),
         )
         target = load_image(row.target_image, "target") if row.target_image else None
         pair = _LoadedPair(row, prepared, source, driving, target)
@@ -183,6 +183,14 @@ class _Session:
                 for setup, seeds in missing.items():
                     if seeds:
                         self.sample(pair, learned, folder, setup, seeds)
+
+    def keypoints(self, given: Path | None, image, role: str):
+        """A pair's keypoints for imposter-retarget: the CSV's file, else detected by ``detect_pose`` (if set)."""
+        if given is not None or self.config.detect_pose is None:
+            return given
+        from ..pose_detection import detected
+
+        return detected(image, self.config.detect_pose, role, self.log)
 
     def missing_seeds(self, row: BenchPair, setup: MethodSetup) -> list[int]:
         """The seeds of every batch that lacks an image: whole batches, as an uninterrupted run makes them."""

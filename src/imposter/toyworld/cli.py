@@ -13,7 +13,7 @@ from pathlib import Path
 def cmd_pairs(args: argparse.Namespace) -> None:
     from .pairs import write_pairs
 
-    path = write_pairs(args.n, args.seed, args.out, args.split)
+    path = write_pairs(args.n, args.seed, args.out, args.split, keypoints=not args.no_keypoints)
     print(f"wrote {args.n} {args.split} pairs with ground truth to {path}")
 
 
@@ -23,10 +23,12 @@ def _given(args: argparse.Namespace, *names: str) -> dict:
 
 def _train_sd(args: argparse.Namespace, log, command: str) -> dict:
     """The pipeline (unless ``args.out`` already holds one trained with these settings), then its pose
-    ControlNet stage (``--controlnet-steps``, 0: none), each resumable: a killed run carries on where it was."""
+    ControlNet stage (``--controlnet-steps``, 0: none) and its keypoint detector (``--keypoint-steps``, 0:
+    none), each resumable: a killed run carries on where it was."""
     from dataclasses import asdict
 
     from .classifier import ClassifierConfig
+    from .keypoint_detector import KEYPOINTS_FOLDER, ToyKeypointConfig, train_keypoint_detector
     from .train import ToyTrainConfig, train_toy_model
     from .train_controlnet import CONTROLNET_FOLDER, ToyControlNetConfig, add_pose_controlnet
 
@@ -43,7 +45,7 @@ def _train_sd(args: argparse.Namespace, log, command: str) -> dict:
     recorded = out / "training.json"
     settings = json.loads(json.dumps({"train": asdict(config), "classifier": asdict(classifier)}))
     if recorded.is_file() and _trained_with(json.loads(recorded.read_text())) == settings:
-        log(f"{out} holds a toy pipeline trained with these settings: going on to its pose ControlNet")
+        log(f"{out} holds a toy pipeline trained with these settings: going on to its add-ons")
         summary = json.loads(recorded.read_text())
     else:
         summary = train_toy_model(
@@ -55,6 +57,12 @@ def _train_sd(args: argparse.Namespace, log, command: str) -> dict:
         stage = add_pose_controlnet(out, controlnet, log, progress, command)
         summary["controlnet"] = stage
         summary["timings_s"]["controlnet"] = stage["seconds"]
+    steps = getattr(args, "keypoint_steps", None)
+    detector = ToyKeypointConfig(**({"steps": steps} if steps is not None else {}))
+    if detector.steps > 0 and not (out / KEYPOINTS_FOLDER / "detector.safetensors").is_file():
+        stage = train_keypoint_detector(out, detector, log, progress, command)
+        summary["keypoints"] = stage
+        summary["timings_s"]["keypoints"] = stage["seconds"]
     return summary
 
 
@@ -75,6 +83,7 @@ def _train_flux(args: argparse.Namespace, log, command: str) -> dict:
         "classifier_steps",
         "classifier_instances",
         "controlnet_steps",
+        "keypoint_steps",
     )
     if sd_only:
         flags = ", ".join(f"${k}" for k in sd_only)
@@ -151,6 +160,15 @@ def cmd_controlnet(args: argparse.Namespace) -> None:
     print(f"saved the pose ControlNet to {Path(args.model) / 'controlnet'} ({stage['seconds']:.0f} s)")
 
 
+def cmd_keypoints(args: argparse.Namespace) -> None:
+    from .keypoint_detector import ToyKeypointConfig, train_keypoint_detector
+
+    config = ToyKeypointConfig(**_given(args, "steps", "batch", "seed"))
+    train_keypoint_detector(
+        args.model, config, progress=not args.quiet, command=shlex.join(["imposter", *sys.argv[1:]])
+    )
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from ..models import load_pipeline, model_source
     from .classifier import load_classifier
@@ -173,13 +191,22 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``demo`` and ``toy`` (pairs, train, classifier, decoder, controlnet, eval) to the ``imposter`` parser."""
+    """Add ``demo`` and ``toy`` (pairs, train, classifier, decoder, controlnet, keypoints, eval) to the
+    ``imposter`` parser."""
     _add_demo(subparsers)
     toy = subparsers.add_parser(
         "toy", help="the toy world: ground-truth pairs, and the bundled model's training"
     )
     sub = toy.add_subparsers(dest="toy_command", required=True)
-    for add in (_add_pairs, _add_train, _add_classifier, _add_decoder, _add_controlnet, _add_eval):
+    for add in (
+        _add_pairs,
+        _add_train,
+        _add_classifier,
+        _add_decoder,
+        _add_controlnet,
+        _add_keypoints,
+        _add_eval,
+    ):
         add(sub)
 
 
@@ -211,6 +238,12 @@ def _add_pairs(sub: argparse._SubParsersAction) -> None:
         "choosing settings (disjoint)",
     )
     pairs.add_argument("--out", type=Path, required=True, help="folder for pairs.csv and the images")
+    pairs.add_argument(
+        "--no-keypoints",
+        action="store_true",
+        help="leave out the figures' joints (what a user without annotations has; imposter-retarget then "
+        "needs --detect-pose toy)",
+    )
     pairs.set_defaults(func=cmd_pairs)
 
 
@@ -240,6 +273,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="the pose ControlNet stage after the pipeline (default 3000; 0: none; imposter toy controlnet runs it alone)",
+    )
+    train.add_argument(
+        "--keypoint-steps",
+        type=int,
+        default=None,
+        help="the keypoint detector stage last (default 2500; 0: none; imposter toy keypoints runs it alone)",
     )
     train.add_argument("--steps", type=int, default=None, help="--family flux: transformer steps")
     train.add_argument(
@@ -308,6 +347,25 @@ def _add_controlnet(sub: argparse._SubParsersAction) -> None:
     control.add_argument("--seed", type=int, default=None)
     control.add_argument("--quiet", action="store_true")
     control.set_defaults(func=cmd_controlnet)
+
+
+def _add_keypoints(sub: argparse._SubParsersAction) -> None:
+    """``imposter toy keypoints``."""
+    keypoints = sub.add_parser(
+        "keypoints",
+        help="train the toy world's body-keypoint detector beside a toy pipeline (its keypoints/; resumable; "
+        "what --detect-pose toy reads)",
+    )
+    keypoints.add_argument(
+        "--model", required=True, help="a toy pipeline folder (keypoints/ is written in it)"
+    )
+    keypoints.add_argument("--steps", type=int, default=None, help="default 2500")
+    keypoints.add_argument(
+        "--batch", type=int, default=None, help="pretraining figures per step (default 32)"
+    )
+    keypoints.add_argument("--seed", type=int, default=None)
+    keypoints.add_argument("--quiet", action="store_true")
+    keypoints.set_defaults(func=cmd_keypoints)
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:

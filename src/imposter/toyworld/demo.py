@@ -3,7 +3,8 @@
 Renders one held-out pair (a subject never shown doing that action in pretraining), fine-tunes once,
 generates with ImPoster, the paper's recipe (``imposter-paper``) and Baseline++ (which share that
 fine-tune), the model-free phase swap (the floor a method must beat) and ``imposter-retarget`` (what both
-images' body keypoints buy: the pair's own joints, nothing fine-tuned), scores every image against the
+images' body keypoints buy, found by the toy world's detector: no annotations, nothing fine-tuned), scores
+every image against the
 ground truth, and writes the bench outputs (table, records) under ``out/bench`` and the picture at
 ``out/grid.png``: source, driving, ground truth, then a column per method, a row per seed.
 """
@@ -42,7 +43,7 @@ def run_demo(
     ``finetune`` and ``sampling`` (None: each method's defaults) exist for quick checks of the demo itself.
     """
     out = Path(out)
-    csv = write_pairs(1, pair_seed, out / "pair")
+    csv = write_pairs(1, pair_seed, out / "pair", keypoints=False)  # imposter-retarget detects them
     setups = []
     for name in methods:
         method = get_method(name)
@@ -60,6 +61,7 @@ def run_demo(
         model="toy",
         device=device,
         metrics=DEMO_METRICS,
+        detect_pose="toy",
     )
     records = run_bench(config, out / "bench", progress=progress, log=log)
     log("\n" + (out / "bench" / "report.md").read_text())

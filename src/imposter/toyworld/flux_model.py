@@ -58,8 +58,11 @@ class ToyFluxConfig:
 def build_t5_tokenizer(config: ToyFluxConfig = ToyFluxConfig()):
     """A word-level T5 tokenizer (pad 0, </s> 1, unknown 2) over the toy vocabulary."""
     from ..testing import t5_tokenizer
+    from .model import article_normalizer
 
-    return t5_tokenizer(tuple(VOCABULARY), max_length=config.max_length)
+    tokenizer = t5_tokenizer(tuple(VOCABULARY), max_length=config.max_length)
+    tokenizer.backend_tokenizer.normalizer = article_normalizer()
+    return tokenizer
 
 
 def build_flux_components(base: str | Path, config: ToyFluxConfig = ToyFluxConfig()) -> dict:

@@ -13,6 +13,14 @@ from dataclasses import dataclass
 from .world import VOCABULARY
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
+ARTICLE = (r"\ban\b", "a")  # the tokenizers' normalizer reads "an" as "a" (world.VOCABULARY says why)
+
+
+def article_normalizer():
+    """Lower case, then "an" as "a": the toy tokenizers' normalizer (a ``tokenizers`` normalizer)."""
+    from tokenizers import Regex, normalizers
+
+    return normalizers.Sequence([normalizers.Lowercase(), normalizers.Replace(Regex(ARTICLE[0]), ARTICLE[1])])
 
 
 @dataclass(frozen=True)
@@ -38,12 +46,12 @@ class ToyModelConfig:
 
 def build_tokenizer(config: ToyModelConfig = ToyModelConfig()):
     """A word-level tokenizer for the toy vocabulary: lower-cased, whitespace split, <bos> ... <eos>."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *VOCABULARY])}
     core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.normalizer = normalizers.Lowercase()
+    core.normalizer = article_normalizer()
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     core.post_processor = processors.TemplateProcessing(
         single="<bos> $A <eos>", special_tokens=[("<bos>", vocab["<bos>"]), ("<eos>", vocab["<eos>"])]

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imposter.bench.pairs import PAIRS_COLUMNS
+from imposter.bench.pairs import KEYPOINT_COLUMNS, PAIRS_COLUMNS
 from imposter.errors import ConfigError
 from imposter.retarget import to_openpose
 from imposter.toyworld.render import body_keypoints, render, render_part_map
@@ -150,10 +150,11 @@ def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
         temp.unlink(missing_ok=True)
 
 
-def write_pairs(n: int, seed: int, out_dir: str | Path, split: str = "table") -> Path:
+def write_pairs(n: int, seed: int, out_dir: str | Path, split: str = "table", keypoints: bool = True) -> Path:
     """Write ``n`` pairs (PNG images in source/, driving/, target/, driving_pose_map/, target_pose_map/, the
-    OpenPose JSON keypoints of source and driving in source_keypoints/ and driving_keypoints/, and
-    pairs.csv) to ``out_dir``; return the CSV."""
+    OpenPose JSON keypoints of source and driving in source_keypoints/ and driving_keypoints/ unless not
+    ``keypoints``, and pairs.csv) to ``out_dir``; return the CSV. Without keypoints the CSV is what a user
+    without annotations has (imposter-retarget then needs ``--detect-pose``)."""
     out = Path(out_dir)
     rows = []
     for pair in make_pairs(n, seed, split):
@@ -169,8 +170,9 @@ def write_pairs(n: int, seed: int, out_dir: str | Path, split: str = "table") ->
             names[role] = f"{role}/{pair.pair_id}.png"
             _replace_atomically(out / names[role], lambda temp, image=image: image.save(temp, format="PNG"))
         for role, points in (
-            ("source_keypoints", pair.source_keypoints),
-            ("driving_keypoints", pair.driving_keypoints),
+            (("source_keypoints", pair.source_keypoints), ("driving_keypoints", pair.driving_keypoints))
+            if keypoints
+            else ()
         ):
             (out / role).mkdir(parents=True, exist_ok=True)
             names[role] = f"{role}/{pair.pair_id}.json"
@@ -187,15 +189,14 @@ def write_pairs(n: int, seed: int, out_dir: str | Path, split: str = "table") ->
                 names["target"],
                 names["driving_pose_map"],
                 names["target_pose_map"],
-                names["source_keypoints"],
-                names["driving_keypoints"],
+                *((names["source_keypoints"], names["driving_keypoints"]) if keypoints else ()),
             )
         )
 
     def write_csv(temp: Path) -> None:
         with open(temp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(PAIRS_COLUMNS)
+            writer.writerow(PAIRS_COLUMNS if keypoints else PAIRS_COLUMNS[: -len(KEYPOINT_COLUMNS)])
             writer.writerows(rows)
 
     out.mkdir(parents=True, exist_ok=True)

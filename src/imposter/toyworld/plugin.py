@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..metrics.registry import register_metric
-from ..plugins import NamedModel, register_model
+from ..plugins import KeypointDetector, NamedModel, register_keypoint_detector, register_model
 
 TOY = "toy"
 TOY_FLUX = "toy-flux"
@@ -32,7 +32,7 @@ def vocabulary_notice(captions: Sequence[str]) -> str | None:
     """
     from . import world
 
-    known = {word.lower() for word in world.VOCABULARY}
+    known = {word.lower() for word in world.KNOWN_WORDS}
     unknown = sorted({word for text in captions for word in text.lower().split() if word not in known})
     if not unknown:
         return None
@@ -47,7 +47,14 @@ def vocabulary_notice(captions: Sequence[str]) -> str | None:
 register_metric("toy", "imposter.toyworld.metric", "ToyGroundTruth", ground_truth=True)
 # the pose ControlNet beside each (controlnet/, read by pose-control alone) is an add-on: retraining it
 # leaves every other method's results valid
-register_model(
-    NamedModel(TOY, toy_checkpoint(TOY), DEFAULT_METRICS, vocabulary_notice, add_ons=("controlnet",))
+# the keypoint detector beside it (keypoints/, read by --detect-pose toy) likewise
+ADD_ONS = ("controlnet", "keypoints")
+register_model(NamedModel(TOY, toy_checkpoint(TOY), DEFAULT_METRICS, vocabulary_notice, add_ons=ADD_ONS))
+register_model(NamedModel(TOY_FLUX, toy_checkpoint(TOY_FLUX), DEFAULT_METRICS, add_ons=ADD_ONS))
+register_keypoint_detector(
+    KeypointDetector(
+        "toy",
+        "imposter.toyworld.keypoint_detector:detect_toy_keypoints",
+        "the toy world's figures (the bundled detector; imposter toy keypoints trains one)",
+    )
 )
-register_model(NamedModel(TOY_FLUX, toy_checkpoint(TOY_FLUX), DEFAULT_METRICS, add_ons=("controlnet",)))

@@ -19,7 +19,7 @@ from ..config import SamplingConfig
 from ..engine import ImPoster
 from ..families.base import Conditioning, SamplingPlan
 from .classifier import LABELS_ACTION, ToyClassifier, predict
-from .world import ACTIONS, SUBJECT_NAMES, caption, is_heldout
+from .world import ACTIONS, SUBJECT_NAMES, caption, is_heldout, with_article
 
 
 def sanity_check(
@@ -49,7 +49,8 @@ def sanity_check(
             names
         ):  # a model trained on other captions for the classes (the v2-trained toy FLUX: "a red robot")
             texts = [
-                text.replace(f"a {s}", f"a {names[s]}", 1) for text, (s, _) in zip(texts, chunk, strict=True)
+                with_article(names[s]) + text[len(with_article(s)) :]
+                for text, (s, _) in zip(texts, chunk, strict=True)
             ]
         conds = Conditioning.cat([family.encode(pipe, text) for text in texts])
         noise = torch.randn(

@@ -348,15 +348,24 @@ def is_heldout(subject: str, action: str | None) -> bool:
     return action is not None and (get_subject(subject).name, action) in _HELDOUT
 
 
+def with_article(words: str) -> str:
+    """``words`` after their indefinite article: "a robot", "an alien"."""
+    return f"{'an' if words[:1].lower() in 'aeiou' else 'a'} {words}"
+
+
 def caption(subject: str | Subject, action: str | None = None) -> str:
-    """The caption of a subject standing ("a robot") or doing an action ("a robot waving"): its class only,
-    the way a user captions a photo of their own robot."""
-    name = get_subject(subject).name
+    """The caption of a subject standing ("a robot", "an alien") or doing an action ("a robot waving"): its
+    class only, the way a user captions a photo of their own robot."""
+    name = with_article(get_subject(subject).name)
     action = check_action(action)
-    return f"a {name}" if action is None else f"a {name} {action}"
+    return name if action is None else f"{name} {action}"
 
 
+# The words of the toy models' tokenizers. "an" is not one of them: the tokenizers read it as "a"
+# (``model.ARTICLE``), so the models, trained on "a alien ..." before captions took the right article,
+# read "an alien" as they were taught; one article token is all they need.
 VOCABULARY: list[str] = sorted({"a"} | {w for text in SUBJECT_NAMES + ACTIONS for w in text.split()})
+KNOWN_WORDS = frozenset([*VOCABULARY, "an"])  # what a toy caption may say
 
 
 def mean_pose(action: str | None) -> Pose:

@@ -19,7 +19,7 @@ from ..flags import (
     resolve_method,
     run_fields,
 )
-from ..pose_detection import DETECTORS
+from ..pose_detection import detector_names
 from .config import DEFAULT_FRAME_BATCH, DEFAULT_TRAIN_FRAMES, AnimateConfig
 
 
@@ -94,10 +94,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     keypoints.add_argument(
         "--detect-pose",
-        choices=DETECTORS,
+        choices=detector_names(),
         default=None,
         help="detect the keypoints not given (openpose or rtmpose: people; animal: animals; auto: rtmpose, "
-        "else animal); optional packages, weights downloaded on first use",
+        "else animal; toy: the toy world's figures); optional packages, weights downloaded on first use",
     )
     add_model_flags(animate)
     add_generation_flags(animate)

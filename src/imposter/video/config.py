@@ -52,7 +52,7 @@ class AnimateConfig:
     driving_keypoints: str | None = None
     # a matte of the source figure (None: told from a plain backdrop by colour)
     source_mask: str | None = None
-    # keypoints not given are detected by this detector (imposter.pose_detection.DETECTORS)
+    # keypoints not given are detected by this detector (imposter.pose_detection.detector_names())
     detect_pose: str | None = None
     device: str = ""
     dtype: str = ""
