@@ -5,10 +5,16 @@ joint). Could the silhouette repair them, with no model? Each joint moves within
 its bones run deepest inside the figure (distance to the backdrop, capped at 2.5 px), minus ``weight`` x its
 squared move, a few rounds of coordinate ascent. On the 8 tune pairs, both images, 1 px of jitter:
 
-    python benchmarks/toy_keypoint_snap.py      # a few seconds
+    python benchmarks/toy_keypoint_snap.py      # a minute
 
 mean joint error 1.18 px -> 1.06 (weight 0.1), 1.09 (0.3), 1.12 (0.6): a tenth of the error, not kept.
 Limbs lying over the torso read the torso's depth, and hands and feet sit at a limb's end, not its middle.
+
+A second repair, also negative: each driving limb turned about its parent joint (within +-24 degrees, in
+kinematic order) to where most of the bone lies inside the driving figure. On 24 tune pairs with 1 px of
+jitter on the driving joints alone, the moved picture's overlap with the truth goes from 0.676 to 0.677
+(0.764 with exact joints): at 64 px a limb is about as thick as it is long, so every angle within the span
+keeps the bone inside the figure and the silhouette cannot tell them apart.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import itertools
 
 import numpy as np
 
-from imposter.retarget import JOINTS, _boundary, figure_mask
+from imposter.retarget import JOINTS, TREE, _boundary, figure_mask
 from imposter.toyworld.pairs import make_pairs
 
 BONES = (
@@ -75,6 +81,64 @@ def main() -> None:
     for weight in (0.1, 0.3, 0.6):
         snapped = np.mean([error(snap(noisy, mask, weight=weight), truth) for truth, noisy, mask in data])
         print(f"snapped, weight {weight}: {snapped:.3f} px")
+    angles_probe()
+
+
+LIMBS = (
+    ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"), ("right_shoulder", "right_elbow"),
+    ("right_elbow", "right_wrist"), ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
+    ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
+)  # fmt: skip
+
+
+def below(joint: str) -> list[str]:
+    """``joint`` and every joint below it in the kinematic tree."""
+    return [joint] + [name for parent, child in TREE if parent == joint for name in below(child)]
+
+
+def refine_angles(keypoints: dict, mask: np.ndarray, span: float = 24, step: float = 3) -> dict:
+    """Each limb turned about its parent joint to where most of the bone (30-100% of its length) lies in
+    ``mask``, the joints below it turned along; ties keep the smaller turn."""
+    points = {name: np.asarray(xy, float).copy() for name, xy in keypoints.items()}
+    t = np.linspace(0.3, 1.0, 8)[:, None]
+    height, width = mask.shape
+    for a, b in LIMBS:
+        bone = points[b] - points[a]
+        base, length = np.arctan2(bone[1], bone[0]), np.linalg.norm(bone)
+        scores = []
+        for turn in np.deg2rad(np.arange(-span, span + 1e-9, step)):
+            samples = points[a] + t * length * np.array([np.cos(base + turn), np.sin(base + turn)])
+            cols, rows = np.floor(samples).astype(int).T
+            inside = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
+            hits = np.where(inside, mask[rows.clip(0, height - 1), cols.clip(0, width - 1)], False)
+            scores.append((hits.mean(), -abs(turn), turn))
+        turn = max(scores)[2]
+        rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+        for name in below(b):
+            points[name] = points[a] + rotation @ (points[name] - points[a])
+    return points
+
+
+def angles_probe(sigma: float = 1.0) -> None:
+    """The moved picture's overlap with the truth, driving joints jittered, with and without the repair."""
+    from imposter.retarget import completed, retargeted_picture
+
+    rows = {"exact": [], "jittered": [], "jittered, angles refined": []}
+    for number, pair in enumerate(make_pairs(24, 0, "tune")):
+        rng = np.random.default_rng(number)
+        source = completed(pair.source_keypoints)
+        driving = {name: np.asarray(xy, float) for name, xy in pair.driving_keypoints.items()}
+        noisy = {name: xy + rng.normal(0, sigma, 2) for name, xy in driving.items()}
+        mask = figure_mask(np.asarray(pair.driving_image, float))[0]
+        truth = figure_mask(np.asarray(pair.target_image, float))[0]
+        for row, points in zip(rows, (driving, noisy, refine_angles(noisy, mask)), strict=True):
+            picture = retargeted_picture(
+                np.asarray(pair.source_image), np.asarray(pair.driving_image), source, completed(points)
+            )
+            moved = figure_mask(picture)[0]
+            rows[row].append((moved & truth).sum() / max((moved | truth).sum(), 1))
+    for row, values in rows.items():
+        print(f"moved picture vs truth, driving joints {row}: IoU {np.mean(values):.3f}")
 
 
 if __name__ == "__main__":
