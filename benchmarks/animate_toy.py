@@ -4,6 +4,7 @@
     python benchmarks/animate_toy.py --sequences 1 --frames 4 --train-steps 100 --no-docs
     python benchmarks/animate_toy.py --method pose-control --no-docs   # DreamPose's way: each frame's part map
     python benchmarks/animate_toy.py --method imposter-retarget --no-docs   # each frame's joints, nothing learned
+    python benchmarks/animate_toy.py --method imposter-retarget --detect-pose toy --no-docs   # no joint files
 
 Each sequence: a source subject S standing, a driver D != S moving from standing into action A, with
 (S, A) held out of pretraining (:mod:`imposter.toyworld.sequences`). ``imposter animate`` runs on it
@@ -37,6 +38,7 @@ from imposter.engine import ImPoster
 from imposter.fileio import save_image
 from imposter.flags import quiet_libraries
 from imposter.images import image_grid
+from imposter.pose_detection import detect_keypoints, detector_names
 from imposter.run import ADAPTER_DIR
 from imposter.settings import resolve
 from imposter.toyworld.figures import figure_mask, mask_iou
@@ -72,14 +74,15 @@ def animate_sequence(
         driving_prompt=sequence.driving_prompt,
         method=args.method,
         driving_pose_maps=str(pose_maps) if args.method == "pose-control" else None,  # its shipped ControlNet
-        **(  # the frames' own joints (a perfect OpenPose), written beside them
+        **(  # the frames' own joints (a perfect OpenPose), written beside them; or a detector's
             {
                 "source_keypoints": str(source.parent / "source_keypoints.json"),
                 "driving_keypoints": str(source.parent / "driving_keypoints"),
             }
-            if args.method == "imposter-retarget"
+            if args.method == "imposter-retarget" and not args.detect_pose
             else {}
         ),
+        detect_pose=args.detect_pose,
         seed=args.seed,
         finetune={"steps": args.train_steps},
         sampling={name: value for name, value in sampling.items() if value is not NOT_GIVEN},
@@ -95,6 +98,14 @@ def independent_frames(
 ) -> list[Image.Image]:
     """The same frames from the run's adapter, but each from its own seed (seed + t) instead of one."""
     method = sequence_method(config.method)
+    source_keypoints, driving_keypoints = None, None
+    if config.driving_keypoints:
+        source_keypoints, driving_keypoints = sequence.source_keypoints, sequence.driving_keypoints_frames
+    elif config.detect_pose and config.method == "imposter-retarget":  # as the run found them
+        source_keypoints = detect_keypoints(sequence.source_image, config.detect_pose, "source")[0]
+        driving_keypoints = [
+            detect_keypoints(frame, config.detect_pose, "driving")[0] for frame in sequence.driving_frames
+        ]
     prepared = prepare_sequence(
         engine,
         sequence.source_image,
@@ -102,8 +113,8 @@ def independent_frames(
         sequence.driving_frames,
         sequence.driving_prompt,
         pose_maps=sequence.driving_pose_maps if config.driving_pose_maps else None,
-        source_keypoints=sequence.source_keypoints if config.driving_keypoints else None,
-        driving_keypoints=sequence.driving_keypoints_frames if config.driving_keypoints else None,
+        source_keypoints=source_keypoints,
+        driving_keypoints=driving_keypoints,
     )
     learned = engine.load_personalization(folder / "run" / ADAPTER_DIR, method)
     frames = range(len(prepared.frames))
@@ -213,6 +224,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=NOT_GIVEN, help="steps with the driving caption (default 5)")
     parser.add_argument("--amp-scale", type=float, default=NOT_GIVEN, help="s_a (default: the library's)")
     parser.add_argument("--phase-scale", type=float, default=NOT_GIVEN, help="s_p (default: the library's)")
+    parser.add_argument(
+        "--detect-pose", choices=detector_names(), default=None, help="imposter-retarget: detect the joints"
+    )
     parser.add_argument("--work", type=Path, default=Path("runs/animate_toy"), help="inputs and run folders")
     parser.add_argument("--docs", type=Path, default=DOCS, help="folder for toy_animation.gif/_strip.png")
     parser.add_argument("--no-docs", action="store_true", help="do not write the docs pictures")
