@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from ..engine import ImPoster
 from ..errors import ConfigError
@@ -186,9 +187,8 @@ class AnimateJob(Job):
             if not config.source_keypoints:
                 self.source_keypoints = detected(self.source, config.detect_pose, "source", log)
             if not config.driving_keypoints:
-                found = [
-                    detect_keypoints(frame, config.detect_pose, "driving") for frame in self.driving.images
-                ]
+                frames = tqdm(self.driving.images, desc="detecting keypoints", leave=False, disable=None)
+                found = [detect_keypoints(frame, config.detect_pose, "driving") for frame in frames]
                 self.keypoints = [points for points, _ in found]
                 used = Counter(name for _, name in found)
                 log(
