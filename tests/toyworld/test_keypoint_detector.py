@@ -13,6 +13,7 @@ from imposter.retarget import JOINTS
 from imposter.toyworld import keypoint_detector
 from imposter.toyworld.keypoint_detector import (
     ToyKeypointConfig,
+    detect_toy_keypoints,
     fit_keypoint_detector,
     train_keypoint_detector,
 )
@@ -66,6 +67,9 @@ def test_the_command_writes_the_detector_beside_a_model_and_detection_reads_it(t
     assert not (model / "keypoints.work").exists()
     train_keypoint_detector(model, TINY, log=lambda _: None, progress=False)  # a retrain replaces it
     assert json.loads((model / "keypoints" / "training.json").read_text())["config"]["width"] == 8
+    image = make_pairs(1, 0, "tune")[0].source_image.resize((128, 128))  # read at 64 px, mapped back
+    found = detect_toy_keypoints(image, model / "keypoints")  # a width-8 detector, as its record says
+    assert set(found) == set(JOINTS) and all(0 <= v <= 128 for xy in found.values() for v in xy)
 
 
 def test_imposter_retarget_runs_on_toy_pictures_with_no_keypoint_files(tiny_model, tmp_path, capsys):
