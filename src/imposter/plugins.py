@@ -71,7 +71,6 @@ class KeypointDetector:
 
     name: str
     target: str
-    about: str  # what it finds, for --help
 
 
 KEYPOINT_DETECTORS: dict[str, KeypointDetector] = {}

@@ -165,7 +165,7 @@ def pose_map(config: RunConfig, driving: Image.Image, log: Callable[[str], None]
     """The driving pose map of a run: the user's file, or one made by ``config.detect_pose`` (None: neither)."""
     if config.driving_pose_map:
         return load_image(config.driving_pose_map, "driving pose map")
-    if config.detect_pose and config.method != "imposter-retarget":  # that one detects keypoints instead
+    if config.detect_pose and not get_method(config.method).needs_keypoints:  # those detect keypoints instead
         from .controlnet import detect_pose
 
         log(f"driving pose map: detected by controlnet_aux ({config.detect_pose})")
@@ -179,7 +179,7 @@ def keypoints(config: RunConfig, role: str, image: Image.Image, log: Callable[[s
     given = getattr(config, f"{role}_keypoints")
     if given:
         return given
-    if config.detect_pose and config.method == "imposter-retarget":
+    if config.detect_pose and get_method(config.method).needs_keypoints:
         from .pose_detection import detected
 
         return detected(image, config.detect_pose, role, log)

@@ -185,8 +185,10 @@ class _Session:
                         self.sample(pair, learned, folder, setup, seeds)
 
     def keypoints(self, given: Path | None, image, role: str):
-        """A pair's keypoints for imposter-retarget: the CSV's file, else detected by ``detect_pose`` (if set)."""
-        if given is not None or self.config.detect_pose is None:
+        """A pair's keypoints for imposter-retarget: the CSV's file, else detected by ``detect_pose`` when a
+        method of the bench reads them."""
+        needed = any(setup.method.needs_keypoints for setup in self.config.methods)
+        if given is not None or self.config.detect_pose is None or not needed:
             return given
         from ..pose_detection import detected
 

@@ -41,6 +41,7 @@ class Method(ABC):
     sampling_defaults: Mapping[str, Any] = {}
     # model families it runs on (imposter.families); the peers and the authors' release are SD 1.x/2.x methods
     families: tuple[str, ...] = ("sd",)
+    needs_keypoints = False  # reads both images' body keypoints (imposter-retarget): --detect-pose finds them
 
     @property
     def finetune_kind(self) -> str:

@@ -49,6 +49,7 @@ def retargeted_latents(pair: PreparedPair, name: str) -> torch.Tensor:
 
 class _NeedsKeypoints:
     name: str
+    needs_keypoints = True
 
     def check_pair(self, pair: PreparedPair) -> None:
         retargeted_latents(pair, self.name)

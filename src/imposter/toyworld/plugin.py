@@ -52,9 +52,5 @@ ADD_ONS = ("controlnet", "keypoints")
 register_model(NamedModel(TOY, toy_checkpoint(TOY), DEFAULT_METRICS, vocabulary_notice, add_ons=ADD_ONS))
 register_model(NamedModel(TOY_FLUX, toy_checkpoint(TOY_FLUX), DEFAULT_METRICS, add_ons=ADD_ONS))
 register_keypoint_detector(
-    KeypointDetector(
-        "toy",
-        "imposter.toyworld.keypoint_detector:detect_toy_keypoints",
-        "the toy world's figures (the bundled detector; imposter toy keypoints trains one)",
-    )
+    KeypointDetector("toy", "imposter.toyworld.keypoint_detector:detect_toy_keypoints")
 )

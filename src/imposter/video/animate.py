@@ -181,7 +181,7 @@ class AnimateJob(Job):
                 )
         self.keypoints = None
         self.source_keypoints = config.source_keypoints
-        if config.detect_pose and config.method == "imposter-retarget":
+        if config.detect_pose and get_method(config.method).needs_keypoints:
             from ..pose_detection import detect_keypoints, detected
 
             if not config.source_keypoints:
