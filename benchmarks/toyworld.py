@@ -126,6 +126,8 @@ def sweep_settings(args: argparse.Namespace) -> list[dict]:
         "source_attention_from": args.source_attention_from,
         "driving_strength": args.driving_strength,
     }
+    if args.driving_inversion:  # only when asked: earlier sweeps' settings (and their resumption) stay as they were
+        grid["driving_inversion"] = [True]
     names = list(grid)
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
 
@@ -266,6 +268,10 @@ def main() -> None:
     s.add_argument(
         "--driving-strength", nargs="+", type=strength_or_off, default=[None],
         help="start from the driving image noised to this strength, img2img ('off': pure noise)",
+    )  # fmt: skip
+    s.add_argument(
+        "--driving-inversion", action="store_true",
+        help="reach --driving-strength's noise level by DDIM inversion of the driving image (imposter.inversion)",
     )  # fmt: skip
     args = parser.parse_args()
     if args.mode == "table":

@@ -135,6 +135,10 @@ class SamplingConfig:
     # noise, as the paper. The layout then comes from the driving image itself (issue 19, direction 4).
     # Every family (FLUX.1: on its own shifted flow-matching schedule, Family.noised_start).
     driving_strength: float | None = None
+    # With driving_strength: reach that step's noise level by DDIM inversion of the driving latents (the
+    # driving caption, no guidance; imposter.inversion) instead of fresh noise, so the start keeps the
+    # driving image exactly and every seed starts alike (issue 19, direction 4's other half). UNet families.
+    driving_inversion: bool = False
 
     def validate(self) -> SamplingConfig:
         """Raise ConfigError on an out-of-range or inconsistent value; return self."""
@@ -180,6 +184,11 @@ class SamplingConfig:
             raise ConfigError(
                 f"$driving_strength must be in (0, 1] (1: the driving image fully noised), got "
                 f"{self.driving_strength}; leave it unset to start from pure noise"
+            )
+        if self.driving_inversion and self.driving_strength is None:
+            raise ConfigError(
+                "$driving_inversion inverts the driving image to the noise level of $driving_strength; "
+                "give $driving_strength too (e.g. 0.6)"
             )
         return self
 

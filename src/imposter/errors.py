@@ -24,13 +24,14 @@ SETTINGS = frozenset(
     """
     adapter amp_scale base batch batch_size classifier_instances classifier_steps clip_model controlnet
     controlnet_scale controlnet_steps decoder_steps detect_pose device dino_model dino_variant driving
-    driving_keypoints driving_mask driving_pose_map driving_pose_maps driving_prompt driving_strength dtype
-    eta every examples family fit fps gradient_checkpointing guidance_normalization guidance_scale
-    guidance_space guidance_until height host images instances k keypoint_steps lora_layers lr max_frames
-    method methods metrics model n no_keypoints num_processes offload out overwrite pair_seed pairs
-    phase_cutoff phase_distance phase_scale port process_index quiet rank rescore samples sanity_samples
-    seed seeds share source source_attention_from source_keypoints source_mask source_prompt split
-    sscd_model steps target_prompt threads train_frames train_seed train_steps unet_steps vae_steps width
+    driving_inversion driving_keypoints driving_mask driving_pose_map driving_pose_maps driving_prompt
+    driving_strength dtype eta every examples family fit fps gradient_checkpointing guidance_normalization
+    guidance_scale guidance_space guidance_until height host images instances k keypoint_steps lora_layers
+    lr max_frames method methods metrics model n no_keypoints num_processes offload out overwrite pair_seed
+    pairs phase_cutoff phase_distance phase_scale port process_index quiet rank rescore samples
+    sanity_samples seed seeds share source source_attention_from source_keypoints source_mask source_prompt
+    split sscd_model steps target_prompt threads train_frames train_seed train_steps unet_steps vae_steps
+    width
     """.split()
 )
 

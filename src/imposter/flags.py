@@ -42,6 +42,7 @@ SAMPLING_FLAGS = {
     "controlnet_scale": "controlnet_scale",
     "source_attention_from": "source_attention_from",
     "driving_strength": "driving_strength",
+    "driving_inversion": "driving_inversion",
 }
 
 
@@ -226,6 +227,14 @@ def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
         help="start from the driving image noised to this strength, img2img (default off: pure noise; "
         "sdedit: 0.8, imposter-sdedit: 0.6; imposter-retarget starts from the source retargeted into the "
         "driving pose instead, default 0.1); 'off': pure noise",
+    )
+    sp.add_argument(
+        "--driving-inversion",
+        action="store_const",
+        const=True,
+        default=NOT_GIVEN,
+        help="with --driving-strength: reach its noise level by DDIM inversion of the driving image instead of "
+        "fresh noise (SD, SDXL; every seed starts alike)",
     )
 
 

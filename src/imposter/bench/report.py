@@ -171,7 +171,10 @@ def markdown_report(summary: Summary, records: Sequence[Mapping[str, Any]]) -> s
         row = [ft.get("kind"), ft.get("steps"), ft.get("learning_rate"), sp.get("k")]
         row += [sp.get("amp_scale"), sp.get("phase_scale"), sp.get("phase_cutoff", "all") or "all"]
         row += [sp.get("guidance_until"), sp.get("steps"), sp.get("guidance_scale")]
-        row += [sp.get("driving_strength")]  # –: from pure noise
+        strength = sp.get("driving_strength")  # –: from pure noise
+        row += [
+            f"{strength} (inverted)" if strength is not None and sp.get("driving_inversion") else strength
+        ]
         lines.append(f"| {method} | " + " | ".join("–" if v is None else str(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from ..errors import ConfigError
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -192,6 +194,38 @@ class Family(ABC):
         scheduler = pipe.scheduler
         scheduler.set_timesteps(steps, device=noise.device)
         return scheduler.add_noise(latents, noise, scheduler.timesteps[start : start + 1])
+
+    def predict_noise(
+        self, pipe, latents: torch.Tensor, timestep: int, conditioning: Conditioning
+    ) -> torch.Tensor:
+        """The denoiser's raw output at ``timestep`` (UNet families; what DDIM inversion reads)."""
+        raise ConfigError(
+            f"$driving_inversion (DDIM inversion) works with the UNet families (SD 1.x/2.x, SDXL), not {self.title}; "
+            "use $driving_strength alone (img2img from the noised driving image)"
+        )
+
+    def inverted_start(
+        self, pipe, latents: torch.Tensor, conditioning: Conditioning, steps: int, start: int
+    ) -> torch.Tensor:
+        """Clean ``latents`` carried by DDIM inversion (``imposter.inversion``) to the timestep of step ``start``
+        of ``steps``, reading the denoiser with ``conditioning`` and no classifier-free guidance: img2img's
+        starting point (``SamplingPlan.start``) without fresh noise."""
+        from ..inversion import ddim_inversion, epsilon
+        from ..sampling import alpha_prod_at
+
+        scheduler = pipe.scheduler
+        scheduler.set_timesteps(steps, device=latents.device)
+        ascending = [int(t) for t in scheduler.timesteps[start:].flip(0)]
+        kind = scheduler.config.get("prediction_type", "epsilon")
+        rows = conditioning.expand(len(latents))
+
+        def predict(z: torch.Tensor, timestep: int) -> torch.Tensor:
+            output = self.predict_noise(pipe, z, timestep, rows).float()
+            return epsilon(output, z, alpha_prod_at(scheduler, timestep), kind)
+
+        return ddim_inversion(predict, latents.float(), ascending, lambda t: alpha_prod_at(scheduler, t)).to(
+            latents.dtype
+        )
 
     @abstractmethod
     def sample(self, pipe, noise: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:

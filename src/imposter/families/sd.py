@@ -48,6 +48,14 @@ class StableDiffusion(Family):
     def training_loss(self, pipe) -> DenoisingLoss:
         return DenoisingLoss.for_scheduler(pipe.scheduler)
 
+    @torch.no_grad()
+    def predict_noise(
+        self, pipe, latents: torch.Tensor, timestep: int, conditioning: Conditioning
+    ) -> torch.Tensor:
+        unet = pipe.unet
+        embeds = conditioning.embeds.to(latents.device, unet.dtype)
+        return unet(latents.to(unet.dtype), timestep, encoder_hidden_states=embeds).sample
+
     def sample(self, pipe, noise: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:
         return sample_unet_pipeline(pipe, noise, plan)
 

@@ -25,6 +25,19 @@ def time_ids(height: int, width: int, rows: int, device, dtype) -> torch.Tensor:
     return torch.tensor([[height, width, 0, 0, height, width]], device=device, dtype=dtype).expand(rows, -1)
 
 
+def added_conditions(
+    latents, conditioning: Conditioning, vae_scale_factor: int, dtype
+) -> dict[str, torch.Tensor]:
+    """SDXL's UNet's ``added_cond_kwargs`` for ``latents``: the pooled embedding and the size time ids."""
+    rows, (height, width) = latents.shape[0], latents.shape[-2:]
+    return {
+        "text_embeds": conditioning.pooled.to(latents.device, dtype),
+        "time_ids": time_ids(
+            height * vae_scale_factor, width * vae_scale_factor, rows, latents.device, dtype
+        ),
+    }
+
+
 @dataclass
 class SDXLDenoisingLoss(DenoisingLoss):
     """SD's epsilon (or v) MSE at uniform timesteps, with SDXL's pooled embedding and time ids."""
@@ -34,12 +47,8 @@ class SDXLDenoisingLoss(DenoisingLoss):
     def __call__(
         self, model, latents, conditioning: Conditioning, noise, timesteps, dtype=None
     ) -> torch.Tensor:
-        rows, (height, width) = latents.shape[0], latents.shape[-2:]
-        factor, dtype = self.vae_scale_factor, dtype or model.dtype
-        added = {
-            "text_embeds": conditioning.pooled.to(dtype),
-            "time_ids": time_ids(height * factor, width * factor, rows, latents.device, dtype),
-        }
+        dtype = dtype or model.dtype
+        added = added_conditions(latents, conditioning, self.vae_scale_factor, dtype)
         return denoising_loss(
             model,
             self.noise_scheduler,
@@ -83,6 +92,17 @@ class StableDiffusionXL(Family):
 
     def training_loss(self, pipe) -> SDXLDenoisingLoss:
         return SDXLDenoisingLoss(noise_scheduler_for(pipe.scheduler), self.vae_scale_factor(pipe))
+
+    @torch.no_grad()
+    def predict_noise(
+        self, pipe, latents: torch.Tensor, timestep: int, conditioning: Conditioning
+    ) -> torch.Tensor:
+        unet = pipe.unet
+        added = added_conditions(latents, conditioning, self.vae_scale_factor(pipe), unet.dtype)
+        embeds = conditioning.embeds.to(latents.device, unet.dtype)
+        return unet(
+            latents.to(unet.dtype), timestep, encoder_hidden_states=embeds, added_cond_kwargs=added
+        ).sample
 
     def sample(self, pipe, noise: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:
         return sample_unet_pipeline(pipe, noise, plan, pooled=True)

@@ -166,6 +166,9 @@ def from_driving(
     driving = (pair.driving_latents if latents is None else latents).to(noise.device, noise.dtype)
     if len(driving) != len(noise):  # one driving image for every seed (animate: one frame per row)
         driving = driving[:1].expand(len(noise), -1, -1, -1)
+    if sampling.driving_inversion:
+        conditioning = engine.conditioning(pair, pair.driving_prompt)
+        return engine.family.inverted_start(engine.pipe, driving, conditioning, sampling.steps, start), start
     return engine.family.noised_start(engine.pipe, driving, noise, sampling.steps, start), start
 
 
