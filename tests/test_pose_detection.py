@@ -129,8 +129,31 @@ def test_missing_package_and_wrong_use_say_what_to_do(monkeypatch):
         detect_keypoints(IMAGE, "animal", "source")
     with pytest.raises(ConfigError, match="must be one of openpose, rtmpose, animal, auto"):
         detect_keypoints(IMAGE, "dwpose", "source")
-    with pytest.raises(ConfigError, match="finds keypoints for imposter-retarget; a pose map .* openpose"):
-        detect_pose(IMAGE, "animal")
+    with pytest.raises(
+        ConfigError, match="toy finds keypoints for imposter-retarget; pose-control on that world"
+    ):
+        detect_pose(IMAGE, "toy")
+
+
+def test_pose_control_gets_the_detected_joints_drawn_as_openpose_draws_them(fake_rtmlib):
+    """--detect-pose rtmpose (or animal, auto) for pose-control: the joints as an OpenPose body map, in
+    controlnet_aux's colours: each joint a disc of its colour, each limb at 60% of its colour, black around."""
+    from imposter.pose_detection import COLOURS_COCO18
+    from imposter.retarget import OPENPOSE_COCO18, completed
+
+    picture = Image.new("RGB", (512, 512))
+    points = {name: np.asarray(xy) * 8 for name, xy in PERSON.items()}  # the 64 px figure at 512 px
+    fake_rtmlib["Body"] = as_array(points, COCO17)
+    drawn = np.asarray(detect_pose(picture, "rtmpose"))
+    assert drawn.shape == (512, 512, 3) and (drawn[:4, :4] == 0).all()
+    joints = completed(points)
+    joints["neck"] = (joints["left_shoulder"] + joints["right_shoulder"]) / 2
+    for index, name in OPENPOSE_COCO18.items():  # the joints, drawn last, in their colours
+        x, y = np.round(joints[name]).astype(int)
+        assert tuple(drawn[y, x]) == COLOURS_COCO18[index], name
+    knee, ankle = joints["right_knee"], joints["right_ankle"]  # limb (10, 11): colour 8 at 60%
+    x, y = np.round((knee + ankle) / 2).astype(int)
+    assert tuple(drawn[y, x]) == tuple(int(c * 0.6) for c in COLOURS_COCO18[8])
 
 
 def test_a_dog_retargeted_into_a_standing_person_stands_up_at_its_own_lengths():

@@ -123,15 +123,19 @@ def controlled(unet, controlnet, pose_map: torch.Tensor, scale: float) -> Iterat
 
 
 def detect_pose(image: Image.Image, detector: str) -> Image.Image:
-    """The driving image's pose map by controlnet_aux's ``detector`` (optional; its weights come from the hub)."""
-    from .pose_detection import MAP_DETECTORS, check_detector, openpose_detector
+    """The driving image's OpenPose body map: controlnet_aux's own (``openpose``), or the joints another
+    detector finds drawn as OpenPose draws them (``imposter.pose_detection.openpose_map``). A world's own
+    detector (``toy``) is refused: its ControlNet reads that world's maps, which its pairs carry."""
+    from .pose_detection import DETECTORS, check_detector, detect_keypoints, openpose_detector, openpose_map
 
     check_detector(detector)
-    if detector not in MAP_DETECTORS:
-        raise ConfigError(
-            f"$detect_pose {detector} finds keypoints for imposter-retarget; a pose map for $method "
-            f"pose-control comes from {', '.join(MAP_DETECTORS)}, or pass $driving_pose_map FILE"
+    if detector == "openpose":
+        return openpose_detector("draw the map yourself and pass $driving_pose_map FILE")(image).resize(
+            image.size
         )
-    return openpose_detector("draw the map yourself and pass $driving_pose_map FILE")(image).resize(
-        image.size
-    )
+    if detector not in DETECTORS:
+        raise ConfigError(
+            f"$detect_pose {detector} finds keypoints for imposter-retarget; pose-control on that world reads "
+            "its own maps: pass $driving_pose_map FILE (imposter toy pairs writes them)"
+        )
+    return openpose_map(detect_keypoints(image, detector, "driving")[0], image.size)

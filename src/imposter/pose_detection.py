@@ -1,6 +1,6 @@
 """Body keypoints found in a picture for imposter-retarget, by the detector the user names (``--detect-pose``).
 
-- ``openpose``: controlnet_aux's OpenPose body model (people; COCO-18). It also draws pose-control's map.
+- ``openpose``: controlnet_aux's OpenPose body model (people; COCO-18).
 - ``rtmpose``: rtmlib's ``Body`` (YOLOX finds the person, RTMPose-m reads COCO-17's joints; ONNX weights,
   no pickles; people). OpenPose's neck is the shoulders' midpoint, as rtmlib's own OpenPose conversion has it.
 - ``animal``: rtmlib's ``Animal`` (YOLOX's COCO classes find the animal, ViTPose-B trained on APT-36K reads
@@ -13,7 +13,9 @@
   its figures.
 
 Each detector is an optional package whose weights come from the internet on first use (the hub, GitHub);
-loaded once per process. The most confident figure of the picture is used.
+loaded once per process. The most confident figure of the picture is used. For ``pose-control`` the found
+joints are drawn as an OpenPose body map (:func:`openpose_map`, the colours controlnet_aux draws), what the
+OpenPose ControlNets read; ``openpose`` draws its own.
 """
 
 from __future__ import annotations
@@ -24,13 +26,33 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import ConfigError, DataError
-from .retarget import CORE, Keypoints, completed, openpose_joints
+from .retarget import CORE, OPENPOSE_COCO18, Keypoints, completed, openpose_joints
 
 if TYPE_CHECKING:
     from PIL import Image
 
 DETECTORS = ("openpose", "rtmpose", "animal", "auto")  # built in; plugins add theirs (detector_names)
-MAP_DETECTORS = ("openpose",)  # those that also draw pose-control's pose map
+# OpenPose's body map (controlnet_aux.open_pose.util.draw_bodypose): limbs between COCO-18 joints (1-based),
+# a colour each (limbs at 60%), the joints in the same colours; eyes and ears (15-18) we do not have
+LIMBS_COCO18 = (
+    (2, 3),
+    (2, 6),
+    (3, 4),
+    (4, 5),
+    (6, 7),
+    (7, 8),
+    (2, 9),
+    (9, 10),
+    (10, 11),
+    (2, 12),
+    (12, 13),
+    (13, 14),
+    (2, 1),
+)
+COLOURS_COCO18 = (
+    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0), (0, 255, 0),
+    (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255), (85, 0, 255),
+)  # fmt: skip
 MIN_SCORE = 0.3  # a joint under this score counts as not found (rtmlib draws its skeletons from 0.3 to 0.5)
 # rtmlib Body's COCO-17 order (mmpose's): index -> our name; the neck is derived from the shoulders
 COCO17 = {
@@ -198,3 +220,34 @@ def draw_skeleton(image: Image.Image, keypoints: Keypoints, zoom: int = 1) -> Im
             [x - radius, y - radius, x + radius, y + radius], fill=(250, 250, 0), outline=(20, 20, 20)
         )
     return picture
+
+
+def openpose_map(keypoints: Keypoints, size: tuple[int, int]) -> Image.Image:
+    """``keypoints`` drawn as an OpenPose body map of ``size`` (width, height) on black, as controlnet_aux draws
+    one at 512 px (limbs as ellipses 4 px wide, joints as discs of radius 4; scaled with the picture): what an
+    OpenPose ControlNet (lllyasviel/control_v11p_sd15_openpose, thibaud/controlnet-openpose-sdxl-1.0) reads."""
+    import math
+
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
+
+    canvas = PILImage.new("RGB", size, (0, 0, 0))
+    draw, scale = ImageDraw.Draw(canvas), max(size) / 512
+    stick, radius = max(1.0, 4 * scale), max(1.0, 4 * scale)
+    point = {index + 1: np.asarray(keypoints[name], dtype=float) for index, name in OPENPOSE_COCO18.items()}
+    for (a, b), colour in zip(LIMBS_COCO18, COLOURS_COCO18, strict=False):
+        (x1, y1), (x2, y2) = point[a], point[b]
+        middle, half = ((x1 + x2) / 2, (y1 + y2) / 2), math.hypot(x2 - x1, y2 - y1) / 2
+        angle = math.atan2(y2 - y1, x2 - x1)
+        ellipse = [
+            (
+                middle[0] + half * math.cos(t) * math.cos(angle) - stick * math.sin(t) * math.sin(angle),
+                middle[1] + half * math.cos(t) * math.sin(angle) + stick * math.sin(t) * math.cos(angle),
+            )
+            for t in np.linspace(0, 2 * math.pi, 36, endpoint=False)
+        ]
+        draw.polygon(ellipse, fill=tuple(int(c * 0.6) for c in colour))
+    for index, colour in zip(range(1, 15), COLOURS_COCO18, strict=True):
+        x, y = point[index]
+        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour)
+    return canvas
