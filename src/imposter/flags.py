@@ -259,9 +259,9 @@ def add_pose_flags(parser: argparse.ArgumentParser) -> None:
         "--detect-pose",
         choices=detector_names(),
         default=None,
-        help="detect instead of reading files: pose-control's driving pose map (openpose), imposter-retarget's "
-        "keypoints (openpose or rtmpose: people; animal: animals; auto: rtmpose, else animal; toy: the toy "
-        "world's figures); optional packages, weights downloaded on first use",
+        help="detect what no file gives: imposter-retarget's keypoints, pose-control's OpenPose map (openpose "
+        "or rtmpose: people; animal: animals; auto: rtmpose, else animal; toy: the toy world's figures, "
+        "keypoints only); optional packages, weights downloaded on first use",
     )
     group = parser.add_argument_group("imposter-retarget (both images' body keypoints)")
     add_keypoint_flags(
