@@ -126,7 +126,9 @@ def sweep_settings(args: argparse.Namespace) -> list[dict]:
         "source_attention_from": args.source_attention_from,
         "driving_strength": args.driving_strength,
     }
-    if args.driving_inversion:  # only when asked: earlier sweeps' settings (and their resumption) stay as they were
+    if (
+        args.driving_inversion
+    ):  # only when asked: earlier sweeps' settings (and their resumption) stay as they were
         grid["driving_inversion"] = [True]
     names = list(grid)
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
