@@ -186,7 +186,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
     run_demo(
-        args.out, pair_seed=args.pair_seed, seeds=args.seeds, device=args.device, progress=not args.quiet
+        args.out,
+        pair_seed=args.pair_seed,
+        seeds=args.seeds,
+        device=args.device,
+        progress=not args.quiet,
+        overwrite=args.overwrite,
     )
 
 
@@ -219,6 +224,9 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--pair-seed", type=int, default=0, help="which toy pair to render")
     demo.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     demo.add_argument("--device", default=None)
+    demo.add_argument(
+        "--overwrite", action="store_true", help="replace a demo made with other settings in --out"
+    )
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(func=cmd_demo)
 

@@ -37,10 +37,13 @@ def run_demo(
     log: Callable[[str], object] = print,
     finetune: FinetuneConfig | None = None,
     sampling: SamplingConfig | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Run the demo into ``out``; returns the path of the picture (source | driving | truth | methods).
 
     ``finetune`` and ``sampling`` (None: each method's defaults) exist for quick checks of the demo itself.
+    A rerun resumes what ``out`` holds; a demo made by another version (other settings) is refused unless
+    ``overwrite``.
     """
     out = Path(out)
     csv = write_pairs(1, pair_seed, out / "pair", keypoints=False)  # imposter-retarget detects them
@@ -63,7 +66,7 @@ def run_demo(
         metrics=DEMO_METRICS,
         detect_pose="toy",
     )
-    records = run_bench(config, out / "bench", progress=progress, log=log)
+    records = run_bench(config, out / "bench", overwrite=overwrite, progress=progress, log=log)
     log("\n" + (out / "bench" / "report.md").read_text())
     with Image.open(out / "bench" / "grids" / f"{records[0]['pair_id']}.png") as grid:
         picture = save_image(grid, out / "grid.png")
