@@ -213,3 +213,18 @@ def test_the_keypoints_command_says_in_one_line_when_no_body_is_found(fake_rtmli
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: rtmpose then animal found no body") and "\n" not in error
     assert "by hand" in error and not (tmp_path / "wall_keypoints.json").exists()
+
+
+def test_a_pose_map_is_detected_only_for_a_method_that_reads_one():
+    """--detect-pose draws the driving pose map for pose-control alone: imposter reads none (no detector
+    runs), pose-control-oracle reads the truth's, which no detector sees."""
+    from imposter.config import RunConfig
+    from imposter.run import pose_map
+
+    def config(method: str) -> RunConfig:
+        return RunConfig("toy", method, "s.png", "d.png", "a dog", "a cat", "a dog", (0,), detect_pose="toy")
+
+    for method in ("imposter", "imposter-retarget", "pose-control-oracle"):
+        assert pose_map(config(method), IMAGE, print) is None
+    with pytest.raises(ConfigError, match="toy finds keypoints for imposter-retarget"):
+        pose_map(config("pose-control"), IMAGE, print)

@@ -193,6 +193,14 @@ def detect_keypoints(image: Image.Image, detector: str, role: str) -> tuple[Keyp
     )
 
 
+def given_or_detected(given, image: Image.Image, detector: str | None, role: str, log):
+    """``given`` keypoints (a file, named joints), else those ``detector`` finds in ``image`` (None: no
+    detector, no keypoints)."""
+    if given or detector is None:
+        return given or None
+    return detected(image, detector, role, log)
+
+
 def detected(image: Image.Image, detector: str, role: str, log) -> Keypoints:
     """:func:`detect_keypoints`, the detector that found them said in ``log``."""
     points, used = detect_keypoints(image, detector, role)

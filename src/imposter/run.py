@@ -165,10 +165,10 @@ def pose_map(config: RunConfig, driving: Image.Image, log: Callable[[str], None]
     """The driving pose map of a run: the user's file, or one made by ``config.detect_pose`` (None: neither)."""
     if config.driving_pose_map:
         return load_image(config.driving_pose_map, "driving pose map")
-    if config.detect_pose and not get_method(config.method).needs_keypoints:  # those detect keypoints instead
+    if config.detect_pose and get_method(config.method).needs_pose_map:
         from .controlnet import detect_pose
 
-        log(f"driving pose map: detected by controlnet_aux ({config.detect_pose})")
+        log(f"driving pose map: detected ({config.detect_pose})")
         return detect_pose(driving, config.detect_pose)
     return None
 
@@ -176,14 +176,10 @@ def pose_map(config: RunConfig, driving: Image.Image, log: Callable[[str], None]
 def keypoints(config: RunConfig, role: str, image: Image.Image, log: Callable[[str], None]) -> Any:
     """One image's body keypoints for imposter-retarget: the user's OpenPose JSON, or detected by
     ``config.detect_pose`` when the method reads them (None: neither)."""
-    given = getattr(config, f"{role}_keypoints")
-    if given:
-        return given
-    if config.detect_pose and get_method(config.method).needs_keypoints:
-        from .pose_detection import detected
+    from .pose_detection import given_or_detected
 
-        return detected(image, config.detect_pose, role, log)
-    return None
+    detector = config.detect_pose if get_method(config.method).needs_keypoints else None
+    return given_or_detected(getattr(config, f"{role}_keypoints"), image, detector, role, log)
 
 
 class Job:

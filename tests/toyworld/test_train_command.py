@@ -30,19 +30,18 @@ def stages(monkeypatch):
         (out / "training.json").write_text(json.dumps(summary))
         return summary
 
-    def fake_controlnet(folder, config, log=print, progress=True, command=None):
-        ran.append(f"controlnet {config.steps}")
-        log("controlnet trained")
-        (folder / "controlnet").mkdir(exist_ok=True)
-        (folder / "controlnet" / "config.json").write_text("{}")
-        return {"seconds": 2.0}
+    def fake_stage(label: str, folder_name: str, file_name: str, seconds: float):
+        def stage(folder, config, log=print, progress=True, command=None):
+            ran.append(f"{label} {config.steps}")
+            log(f"{label} trained")
+            (folder / folder_name).mkdir(exist_ok=True)
+            (folder / folder_name / file_name).write_text("{}")
+            return {"seconds": seconds}
 
-    def fake_keypoints(folder, config, log=print, progress=True, command=None):
-        ran.append(f"keypoints {config.steps}")
-        log("keypoint detector trained")
-        (folder / "keypoints").mkdir(exist_ok=True)
-        (folder / "keypoints" / "detector.safetensors").write_text("")
-        return {"seconds": 3.0}
+        return stage
+
+    fake_controlnet = fake_stage("controlnet", "controlnet", "config.json", 2.0)
+    fake_keypoints = fake_stage("keypoints", "keypoints", "detector.safetensors", 3.0)
 
     monkeypatch.setattr(train, "train_toy_model", fake_pipeline)
     monkeypatch.setattr(train_controlnet, "add_pose_controlnet", fake_controlnet)
@@ -64,11 +63,7 @@ def test_the_add_on_stages_follow_the_pipeline_and_a_rerun_carries_on(stages, tm
     run(out, "--controlnet-steps", "5", "--keypoint-steps", "3")
     assert stages[3:] == ["controlnet 5"]  # the pipeline and the detector are kept
     log = (out / "train.log").read_text()
-    assert (
-        log.index("pipeline trained")
-        < log.index("controlnet trained")
-        < log.index("keypoint detector trained")
-    )
+    assert log.index("pipeline trained") < log.index("controlnet trained") < log.index("keypoints trained")
     assert log.count("controlnet trained") == 2
     run(out, "--unet-steps", "8", "--controlnet-steps", "5", "--keypoint-steps", "3")  # other settings
     assert stages[-3:] == ["pipeline", "controlnet 5", "keypoints 3"]

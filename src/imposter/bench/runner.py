@@ -187,12 +187,10 @@ class _Session:
     def keypoints(self, given: Path | None, image, role: str):
         """A pair's keypoints for imposter-retarget: the CSV's file, else detected by ``detect_pose`` when a
         method of the bench reads them."""
-        needed = any(setup.method.needs_keypoints for setup in self.config.methods)
-        if given is not None or self.config.detect_pose is None or not needed:
-            return given
-        from ..pose_detection import detected
+        from ..pose_detection import given_or_detected
 
-        return detected(image, self.config.detect_pose, role, self.log)
+        needed = any(setup.method.needs_keypoints for setup in self.config.methods)
+        return given_or_detected(given, image, self.config.detect_pose if needed else None, role, self.log)
 
     def missing_seeds(self, row: BenchPair, setup: MethodSetup) -> list[int]:
         """The seeds of every batch that lacks an image: whole batches, as an uninterrupted run makes them."""

@@ -41,7 +41,10 @@ class Method(ABC):
     sampling_defaults: Mapping[str, Any] = {}
     # model families it runs on (imposter.families); the peers and the authors' release are SD 1.x/2.x methods
     families: tuple[str, ...] = ("sd",)
-    needs_keypoints = False  # reads both images' body keypoints (imposter-retarget): --detect-pose finds them
+    # what --detect-pose finds for it when no file gives it: both images' body keypoints (imposter-retarget),
+    # the driving image's pose map (pose-control)
+    needs_keypoints = False
+    needs_pose_map = False
 
     @property
     def finetune_kind(self) -> str:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 NEEDS_MAP = {
     "driving": "$method pose-control needs $driving_pose_map FILE: an OpenPose or DensePose render of the "
-    "driving image (controlnet_aux's OpenposeDetector makes one; with it installed, $detect_pose openpose does)",
+    "driving image; or detect one with $detect_pose openpose, rtmpose, animal or auto",
     "target": "$method pose-control-oracle needs the ground truth's pose map (a toy-world pairs.csv's "
     "target_pose_map column: imposter toy pairs writes it)",
 }
@@ -51,6 +51,9 @@ class PoseControlMethod(SubjectLoraMethod):
         description = f"peer (DreamPose's way): subject LoRA on the source, then the target caption with a pose ControlNet fed {what}"
         super().__init__(name, description, {"k": 0, **NO_GUIDANCE})
         self.pose_map = pose_map  # which of the pair's pose maps the ControlNet reads: "driving" or "target"
+        self.needs_pose_map = (
+            pose_map == "driving"
+        )  # a detector can draw the driving image's, not the truth's
 
     def pose_map_of(self, pair: PreparedPair):
         """The pair's pose map this method reads; a one-line error when the pair has none."""

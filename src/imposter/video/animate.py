@@ -182,10 +182,11 @@ class AnimateJob(Job):
         self.keypoints = None
         self.source_keypoints = config.source_keypoints
         if config.detect_pose and get_method(config.method).needs_keypoints:
-            from ..pose_detection import detect_keypoints, detected
+            from ..pose_detection import detect_keypoints, given_or_detected
 
-            if not config.source_keypoints:
-                self.source_keypoints = detected(self.source, config.detect_pose, "source", log)
+            self.source_keypoints = given_or_detected(
+                config.source_keypoints, self.source, config.detect_pose, "source", log
+            )
             if not config.driving_keypoints:
                 frames = tqdm(self.driving.images, desc="detecting keypoints", leave=False, disable=None)
                 found = [detect_keypoints(frame, config.detect_pose, "driving") for frame in frames]
