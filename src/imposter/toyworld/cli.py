@@ -340,40 +340,41 @@ def _add_decoder(sub: argparse._SubParsersAction) -> None:
     decoder.set_defaults(func=cmd_decoder)
 
 
+def _add_stage(sub: argparse._SubParsersAction, folder: str, help: str, func) -> argparse.ArgumentParser:
+    """``imposter toy FOLDER``: an add-on stage trained beside a toy pipeline, into its ``FOLDER/``."""
+    stage = sub.add_parser(folder, help=help)
+    stage.add_argument("--model", required=True, help=f"a toy pipeline folder ({folder}/ is written in it)")
+    stage.add_argument("--steps", type=int, default=None)
+    stage.add_argument("--seed", type=int, default=None)
+    stage.add_argument("--quiet", action="store_true")
+    stage.set_defaults(func=func)
+    return stage
+
+
 def _add_controlnet(sub: argparse._SubParsersAction) -> None:
     """``imposter toy controlnet``."""
-    control = sub.add_parser(
+    control = _add_stage(
+        sub,
         "controlnet",
-        help="train a pose ControlNet on the world's part maps beside a toy pipeline (its controlnet/; "
+        "train a pose ControlNet on the world's part maps beside a toy pipeline (its controlnet/; "
         "resumable; what pose-control uses on that model)",
+        cmd_controlnet,
     )
-    control.add_argument(
-        "--model", required=True, help="a toy pipeline folder (controlnet/ is written in it)"
-    )
-    control.add_argument("--steps", type=int, default=None)
     control.add_argument("--examples", type=int, default=None, help="examples rendered with their part maps")
-    control.add_argument("--seed", type=int, default=None)
-    control.add_argument("--quiet", action="store_true")
-    control.set_defaults(func=cmd_controlnet)
 
 
 def _add_keypoints(sub: argparse._SubParsersAction) -> None:
     """``imposter toy keypoints``."""
-    keypoints = sub.add_parser(
+    keypoints = _add_stage(
+        sub,
         "keypoints",
-        help="train the toy world's body-keypoint detector beside a toy pipeline (its keypoints/; resumable; "
-        "what --detect-pose toy reads)",
+        "train the toy world's body-keypoint detector beside a toy pipeline (its keypoints/; resumable; "
+        "what --detect-pose toy reads; default 2500 steps)",
+        cmd_keypoints,
     )
-    keypoints.add_argument(
-        "--model", required=True, help="a toy pipeline folder (keypoints/ is written in it)"
-    )
-    keypoints.add_argument("--steps", type=int, default=None, help="default 2500")
     keypoints.add_argument(
         "--batch", type=int, default=None, help="pretraining figures per step (default 32)"
     )
-    keypoints.add_argument("--seed", type=int, default=None)
-    keypoints.add_argument("--quiet", action="store_true")
-    keypoints.set_defaults(func=cmd_keypoints)
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
