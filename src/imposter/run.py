@@ -174,12 +174,13 @@ def pose_map(config: RunConfig, driving: Image.Image, log: Callable[[str], None]
 
 
 def keypoints(config: RunConfig, role: str, image: Image.Image, log: Callable[[str], None]) -> Any:
-    """One image's body keypoints for imposter-retarget: the user's OpenPose JSON, or detected by
-    ``config.detect_pose`` when the method reads them (None: neither)."""
+    """One image's body keypoints when the method reads them (imposter-retarget): the user's OpenPose JSON, or
+    detected by ``config.detect_pose`` (None: neither, or a method that reads none)."""
+    if not get_method(config.method).needs_keypoints:  # no warp for a method that never reads it
+        return None
     from .pose_detection import given_or_detected
 
-    detector = config.detect_pose if get_method(config.method).needs_keypoints else None
-    return given_or_detected(getattr(config, f"{role}_keypoints"), image, detector, role, log)
+    return given_or_detected(getattr(config, f"{role}_keypoints"), image, config.detect_pose, role, log)
 
 
 class Job:
