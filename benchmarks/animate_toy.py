@@ -3,8 +3,8 @@
     python benchmarks/animate_toy.py                   # 3 sequences x 8 frames, the toy model: ~5 min on 2 cores
     python benchmarks/animate_toy.py --sequences 1 --frames 4 --train-steps 100 --no-docs
     python benchmarks/animate_toy.py --method pose-control --no-docs   # DreamPose's way: each frame's part map
-    python benchmarks/animate_toy.py --method imposter-retarget --no-docs   # each frame's joints, nothing learned
-    python benchmarks/animate_toy.py --method imposter-retarget --detect-pose toy --no-docs   # no joint files
+    python benchmarks/animate_toy.py --method imposter --no-docs   # each frame's joints, nothing learned
+    python benchmarks/animate_toy.py --method imposter --detect-pose toy --no-docs   # no joint files
 
 Each sequence: a source subject S standing, a driver D != S moving from standing into action A, with
 (S, A) held out of pretraining (:mod:`imposter.toyworld.sequences`). ``imposter animate`` runs on it
@@ -79,7 +79,7 @@ def animate_sequence(
                 "source_keypoints": str(source.parent / "source_keypoints.json"),
                 "driving_keypoints": str(source.parent / "driving_keypoints"),
             }
-            if args.method == "imposter-retarget" and not args.detect_pose
+            if args.method == "imposter" and not args.detect_pose
             else {}
         ),
         detect_pose=args.detect_pose,
@@ -101,7 +101,7 @@ def independent_frames(
     source_keypoints, driving_keypoints = None, None
     if config.driving_keypoints:
         source_keypoints, driving_keypoints = sequence.source_keypoints, sequence.driving_keypoints_frames
-    elif config.detect_pose and config.method == "imposter-retarget":  # as the run found them
+    elif config.detect_pose and config.method == "imposter":  # as the run found them
         source_keypoints = detect_keypoints(sequence.source_image, config.detect_pose, "source")[0]
         driving_keypoints = [
             detect_keypoints(frame, config.detect_pose, "driving")[0] for frame in sequence.driving_frames
@@ -215,7 +215,7 @@ def write_docs(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="toy", help="default: the bundled toy model")
-    parser.add_argument("--method", default="imposter")
+    parser.add_argument("--method", default="imposter-guided")
     parser.add_argument("--sequences", type=int, default=3)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0, help="casting, poses and the initial noise")
@@ -225,7 +225,7 @@ def main() -> None:
     parser.add_argument("--amp-scale", type=float, default=NOT_GIVEN, help="s_a (default: the library's)")
     parser.add_argument("--phase-scale", type=float, default=NOT_GIVEN, help="s_p (default: the library's)")
     parser.add_argument(
-        "--detect-pose", choices=detector_names(), default=None, help="imposter-retarget: detect the joints"
+        "--detect-pose", choices=detector_names(), default=None, help="imposter: detect the joints"
     )
     parser.add_argument("--work", type=Path, default=Path("runs/animate_toy"), help="inputs and run folders")
     parser.add_argument("--docs", type=Path, default=DOCS, help="folder for toy_animation.gif/_strip.png")

@@ -73,7 +73,7 @@ def main() -> None:
                 page.get_by_role("button", name="Generate").click()
                 count = len(args.seeds.split())
                 sync_api.expect(page.locator("#results img")).to_have_count(count, timeout=900_000)
-                sync_api.expect(page.locator("#status")).to_contain_text("Fine-tuned")
+                sync_api.expect(page.locator("#status")).to_contain_text("Generated in")
                 time.sleep(2)  # the grid and downloads render after the results
                 page.screenshot(path=str(args.out), full_page=True)
                 browser.close()

@@ -142,7 +142,7 @@ def time_finetune(clock: Clock, engine, pair, plan: Plan, authors: bool) -> tupl
     from imposter.settings import resolve
 
     latents, conditioning = training_batch(engine, pair)
-    method = get_method("imposter-authors" if authors else "imposter")
+    method = get_method("imposter-authors" if authors else "imposter-guided")
     settings = resolve(method, engine.family)[0]
     settings = override(
         settings,
@@ -209,8 +209,10 @@ def report_sd(report: Report, clock: Clock, engine, pair, encode: float, plan: P
     """SD-2.1: fine-tune windows (ours, the release's), whole sampling runs, seconds per pair, the ratio.
     ``encode``: the seconds the pair's preparation took."""
     ours_step, ours_peak = time_finetune(clock, engine, pair, plan, authors=False)
-    guided, guided_peak = time_sampling(clock, engine, pair, plan.seeds, plan.sample_steps, "imposter", True)
-    plain, _ = time_sampling(clock, engine, pair, plan.seeds, plan.sample_steps, "imposter", False)
+    guided, guided_peak = time_sampling(
+        clock, engine, pair, plan.seeds, plan.sample_steps, "imposter-guided", True
+    )
+    plain, _ = time_sampling(clock, engine, pair, plan.seeds, plan.sample_steps, "imposter-guided", False)
     decode = time_decode(clock, engine, pair, plan.seeds)
     numbers = {
         "encode_pair_s": encode,
@@ -267,8 +269,8 @@ def report_family(report: Report, clock: Clock, engine, pair, plan: Plan, label:
     step, step_peak = (
         time_finetune(clock, engine, pair, plan, authors=False) if plan.family_finetune else (None, None)
     )
-    guided, guided_peak = time_sampling(clock, engine, pair, 1, plan.step_window, "imposter", True)
-    plain, _ = time_sampling(clock, engine, pair, 1, plan.step_window, "imposter", False)
+    guided, guided_peak = time_sampling(clock, engine, pair, 1, plan.step_window, "imposter-guided", True)
+    plain, _ = time_sampling(clock, engine, pair, 1, plan.step_window, "imposter-guided", False)
     guided, plain = guided / plan.step_window, plain / plan.step_window
     report.numbers[label] = {
         "finetune_step_s": step,

@@ -135,7 +135,7 @@ def measure(config: str, row: Row, device: str) -> dict:
         pair = engine.prepare(
             image, "a dog", image, "a cat drinking water from a mug", height=side, width=side
         )
-        method = get_method("imposter")
+        method = get_method("imposter-guided")
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         if row.phase == "fine-tune":

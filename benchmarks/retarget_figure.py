@@ -1,10 +1,10 @@
-"""docs/retarget_steps.png: how imposter-retarget builds its picture, on the demo's pair.
+"""docs/retarget_steps.png: how imposter builds its picture, on the demo's pair.
 
     python benchmarks/retarget_figure.py     # a few seconds
 
 Columns: the source with its keypoints, the source cut into parts (one colour per bone), the driving image
 with its keypoints, the source's skeleton in the driving pose (retargeted) over the driving figure, the moved
-picture (``retarget-warp``), the redraw (``imposter-retarget``, seed 0) and the ground truth. Each 64 px
+picture (``retarget-warp``), the redraw (``imposter``, seed 0) and the ground truth. Each 64 px
 picture is shown 4x.
 """
 
@@ -55,8 +55,8 @@ def main() -> None:
         source, pair.source_prompt, driving, pair.driving_prompt,
         source_keypoints=pair.source_keypoints, driving_keypoints=pair.driving_keypoints,
     )  # fmt: skip
-    learned = engine.personalize(prepared, "imposter-retarget", progress=False)
-    redrawn = engine.generate(prepared, learned, [0], method="imposter-retarget", progress=False)[0]
+    learned = engine.personalize(prepared, "imposter", progress=False)
+    redrawn = engine.generate(prepared, learned, [0], method="imposter", progress=False)[0]
     target = retarget(pair.driving_keypoints, pair.source_keypoints)
     columns = [
         ("source + keypoints", with_skeleton(source, pair.source_keypoints)),
@@ -67,7 +67,7 @@ def main() -> None:
             with_skeleton(driving, {k: v for k, v in target.items() if k != "pelvis"}, (200, 0, 0)),
         ),
         ("moved (retarget-warp)", zoomed(moved)),
-        ("redrawn (imposter-retarget)", zoomed(redrawn)),
+        ("redrawn (imposter)", zoomed(redrawn)),
         ("ground truth", zoomed(pair.target_image)),
     ]
     side, title = 64 * ZOOM, 18

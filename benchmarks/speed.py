@@ -98,7 +98,7 @@ def time_family(args: argparse.Namespace) -> None:
         )
         captions = ("a dog", "a cat drinking water from a mug")
         pair = engine.prepare(source, captions[0], driving, captions[1], height=side, width=side)
-        method = get_method("imposter")
+        method = get_method("imposter-guided")
         rows = []
 
         latents, conditioning = training_batch(engine, pair)
@@ -253,8 +253,8 @@ def main() -> None:
             )
         )
 
-        learned = engine.personalize(pair, "imposter", FinetuneConfig(steps=1), progress=False)
-        method = get_method("imposter")
+        learned = engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=1), progress=False)
+        method = get_method("imposter-guided")
         seeds = list(range(args.seeds))
         on = SamplingConfig(steps=args.sample_steps)  # the defaults: guidance on
         off = SamplingConfig(steps=args.sample_steps, amp_scale=0.0, phase_scale=0.0)

@@ -3,7 +3,7 @@
 DIFT (Tang et al., 2306.03881) finds correspondences between two images from a diffusion model's UNet
 features: noise each image's latents to a timestep, run the UNet with the image's caption, read an up
 block's output, and match by cosine similarity. Could it carry the source's joints onto the driving figure
-(or the reverse), so that imposter-retarget needs no keypoints? This probe measures it on the toy model with
+(or the reverse), so that imposter needs no keypoints? This probe measures it on the toy model with
 the renders' own joints as the truth: every source joint's feature (bilinear, averaged over ``--noises``
 noise draws as DIFT does) is matched within the driving figure's mask, by argmax and by a soft-argmax, and
 the distance to the driving figure's true joint is the error, in pixels of the 64 px image:
@@ -11,7 +11,7 @@ the distance to the driving figure's true joint is the error, in pixels of the 6
     python benchmarks/toy_dift_probe.py                 # 24 tune pairs, about a minute on one core
 
 The floor beside it knows no features: each joint's place in the source figure's bounding box, carried to
-the same place in the driving figure's box. The bar a keypoint estimate must meet for imposter-retarget to
+the same place in the driving figure's box. The bar a keypoint estimate must meet for imposter to
 keep its pose gain is about 0.5 px (README: 1 px of jitter halves the gain).
 """
 

@@ -59,7 +59,10 @@ def main() -> None:
                 learned, method = engine.personalize(pair, "text-only", progress=False), "text-only"
             else:
                 finetune = FinetuneConfig(steps=args.steps, **VARIANTS[variant])
-                learned, method = engine.personalize(pair, "imposter", finetune, progress=False), "baseline++"
+                learned, method = (
+                    engine.personalize(pair, "imposter-guided", finetune, progress=False),
+                    "baseline++",
+                )
             images = engine.generate(pair, learned, args.seeds, sampling, method=method, progress=False)
             items = [
                 EvalItem(image, toy.source_image, toy.driving_image, toy.target_prompt, toy.target_image)

@@ -1,7 +1,7 @@
-"""imposter-retarget with *detected* keypoints: the toy world's keypoint detector (``--detect-pose toy``), its
+"""imposter with *detected* keypoints: the toy world's keypoint detector (``--detect-pose toy``), its
 joint error, and the table with its keypoints instead of the renders' own (issue 19).
 
-The README's table gives imposter-retarget the renders' exact joints, and a jitter sweep says how fast it
+The README's table gives imposter the renders' exact joints, and a jitter sweep says how fast it
 falls with Gaussian error (benchmarks/toy_keypoint_noise.py). A detector errs otherwise: rarely, and then by
 a limb. The bundled toy model ships one (``imposter.toyworld.keypoint_detector``: a 170k-parameter CNN
 trained on pretraining figures only, ``imposter toy keypoints --model DIR`` retrains it, 17 min on one
@@ -10,13 +10,13 @@ core). This measures it:
     python benchmarks/toy_keypoint_detector.py      # a few minutes on one core (nothing is fine-tuned)
 
 prints the mean joint error on the tune and table pairs' images, writes the table pairs *without* keypoint
-columns under runs/toy-keypoint-detector/pairs/ and runs the bench with ``--detect-pose toy`` (imposter-retarget,
+columns under runs/toy-keypoint-detector/pairs/ and runs the bench with ``--detect-pose toy`` (imposter,
 retarget-warp; 24 pairs x 2 seeds) into runs/toy-keypoint-detector/bench/, as a user without annotations
 would. The summary goes to runs/toy-keypoint-detector/summary.md.
 
 A weaker detector (fewer steps: ``imposter toy keypoints --model runs/kp-weak/s300 --steps 300``) errs the way
 detectors err, by whole joints now and then, not by Gaussian jitter; ``--detector runs/kp-weak/s300/keypoints``
-measures imposter-retarget with its joints, written as the pairs' keypoint files (the bundled detector is
+measures imposter with its joints, written as the pairs' keypoint files (the bundled detector is
 what ``--detect-pose toy`` reads), into runs/toy-keypoint-detector/DETECTOR-NAME/ (the bench resumes by pair,
 not by keypoints: a retrained detector wants a folder of another name).
 """
@@ -70,7 +70,7 @@ def main() -> None:
                 write_text(path, json.dumps(to_openpose(found)) + "\n")
     bench = out / "bench"
     argv = ["bench", "--pairs", str(pairs), "--model", "toy", *detect]
-    argv += ["--methods", "imposter-retarget", "retarget-warp", "--metrics", "toy"]
+    argv += ["--methods", "imposter", "retarget-warp", "--metrics", "toy"]
     argv += ["--seeds", *map(str, args.seeds), "--out", str(bench), "--quiet"]
     if imposter(argv) != 0:
         raise SystemExit("the bench failed")

@@ -1,4 +1,4 @@
-"""How good must the keypoints be? imposter-retarget and its warp with every keypoint jittered (issue 19).
+"""How good must the keypoints be? imposter and its warp with every keypoint jittered (issue 19).
 
 The toy world's pairs carry the renders' own joints: a perfect OpenPose. A real detector errs, so this
 rewrites each pair's keypoint files with Gaussian jitter of ``sigma`` pixels per joint and axis (seeded per
@@ -29,7 +29,7 @@ from imposter.retarget import read_keypoints, to_openpose
 from imposter.toyworld.pairs import write_pairs
 
 OUT = Path("runs/toy-keypoint-noise")
-METHODS = ("imposter-retarget", "retarget-warp")
+METHODS = ("imposter", "retarget-warp")
 KEYS = ("pose_iou", "subject", "instance", "leakage")
 
 

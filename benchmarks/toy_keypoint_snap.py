@@ -1,6 +1,6 @@
 """A negative result kept runnable (issue 19): snapping noisy keypoints to the figure's medial axis.
 
-imposter-retarget is only as good as its keypoints (README: pose IoU 0.771 -> 0.673 with 1 px of jitter per
+imposter is only as good as its keypoints (README: pose IoU 0.771 -> 0.673 with 1 px of jitter per
 joint). Could the silhouette repair them, with no model? Each joint moves within +-``reach`` px to where
 its bones run deepest inside the figure (distance to the backdrop, capped at 2.5 px), minus ``weight`` x its
 squared move, a few rounds of coordinate ascent. On the 8 tune pairs, both images, 1 px of jitter:

@@ -1,6 +1,6 @@
-"""Where imposter-retarget's moved picture misses the truth, with the renders' exact joints (issue 19).
+"""Where imposter's moved picture misses the truth, with the renders' exact joints (issue 19).
 
-imposter-retarget places the pose at IoU 0.771 on the table pairs, the ground truth through the VAE at
+imposter places the pose at IoU 0.771 on the table pairs, the ground truth through the VAE at
 0.947. This splits the moved picture's (retarget-warp's) miss on the tune pairs, no model involved:
 
     python benchmarks/toy_retarget_gap.py       # 24 tune pairs, a minute

@@ -1,4 +1,4 @@
-"""Choosing imposter-retarget's settings on the tune split (issue 19, direction 5): img2img of the retargeted
+"""Choosing imposter's settings on the tune split (issue 19, direction 5): img2img of the retargeted
 source at several strengths, from the pretrained model or the source LoRA, with or without ImPoster's
 guidance, the source's attention, a lower CFG, or the source caption instead of the target's.
 
@@ -17,6 +17,7 @@ The rows of docs/toy-defaults.md's retargeting section (a few seconds per settin
     python $B --strengths 0.1 0.2 0.3 0.5 --no-guidance                      # the pretrained model alone
     python $B --strengths 0.1 0.15 0.2 0.3                                   # ... with the source's attention
     for K in noisy0.5 noisy1 noisy2; do python $B --keypoints $K --strengths 0 0.1 --no-guidance; done
+    for S in 0.3 0.5 0.8; do python $B --strengths 0.1 --no-guidance --scene-strength $S; done
 
 One JSON line per pair and setting in runs/v6-retarget/sweep.jsonl (resumable); strength 0 scores the
 retargeted picture itself.
@@ -70,6 +71,10 @@ def main() -> None:
     parser.add_argument(
         "--source-caption", action="store_true", help="the source's caption, not the target's"
     )
+    parser.add_argument(
+        "--scene-strength", type=float, default=None,
+        help="all but the moved figure redrawn from this higher strength (--scene-strength)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -89,18 +94,29 @@ def main() -> None:
         base.update(phase_scale=args.phase_scale, phase_cutoff=0.35)
     if args.guidance_scale != 7.5:
         base["guidance_scale"] = args.guidance_scale
+    if args.scene_strength is not None:
+        base["scene_strength"] = args.scene_strength
     label = {"keypoints": args.keypoints} | ({} if args.lora else {"method": "text-only"})
     label |= {"prompt": "source"} if args.source_caption else {}
     for pair in make_pairs(8, 0, "tune"):
         source_points, driving_points = keypoints(pair, args.keypoints)
         warped = retargeted_image(pair.source_image, pair.driving_image, source_points, driving_points)
         prompt = pair.source_prompt if args.source_caption else None
-        prepared = engine.prepare(pair.source_image, pair.source_prompt, warped, pair.driving_prompt, prompt)
+        if args.scene_strength is None:
+            prepared = engine.prepare(
+                pair.source_image, pair.source_prompt, warped, pair.driving_prompt, prompt
+            )
+        else:  # the method itself, which knows where the moved figure lies
+            prepared = engine.prepare(
+                pair.source_image, pair.source_prompt, pair.driving_image, pair.driving_prompt, prompt,
+                source_keypoints=source_points, driving_keypoints=driving_points,
+            )  # fmt: skip
+            method = "imposter"
         if args.lora:
             folder = LORAS / f"imposter-subject-{pair.pair_id}-500-0.0005-r16-wide"
             learned = engine.load_personalization(folder, "imposter-subject")
         else:
-            learned = engine.personalize(prepared, "text-only", progress=False)
+            learned = engine.personalize(prepared, method, progress=False)
         for strength in args.strengths:
             setting = dict(base, driving_strength=strength, **label)
             if (pair.pair_id, json.dumps(setting, sort_keys=True)) in done:

@@ -21,7 +21,7 @@ from pathlib import Path
 from statistics import mean
 
 VARIANTS = {  # name -> (method that learns, fine-tune settings)
-    "both pairs (default)": ("imposter", {}),
+    "both pairs (default)": ("imposter-guided", {}),
     "source alone": ("subject-lora", {}),
     "source alone, r16 attn+conv": ("subject-lora", {"rank": 16, "lora_layers": "wide"}),
 }

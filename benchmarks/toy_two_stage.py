@@ -46,7 +46,7 @@ def main() -> None:
     rows = []
     for toy in make_pairs(8, 0, "tune"):
         pair = engine.prepare(toy.source_image, toy.source_prompt, toy.driving_image, toy.driving_prompt)
-        paper = engine.load_personalization(BOTH / f"{toy.pair_id}-500-0.0005", "imposter")
+        paper = engine.load_personalization(BOTH / f"{toy.pair_id}-500-0.0005", "imposter-guided")
         source = engine.load_personalization(
             SOURCE / f"imposter-subject-{toy.pair_id}-500-0.0005-r16-wide", "imposter-subject"
         )
@@ -60,8 +60,10 @@ def main() -> None:
             means = {k: sum(s[k] for s in scores) / len(scores) for k in KEYS}
             rows.append({"pair_id": toy.pair_id, "settings": {"name": name}, "metrics": means})
 
-        first = engine.generate(pair, paper, [0, 1], SamplingConfig(), method="imposter", progress=False)
-        score(first, "imposter")
+        first = engine.generate(
+            pair, paper, [0, 1], SamplingConfig(), method="imposter-guided", progress=False
+        )
+        score(first, "imposter-guided")
         for strength in args.strengths:
             sampling = SamplingConfig(
                 k=0,

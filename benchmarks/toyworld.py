@@ -33,7 +33,7 @@ from imposter.flags import phase_cutoff, step_or_off, strength_or_off
 
 METHODS = (
     "copy-source", "copy-driving", "phase-swap", "guidance-only", "text-only",
-    "imposter", "baseline++", "imposter-k0", "imposter-no-guidance", "imposter-no-phase", "imposter-no-amp",
+    "imposter", "imposter-guided", "baseline++", "imposter-k0", "imposter-no-guidance", "imposter-no-phase", "imposter-no-amp",
     "imposter-authors", "hiper", "adi", "adi+lora",
 )  # fmt: skip
 GT_KEYS = ("pose_iou", "subject", "instance", "leakage", "identity", "psnr", "phase")
@@ -163,7 +163,7 @@ def sweep(args: argparse.Namespace) -> None:
     )
     settings = sweep_settings(args)
     rows = list(done.values())
-    learner = "" if args.method == "imposter" else f"{args.method}-"
+    learner = "" if args.method == "imposter-guided" else f"{args.method}-"
     shape = "" if args.lora_layers == "attention" and args.rank == 4 else f"-r{args.rank}-{args.lora_layers}"
     for toy in tqdm(make_pairs(args.pairs, args.pair_seed, args.split), desc="pairs"):
         todo = [s for s in settings if (toy.pair_id, json.dumps(s, sort_keys=True)) not in done]
@@ -239,7 +239,7 @@ def main() -> None:
     s.add_argument("--device", default="cpu")
     s.add_argument("--threads", type=int, default=2)
     s.add_argument(
-        "--method", choices=("imposter", "imposter-subject"), default="imposter",
+        "--method", choices=("imposter-guided", "imposter-subject"), default="imposter-guided",
         help="whose fine-tune and sampling: imposter (LoRA on both pairs) or imposter-subject (the source alone)",
     )  # fmt: skip
     s.add_argument("--train-steps", type=int, default=500)

@@ -7,7 +7,7 @@ import pytest
 from imposter import __version__
 from imposter.cli import main
 
-FAST = ["--train-steps", "6", "--steps", "6", "--k", "2", "--quiet"]
+FAST = ["--method", "imposter-guided", "--train-steps", "6", "--steps", "6", "--k", "2", "--quiet"]
 
 
 @pytest.fixture
@@ -156,6 +156,7 @@ def test_the_toy_model_says_what_it_knows_when_a_caption_is_outside_it(pair_file
         "generate", "--source", str(pair_files["source"]), "--source-prompt", "a monkey",
         "--driving", str(pair_files["driving"]), "--driving-prompt", "a woman playing violin",
         "--out", str(tmp_path / "toy"), "--train-steps", "1", "--steps", "2", "--k", "1", "--quiet",
+        "--method", "imposter-guided",
     ]  # fmt: skip
     said = toy_notices(args)
     assert len(said) == 1 and "\n" not in said[0]
@@ -177,7 +178,7 @@ def test_phase_cutoff_all_is_the_paper_recipe_every_frequency():
     def sampling(*flags):
         args = build_parser().parse_args(["generate", "--source", "s", "--source-prompt", "a dog", "--driving",
                                           "d", "--driving-prompt", "a cat dancing", *flags])  # fmt: skip
-        method = get_method(args.method or "imposter")
+        method = get_method(args.method or "imposter-guided")
         return resolve(method, None, *named_settings(args))[1]
 
     assert sampling().phase_cutoff == 0.35  # unset: the method's default

@@ -26,7 +26,7 @@ def pair(engine):
 
 @pytest.fixture(scope="module")
 def learned(engine, pair):
-    return engine.personalize(pair, "imposter", FinetuneConfig(steps=15), progress=False)
+    return engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=15), progress=False)
 
 
 def unet_state(engine):
@@ -52,9 +52,9 @@ def test_eta_above_zero_is_reproducible_alone_or_in_a_batch(engine, pair, learne
 
 
 def test_finetuning_is_reproducible_from_its_seed(engine, pair, learned):
-    again = engine.personalize(pair, "imposter", FinetuneConfig(steps=15), progress=False)
+    again = engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=15), progress=False)
     assert all(torch.equal(learned.state[k], again.state[k]) for k in learned.state)
-    other = engine.personalize(pair, "imposter", FinetuneConfig(steps=15, seed=1), progress=False)
+    other = engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=15, seed=1), progress=False)
     assert any(not torch.equal(learned.state[k], other.state[k]) for k in learned.state)
 
 
@@ -91,14 +91,14 @@ def test_method_settings_are_fixed_by_name():
     assert get_method("imposter-no-phase").sampling_config(base).phase_scale == 0
     assert get_method("imposter-no-amp").sampling_config(base).amp_scale == 0
     assert get_method("imposter-authors").sampling_config(base).k == 6
-    assert get_method("imposter").sampling_config(base) == base
+    assert get_method("imposter-guided").sampling_config(base) == base
     variant = SamplingConfig(k=2, phase_cutoff=0.1, guidance_until=0.5, guidance_space="denoised")
     paper = get_method("imposter-paper").sampling_config(variant)  # the recipe is fixed, the scales are not
     assert (paper.phase_cutoff, paper.guidance_until, paper.guidance_space) == (None, 1.0, "noisy")
     assert (paper.k, paper.amp_scale, paper.phase_scale) == (2, variant.amp_scale, variant.phase_scale)
     defaults = resolve(get_method("imposter-paper"), None)[1]
     assert (defaults.amp_scale, defaults.phase_scale, defaults.phase_cutoff) == (0.03, 0.1, None)
-    assert {"imposter", "imposter-paper", "baseline++", "imposter-authors"} <= set(METHOD_NAMES)
+    assert {"imposter-guided", "imposter-paper", "baseline++", "imposter-authors"} <= set(METHOD_NAMES)
 
 
 def test_v_prediction_models_train_on_velocity(tmp_path):
@@ -115,3 +115,12 @@ def test_v_prediction_models_train_on_velocity(tmp_path):
     assert loss.item() == pytest.approx(
         torch.nn.functional.mse_loss(out, scheduler.get_velocity(latents, noise, t)).item()
     )
+
+
+def test_the_default_is_retarget_then_render_and_its_old_name_still_works():
+    from imposter.methods import METHOD_NAMES, get_method
+
+    assert get_method("imposter").needs_keypoints and get_method("imposter").finetune_kind == "none"
+    assert get_method("imposter-retarget").name == "imposter"  # its name until 2026-12-05
+    assert get_method("imposter-guided").finetune_kind == get_method("baseline++").finetune_kind == "lora"
+    assert "imposter-retarget" not in METHOD_NAMES

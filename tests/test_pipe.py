@@ -35,7 +35,7 @@ def test_from_pipe_keeps_the_scheduler_unless_asked(tiny_model):
     assert type(engine.scheduler).__name__ == "EulerDiscreteScheduler"
     assert not any(p.requires_grad for p in engine.denoiser.parameters())
     pair = prepared(engine)
-    learned = engine.personalize(pair, "imposter", FinetuneConfig(steps=1), progress=False)
+    learned = engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=1), progress=False)
     (image,) = engine.generate(pair, learned, seeds=[0], sampling=FAST, progress=False)
     assert image.size == pair.size
     ddim = ImPoster.from_pipe(stock_pipe(tiny_model, EulerDiscreteScheduler), ddim=True)
@@ -59,7 +59,7 @@ def test_denoised_guidance_on_a_scheduler_without_x0_says_so(tiny_model):
 
     engine = ImPoster.from_pipe(stock_pipe(tiny_model, DPMSolverMultistepScheduler))
     pair = prepared(engine)
-    learned = engine.personalize(pair, "imposter", FinetuneConfig(steps=1), progress=False)
+    learned = engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=1), progress=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sampling = SamplingConfig(steps=4, k=1, guidance_space="denoised")
@@ -71,7 +71,7 @@ def test_denoised_guidance_on_a_scheduler_without_x0_says_so(tiny_model):
 def test_our_adapter_goes_and_the_users_lora_stays(tiny_model):
     engine = ImPoster.from_pipe(stock_pipe(tiny_model))
     pair = prepared(engine)
-    style = engine.personalize(pair, "imposter", FinetuneConfig(steps=2, seed=7), progress=False)
+    style = engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=2, seed=7), progress=False)
     engine.denoiser.load_lora_adapter(dict(style.state), prefix="unet", adapter_name="style")
     sample = torch.randn(1, 4, 8, 8)
     embeds = engine.conditioning(pair, "a dog").embeds
@@ -81,7 +81,7 @@ def test_our_adapter_goes_and_the_users_lora_stays(tiny_model):
             return engine.denoiser(sample, 500, encoder_hidden_states=embeds).sample
 
     before = output()
-    learned = engine.personalize(pair, "imposter", FinetuneConfig(steps=2), progress=False)
+    learned = engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=2), progress=False)
     engine.generate(pair, learned, seeds=[0], sampling=FAST, progress=False)
     assert list(engine.denoiser.peft_config) == ["style"] and engine.denoiser.active_adapters() == ["style"]
     assert torch.equal(output(), before)

@@ -1,4 +1,4 @@
-"""--detect-pose's detectors for imposter-retarget: rtmlib's people (COCO-17) and animals (AP-10K) read into
+"""--detect-pose's detectors for imposter: rtmlib's people (COCO-17) and animals (AP-10K) read into
 our joints, auto's choice between them, and the one-line errors. rtmlib is faked: its ONNX weights come from
 the internet, which tests cannot reach."""
 
@@ -129,9 +129,7 @@ def test_missing_package_and_wrong_use_say_what_to_do(monkeypatch):
         detect_keypoints(IMAGE, "animal", "source")
     with pytest.raises(ConfigError, match="must be one of openpose, rtmpose, animal, auto"):
         detect_keypoints(IMAGE, "dwpose", "source")
-    with pytest.raises(
-        ConfigError, match="toy finds keypoints for imposter-retarget; pose-control on that world"
-    ):
+    with pytest.raises(ConfigError, match="toy finds keypoints for imposter; pose-control on that world"):
         detect_pose(IMAGE, "toy")
 
 
@@ -173,7 +171,7 @@ def test_a_dog_retargeted_into_a_standing_person_stands_up_at_its_own_lengths():
 def test_generate_detects_an_animal_source_and_a_person_driving_with_auto(
     tiny_model, tmp_path, fake_rtmlib, capsys
 ):
-    """imposter-retarget with --detect-pose auto and no keypoint files: the source image's joints from the
+    """imposter with --detect-pose auto and no keypoint files: the source image's joints from the
     animal model (the person model finds no body in it), the driving image's from the person model."""
     from imposter.cli import main
     from imposter.toyworld.render import render
@@ -190,7 +188,7 @@ def test_generate_detects_an_animal_source_and_a_person_driving_with_auto(
     sys.modules["rtmlib"].Body.__call__ = lambda self, bgr: NOTHING if bgr.tobytes() == source_bgr else people
     sys.modules["rtmlib"].Animal.__call__ = lambda self, bgr: animals
     args = [
-        "generate", "--model", str(tiny_model), "--method", "imposter-retarget", "--detect-pose", "auto",
+        "generate", "--model", str(tiny_model), "--method", "imposter", "--detect-pose", "auto",
         "--source", str(tmp_path / "source.png"), "--source-prompt", "a robot",
         "--driving", str(tmp_path / "driving.png"), "--driving-prompt", "a duck kicking",
         "--steps", "10", "--height", "64", "--width", "64", "--out", str(tmp_path / "run"),
@@ -224,7 +222,7 @@ def test_a_pose_map_is_detected_only_for_a_method_that_reads_one():
     def config(method: str) -> RunConfig:
         return RunConfig("toy", method, "s.png", "d.png", "a dog", "a cat", "a dog", (0,), detect_pose="toy")
 
-    for method in ("imposter", "imposter-retarget", "pose-control-oracle"):
+    for method in ("imposter-guided", "imposter", "pose-control-oracle"):
         assert pose_map(config(method), IMAGE, print) is None
-    with pytest.raises(ConfigError, match="toy finds keypoints for imposter-retarget"):
+    with pytest.raises(ConfigError, match="toy finds keypoints for imposter"):
         pose_map(config("pose-control"), IMAGE, print)

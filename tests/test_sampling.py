@@ -157,3 +157,21 @@ def test_observed_keeps_the_steps_x0_and_cuts_img2img_timesteps_then_leaves_the_
     expected = scheduler.step(output, full[3], latents)
     torch.testing.assert_close(seen["out"].pred_original_sample, expected.pred_original_sample)
     assert "step" not in vars(scheduler) and "set_timesteps" not in vars(scheduler)
+
+
+def test_hold_region_puts_the_noised_layout_inside_the_mask_until_its_step():
+    from imposter.sampling import HoldRegion, chained
+
+    layout, noise = torch.full((1, 2, 4, 4), 2.0), torch.full((3, 2, 4, 4), -1.0)
+    mask = torch.zeros((1, 1, 4, 4))
+    mask[..., :2, :] = 1
+    hold = HoldRegion(layout, noise, mask, until_step=3)
+    latents = torch.zeros((3, 2, 4, 4))
+    held = hold(Step(2, 10, latents, None, 0.6, 0.8))
+    assert torch.allclose(held[..., :2, :], torch.tensor(0.6 * 2.0 - 0.8)) and torch.equal(
+        held[..., 2:, :], latents[..., 2:, :]
+    )
+    assert torch.equal(hold(Step(3, 5, latents, None, 0.6, 0.8)), latents)  # released at its step
+    double = chained(None, hold, lambda step: step.latents * 2)
+    assert torch.allclose(double(Step(0, 10, latents, None, 0.6, 0.8)), 2 * held)
+    assert chained(None, None) is None and chained(hold) is hold

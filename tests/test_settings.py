@@ -14,7 +14,7 @@ from imposter.settings import resolve
 
 
 def test_each_layer_replaces_the_one_before():
-    method = get_method("imposter")
+    method = get_method("imposter-guided")
     method.sampling_defaults = {"steps": 40, "k": 4, "guidance_scale": 6.0}
     method.fixed_sampling = {"eta": 0.5}
     family = SimpleNamespace(finetune_defaults={"rank": 8}, sampling_defaults={"steps": 30, "k": 3})
@@ -40,24 +40,26 @@ def test_what_a_method_fixes_wins_over_a_whole_config():
 
 
 def test_the_familys_defaults_apply_where_the_user_gives_none():
-    finetune, sampling = resolve(get_method("imposter"), get_family("flux"), sampling={"guidance_scale": 2.5})
+    finetune, sampling = resolve(
+        get_method("imposter-guided"), get_family("flux"), sampling={"guidance_scale": 2.5}
+    )
     assert (sampling.steps, sampling.guidance_scale) == (28, 2.5)  # FluxPipeline's steps; the user's scale
     assert (finetune.learning_rate, finetune.weight_decay) == (1e-4, 1e-4)  # train_dreambooth_lora_flux.py's
     assert finetune.target_modules is None  # the family's, read when the fine-tune runs
-    assert resolve(get_method("imposter"), get_family("sd")) == (FinetuneConfig(), SamplingConfig())
+    assert resolve(get_method("imposter-guided"), get_family("sd")) == (FinetuneConfig(), SamplingConfig())
 
 
 def test_a_setting_named_against_the_method_is_a_one_line_error():
     with pytest.raises(ConfigError) as raised:
         resolve(get_method("baseline++"), get_family("sd"), sampling={"k": 2})
     assert str(raised.value) == (
-        "--k 2 contradicts --method baseline++, which uses k = 0; drop the flag or choose --method imposter"
+        "--k 2 contradicts --method baseline++, which uses k = 0; drop the flag or choose --method imposter-guided"
     )
     with pytest.raises(ConfigError, match="--lr 0.1 contradicts --method imposter-authors"):
         resolve(get_method("imposter-authors"), None, {"learning_rate": 0.1})
     assert resolve(get_method("baseline++"), None, sampling={"k": 0})[1].k == 0  # saying it again is fine
     with pytest.raises(ConfigError, match="--k 9 must be between 0 and the number of steps"):
-        resolve(get_method("imposter"), None, sampling={"k": 9, "steps": 4})
+        resolve(get_method("imposter-guided"), None, sampling={"k": 9, "steps": 4})
 
 
 def test_a_generate_job_checks_the_model_and_the_flags_once(tiny_model, pair_files, tmp_path, monkeypatch):
@@ -70,7 +72,8 @@ def test_a_generate_job_checks_the_model_and_the_flags_once(tiny_model, pair_fil
     args = [
         "generate", "--model", str(tiny_model), "--source", str(pair_files["source"]), "--source-prompt", "a dog",
         "--driving", str(pair_files["driving"]), "--driving-prompt", "a cat jumping",
-        "--train-steps", "1", "--steps", "2", "--k", "1", "--seeds", "0", "1", "--batch-size", "1",
+        "--method", "imposter-guided", "--train-steps", "1", "--steps", "2", "--k", "1", "--seeds", "0", "1",
+        "--batch-size", "1",
     ]  # fmt: skip
     assert main([*args, "--quiet", "--out", str(tmp_path / "run")]) == 0
     assert sorted(calls) == ["check_flags", "check_model"]

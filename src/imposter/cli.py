@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     points = sub.add_parser(
         "keypoints",
         help="detect the body keypoints of images and write them as OpenPose JSON, with a picture of the "
-        "skeleton to check (imposter-retarget reads the JSON)",
+        "skeleton to check (imposter reads the JSON)",
     )
     points.add_argument("images", nargs="+", type=Path, help="the pictures")
     points.add_argument("--detect-pose", required=True, choices=detector_names(), help="the detector")

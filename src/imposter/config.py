@@ -139,6 +139,12 @@ class SamplingConfig:
     # driving caption, no guidance; imposter.inversion) instead of fresh noise, so the start keeps the
     # driving image exactly and every seed starts alike (issue 19, direction 4's other half). UNet families.
     driving_inversion: bool = False
+    # With driving_strength: everything outside the starting picture's figure (imposter: the moved
+    # source) starts from this higher strength, the figure held to its own picture's noised latents until
+    # driving_strength's step (blended latent diffusion: Avrahami et al., SIGGRAPH 2023; the non-inpainting
+    # branch of diffusers' StableDiffusionInpaintPipeline). What the figure does not cover (its old place,
+    # the backdrop, a held object the action needs) is drawn anew while the body stays. None: one strength.
+    scene_strength: float | None = None
 
     def validate(self) -> SamplingConfig:
         """Raise ConfigError on an out-of-range or inconsistent value; return self."""
@@ -190,6 +196,19 @@ class SamplingConfig:
                 "$driving_inversion inverts the driving image to the noise level of $driving_strength; "
                 "give $driving_strength too (e.g. 0.6)"
             )
+        if self.scene_strength is not None and (
+            self.driving_strength is None or not self.driving_strength <= self.scene_strength <= 1
+        ):
+            raise ConfigError(
+                f"$scene_strength {self.scene_strength} must lie between $driving_strength "
+                f"({self.driving_strength}) and 1: the figure starts at $driving_strength, the rest of the "
+                "picture from higher; raise it or leave it unset"
+            )
+        if self.scene_strength is not None and self.driving_inversion:
+            raise ConfigError(
+                "$scene_strength starts the picture from fresh noise and $driving_inversion from the inverted "
+                "driving image; choose one"
+            )
         return self
 
 
@@ -221,9 +240,9 @@ class RunConfig:
     controlnet: str | None = None
     driving_pose_map: str | None = None
     # the detector (imposter.pose_detection.detector_names()) of what is not given: pose-control's map,
-    # imposter-retarget's keypoints
+    # imposter's keypoints
     detect_pose: str | None = None
-    # imposter-retarget's inputs: OpenPose JSON files of both images' body joints
+    # imposter's inputs: OpenPose JSON files of both images' body joints
     source_keypoints: str | None = None
     driving_keypoints: str | None = None
     # ... and mattes of the figures (None: told from a plain backdrop by colour)

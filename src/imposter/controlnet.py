@@ -135,7 +135,7 @@ def detect_pose(image: Image.Image, detector: str) -> Image.Image:
         )
     if detector not in DETECTORS:
         raise ConfigError(
-            f"$detect_pose {detector} finds keypoints for imposter-retarget; pose-control on that world reads "
+            f"$detect_pose {detector} finds keypoints for imposter; pose-control on that world reads "
             "its own maps: pass $driving_pose_map FILE (imposter toy pairs writes them)"
         )
     return openpose_map(detect_keypoints(image, detector, "driving")[0], image.size)

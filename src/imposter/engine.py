@@ -28,11 +28,18 @@ from .images import check_size, fit_image, load_image, to_rgb
 from .methods import check_compatible, get_method
 from .methods.base import Method
 from .models import first_line, load_pipeline, resolve_device, resolve_dtype, set_up_pipeline
-from .personalizations import EMBEDDINGS_FILE, LORA_FILE, METADATA_FILE, UNET_FILE, Personalization
+from .personalizations import (
+    EMBEDDINGS_FILE,
+    LORA_FILE,
+    METADATA_FILE,
+    UNET_FILE,
+    Personalization,
+    recorded_method,
+)
 from .plugins import named_model
 from .prepared import PreparedPair
 from .prompts import check_caption, check_token_length, compose_target_prompt
-from .retarget import content_box, fitted_keypoints, matte_image, retargeted_image
+from .retarget import content_box, fitted_keypoints, matte_image, moved_figure, retargeted_image
 from .settings import resolve
 
 
@@ -150,7 +157,7 @@ class ImPoster:
         world), what ``pose-control-oracle`` feeds it. ``source_keypoints``, ``driving_keypoints``: each
         image's body joints (an OpenPose JSON file, or :mod:`imposter.retarget`'s named joints in that
         image's pixels); with both, the pair also holds the source figure retargeted into the driving pose
-        (``imposter-retarget`` starts from it). ``source_mask``, ``driving_mask``: mattes of the figures (the
+        (``imposter`` starts from it). ``source_mask``, ``driving_mask``: mattes of the figures (the
         figure light, the backdrop black; rembg's or SAM's output), fitted like the images; without them
         the retargeting tells a figure from its backdrop by colour."""
         source_prompt = check_caption(source_prompt, "$source_prompt")
@@ -215,6 +222,7 @@ class ImPoster:
                 mattes,
             )
             pair.retargeted_latents = self.encode_images([pair.retargeted_image])
+            pair.retargeted_figure = moved_figure([pair.retargeted_image])
         for prompt in ("", source_prompt, driving_prompt, target_prompt):
             self.conditioning(pair, prompt)
         return pair
@@ -262,7 +270,7 @@ class ImPoster:
     ) -> Personalization:
         """Read a personalization saved by ``Personalization.save`` (or a diffusers LoRA folder).
 
-        ``method`` None: the method stored with it (a plain LoRA folder: ImPoster). A method that cannot
+        ``method`` None: the method stored with it (a plain LoRA folder: ImPoster's, ``imposter-guided``). A method that cannot
         sample from it, an unreadable folder, or one that does not fit this model is a one-line error.
         """
         directory = Path(directory)
@@ -271,8 +279,13 @@ class ImPoster:
                 f"$adapter {directory} is not a folder (give the adapter/ folder of an earlier run)"
             )
         metadata = _read_metadata(directory)
-        stored = metadata.get("method")
-        method = get_method(method or stored or "imposter") if not isinstance(method, Method) else method
+        stored = recorded_method(metadata)
+        if stored:
+            metadata["method"] = stored
+        # a plain LoRA folder: ImPoster's
+        method = (
+            get_method(method or stored or "imposter-guided") if not isinstance(method, Method) else method
+        )
         if stored:
             check_compatible(method, stored, f"$adapter {directory}")
         family = metadata.get("family", self.family.name)

@@ -43,6 +43,7 @@ SAMPLING_FLAGS = {
     "source_attention_from": "source_attention_from",
     "driving_strength": "driving_strength",
     "driving_inversion": "driving_inversion",
+    "scene_strength": "scene_strength",
 }
 
 
@@ -225,7 +226,7 @@ def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
         type=strength_or_off,
         default=NOT_GIVEN,
         help="start from the driving image noised to this strength, img2img (default off: pure noise; "
-        "sdedit: 0.8, imposter-sdedit: 0.6; imposter-retarget starts from the source retargeted into the "
+        "sdedit: 0.8, imposter-sdedit: 0.6; imposter starts from the source retargeted into the "
         "driving pose instead, default 0.1); 'off': pure noise",
     )
     sp.add_argument(
@@ -235,6 +236,13 @@ def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
         default=NOT_GIVEN,
         help="with --driving-strength: reach its noise level by DDIM inversion of the driving image instead of "
         "fresh noise (SD, SDXL; every seed starts alike)",
+    )
+    sp.add_argument(
+        "--scene-strength",
+        type=strength_or_off,
+        default=NOT_GIVEN,
+        help="imposter: redraw all but the moved figure from this higher strength (its old place, the "
+        "backdrop, a held object), the figure from --driving-strength (default off: one strength)",
     )
 
 
@@ -259,11 +267,11 @@ def add_pose_flags(parser: argparse.ArgumentParser) -> None:
         "--detect-pose",
         choices=detector_names(),
         default=None,
-        help="detect what no file gives: imposter-retarget's keypoints, pose-control's OpenPose map (openpose "
+        help="detect what no file gives: imposter's keypoints, pose-control's OpenPose map (openpose "
         "or rtmpose: people; animal: animals; auto: rtmpose, else animal; toy: the toy world's figures, "
         "keypoints only); optional packages, weights downloaded on first use",
     )
-    group = parser.add_argument_group("imposter-retarget (both images' body keypoints)")
+    group = parser.add_argument_group("imposter (both images' body keypoints)")
     add_keypoint_flags(
         group, "OpenPose JSON of the driving image's body joints (OpenPose's --write_json format)"
     )
@@ -273,7 +281,7 @@ def add_pose_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_keypoint_flags(group: Any, driving_help: str) -> None:
-    """imposter-retarget's inputs: the source's body keypoints and matte, the driving image's (or frames')
+    """imposter's inputs: the source's body keypoints and matte, the driving image's (or frames')
     keypoints."""
     group.add_argument(
         "--source-keypoints",

@@ -25,10 +25,17 @@ UNET_FILE = "diffusion_pytorch_model.safetensors"
 EMBEDDINGS_FILE = "embeddings.safetensors"
 
 
+def recorded_method(record: dict[str, Any]) -> str | None:
+    """The method of an adapter's record under today's names: a LoRA recorded as ``imposter`` was learned for
+    ImPoster's sampling, called ``imposter-guided`` since ``imposter`` became retarget-then-render."""
+    method = record.get("method")
+    return "imposter-guided" if method == "imposter" and record.get("weights") == "lora" else method
+
+
 def stored_method(directory: str | Path) -> str | None:
     """The method recorded in an adapter folder's ``personalization.json`` (None: no readable record)."""
     try:
-        return json.loads((Path(directory) / METADATA_FILE).read_text()).get("method")
+        return recorded_method(json.loads((Path(directory) / METADATA_FILE).read_text()))
     except (OSError, ValueError, AttributeError):
         return None
 

@@ -36,6 +36,8 @@ class NamedModel:
     # captions -> one line on words this model cannot know (None when all are known); warned when a pair is prepared
     vocabulary_notice: Callable[[Sequence[str]], str | None] | None = None
     add_ons: tuple[str, ...] = ()  # subfolders only some methods read, left out of the weights digest
+    # the keypoint detector (--detect-pose) used where a method needs keypoints that no file and no flag gives
+    detector: str | None = None
 
 
 NAMED_MODELS: dict[str, NamedModel] = {}

@@ -1,4 +1,4 @@
-"""Body keypoints found in a picture for imposter-retarget, by the detector the user names (``--detect-pose``).
+"""Body keypoints found in a picture for imposter, by the detector the user names (``--detect-pose``).
 
 - ``openpose``: controlnet_aux's OpenPose body model (people; COCO-18).
 - ``rtmpose``: rtmlib's ``Body`` (YOLOX finds the person, RTMPose-m reads COCO-17's joints; ONNX weights,
@@ -191,6 +191,15 @@ def detect_keypoints(image: Image.Image, detector: str, role: str) -> tuple[Keyp
         f"{' then '.join(tried)} found no body (neck, shoulders and hips) in the {role} image; "
         f"{_instead(role)} instead"
     )
+
+
+def model_detector(model: str, chosen: str | None) -> str | None:
+    """The detector a run uses where no file gives the keypoints: ``chosen`` (``--detect-pose``), else the
+    named model's own (the toy world's: ``toy``), else None (the method asks for keypoints in one line)."""
+    from .plugins import named_model
+
+    named = named_model(str(model))
+    return chosen or (named.detector if named is not None else None)
 
 
 def given_or_detected(given, image: Image.Image, detector: str | None, role: str, log):

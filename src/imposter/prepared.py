@@ -34,11 +34,13 @@ class PreparedPair:
     driving_pose_map: Image.Image | list[Image.Image] | None = None
     target_pose_map: Image.Image | None = None
     # body keypoints of both images (imposter.retarget's named joints, in the fitted images' pixels) and,
-    # where both are given, the source figure moved into the driving pose (imposter-retarget's start)
+    # where both are given, the source figure moved into the driving pose (imposter's start)
     source_keypoints: dict[str, Any] | None = None
     driving_keypoints: dict[str, Any] | None = None
     retargeted_image: Image.Image | None = None
     retargeted_latents: torch.Tensor | None = None
+    # where the moved figure lies in each retargeted picture, (N, H, W) bool (retarget.moved_figure)
+    retargeted_figure: Any = None
 
     @property
     def size(self) -> tuple[int, int]:

@@ -9,7 +9,7 @@ MimicMotion and DynamicPose report the driver's proportions imposed on a child o
 2. :func:`warp` moves the source image's figure pixels bone by bone (each pixel rides the bone it belongs
    to, rigidly: rotation and translation, as linear blend skinning with hard weights), front parts over
    back ones, onto a flat background;
-3. the base model redraws that picture from a low noise level (the ``imposter-retarget`` method,
+3. the base model redraws that picture from a low noise level (the ``imposter`` method,
    :mod:`imposter.methods.retarget`): the warp brings the pose and the source's own pixels, the model
    heals the seams.
 
@@ -506,6 +506,12 @@ def retargeted_image(
         tuple(None if matte is None else matte_mask(matte, source.size) for matte in mattes),
     )
     return Image.fromarray(np.clip(np.round(picture), 0, 255).astype(np.uint8))
+
+
+def moved_figure(pictures: list[Image.Image]) -> np.ndarray:
+    """Where the moved figure lies in each retargeted picture, (N, H, W) bool: it stands on one plain colour
+    (the source's backdrop) by construction, so :func:`figure_mask` finds it on any source."""
+    return np.stack([figure_mask(np.asarray(p.convert("RGB"), dtype=np.float64))[0] for p in pictures])
 
 
 def matte_image(matte: str | Path | Image.Image, role: str = "source") -> Image.Image:

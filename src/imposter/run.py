@@ -135,10 +135,17 @@ def load_or_personalize(
 
 def resolved(config: C, engine: ImPoster, method: Method) -> C:
     """``config`` with the settings ``method`` runs with on the engine's model (``imposter.settings.resolve``
-    of the user's), once checked that it runs there: the one place a job looks its settings up."""
+    of the user's), once checked that it runs there: the one place a job looks its settings up. A method that
+    reads keypoints gets the model's own detector (the toy world's) where the user named none, written with
+    the run like every other setting."""
+    from .pose_detection import model_detector
+
     finetune, sampling = resolve(method, engine.family, config.finetune, config.sampling)
     method.check_model(engine)
-    return replace(config, finetune=finetune, sampling=sampling)
+    detect_pose = config.detect_pose
+    if method.needs_keypoints:
+        detect_pose = model_detector(config.model, detect_pose)
+    return replace(config, finetune=finetune, sampling=sampling, detect_pose=detect_pose)
 
 
 def settled(config: C, pair: PreparedPair, engine: ImPoster, log: Callable[[str], None], **more: Any) -> C:
@@ -174,7 +181,7 @@ def pose_map(config: RunConfig, driving: Image.Image, log: Callable[[str], None]
 
 
 def keypoints(config: RunConfig, role: str, image: Image.Image, log: Callable[[str], None]) -> Any:
-    """One image's body keypoints when the method reads them (imposter-retarget): the user's OpenPose JSON, or
+    """One image's body keypoints when the method reads them (imposter): the user's OpenPose JSON, or
     detected by ``config.detect_pose`` (None: neither, or a method that reads none)."""
     if not get_method(config.method).needs_keypoints:  # no warp for a method that never reads it
         return None

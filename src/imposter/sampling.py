@@ -8,6 +8,7 @@ the conditioning. Stepwise prompting is ``stepwise_prompts``; frequency guidance
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import warnings
 from collections.abc import Callable, Iterator
@@ -30,6 +31,8 @@ class Step:
     denoised: torch.Tensor | None  # the step's prediction of the clean latents x0 (None: not given)
     # the weight of x0 in z_{t-1}: sqrt(alpha_bar_{t-1}) for DDPM-type models, 1 - sigma_{t-1} for flow matching
     signal_scale: float
+    # the weight of the noise in z_{t-1}: sqrt(1 - alpha_bar_{t-1}), or sigma_{t-1}
+    noise_scale: float = 0.0
 
 
 StepHook = Callable[[Step], torch.Tensor]
@@ -58,8 +61,8 @@ def alpha_prod_at(scheduler, timestep: int | None) -> float:
     return float(scheduler.alphas_cumprod[int(timestep)])
 
 
-# what a family shows the hook of its pipeline's latents: a Step's latents, denoised and signal_scale
-Observation = tuple[torch.Tensor, torch.Tensor | None, float]
+# what a family shows the hook of its pipeline's latents: a Step's latents, denoised, signal_scale, noise_scale
+Observation = tuple[torch.Tensor, torch.Tensor | None, float, float]
 
 
 def guided_steps(
@@ -84,8 +87,9 @@ def guided_steps(
     def on_step_end(pipe, position: int, timestep, tensors: dict) -> dict:
         index, latents = first + position, tensors["latents"]
         if hook is not None:
-            spatial, denoised, signal_scale = observe(position, timestep, latents)
-            latents = restore(hook(Step(index, int(timestep), spatial, denoised, signal_scale)), latents)
+            spatial, denoised, signal_scale, noise_scale = observe(position, timestep, latents)
+            step = Step(index, int(timestep), spatial, denoised, signal_scale, noise_scale)
+            latents = restore(hook(step), latents)
         check_finite(latents, index, timestep)
         return {"latents": latents, **carry(schedule(index + 1))}
 
@@ -165,3 +169,37 @@ class FrequencyGuidanceHook:
             step.denoised, self.targets, self.amp_scale, self.phase_scale, self.distance
         )
         return step.latents + step.signal_scale * (guided - step.denoised)
+
+
+@dataclass(frozen=True)
+class HoldRegion:
+    """Holds the latents inside ``mask`` to ``latents`` noised by ``noise`` to each step's level, for the steps
+    before ``until_step``; the rest of the picture denoises freely (blended latent diffusion, Avrahami et al.
+    2023: the figure starts later, at a lower strength, than its surroundings). ``mask``: (1, 1, h, w) in
+    [0, 1]; ``latents``: (1 or B, C, h, w) clean latents; ``noise``: (B, C, h, w), the run's own."""
+
+    latents: torch.Tensor
+    noise: torch.Tensor
+    mask: torch.Tensor
+    until_step: int
+
+    def __call__(self, step: Step) -> torch.Tensor:
+        if step.index >= self.until_step:
+            return step.latents
+        held = step.signal_scale * self.latents + step.noise_scale * self.noise
+        mask = self.mask.to(step.latents)
+        return mask * held.to(step.latents) + (1 - mask) * step.latents
+
+
+def chained(*hooks: StepHook | None) -> StepHook | None:
+    """One hook that applies ``hooks`` (Nones skipped) in order; None when there are none."""
+    present = [hook for hook in hooks if hook is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+
+    def run(step: Step) -> torch.Tensor:
+        for hook in present:
+            step = dataclasses.replace(step, latents=hook(step))
+        return step.latents
+
+    return run

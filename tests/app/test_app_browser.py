@@ -80,6 +80,9 @@ def test_upload_type_generate_then_an_empty_caption_shows_the_error_until_the_ne
             page.get_by_label("Source caption").fill("a dog")
             page.get_by_label("Driving caption").fill("a cat jumping")
             sync_api.expect(page.get_by_label("Target caption")).to_have_value("a dog jumping")
+            page.get_by_label("Method").first.click()  # the default (imposter) fine-tunes nothing: ImPoster's
+            page.get_by_role("option", name="imposter-guided", exact=True).click()
+            sync_api.expect(page.get_by_label("Method").first).to_have_value("imposter-guided")
             page.get_by_text("Advanced").click()
             for label, value in (
                 ("Fine-tuning steps", "2"),

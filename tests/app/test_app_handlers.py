@@ -11,7 +11,7 @@ from imposter.engine import ImPoster
 from imposter.testing import random_image
 
 # method, fine-tuning steps, denoising steps, K, amplitude, phase, guidance scale, driving strength (0: off)
-FAST = ["imposter", 2, 3, 1, 0.05, 0.3, 7.5, 0]
+FAST = ["imposter-guided", 2, 3, 1, 0.05, 0.3, 7.5, 0]
 
 
 @pytest.fixture
@@ -70,21 +70,21 @@ def test_generate_writes_the_run_and_reuses_the_fine_tune(app, pair_files, finet
     assert len(finetunes) == 1
 
     # a fine-tuning setting, or a caption, changes what is learned
-    generate(app, pair_files, settings=["imposter", 3, *FAST[2:]])
+    generate(app, pair_files, settings=["imposter-guided", 3, *FAST[2:]])
     generate(app, pair_files, source_caption="a red dog")
     assert finetunes[1:] == [("a dog", "a cat jumping"), ("a red dog", "a cat jumping")]
     assert [path.name for path in tmp_path.iterdir()] == ["app"]  # nothing written outside the app's folder
 
 
 def retarget_fields(source, source_caption, driving, driving_caption) -> list:
-    """The Generate tab's fields up to the seeds for imposter-retarget: no fine-tune, 10 steps, strength 0.1."""
+    """The Generate tab's fields up to the seeds for imposter: no fine-tune, 10 steps, strength 0.1."""
     return [
         source,
         source_caption,
         driving,
         driving_caption,
         "",
-        "imposter-retarget",
+        "imposter",
         0,
         10,
         0,
@@ -121,12 +121,12 @@ def test_a_reference_method_that_learns_nothing_runs_too(app, pair_files):
         (dict(driving_caption="a cat"), "cannot find the action in the driving caption 'a cat'"),
         (dict(source=None), "Source image is empty"),
         (
-            dict(settings=["imposter", 2, 3, 4, 0.05, 0.3, 7.5, 0]),
+            dict(settings=["imposter-guided", 2, 3, 4, 0.05, 0.3, 7.5, 0]),
             "K 4 must be between 0 and the number of steps (3)",
         ),
-        (dict(settings=["imposter", -1, *FAST[2:]]), "Fine-tuning steps must be >= 0"),
-        (dict(settings=["imposter", 2, 3, 1, -0.1, 0.3, 7.5, 0]), "got Amplitude scale -0.1"),
-        (dict(settings=["imposter", 2, None, 1, 0.05, 0.3, 7.5, 0]), "Denoising steps is empty"),
+        (dict(settings=["imposter-guided", -1, *FAST[2:]]), "Fine-tuning steps must be >= 0"),
+        (dict(settings=["imposter-guided", 2, 3, 1, -0.1, 0.3, 7.5, 0]), "got Amplitude scale -0.1"),
+        (dict(settings=["imposter-guided", 2, None, 1, 0.05, 0.3, 7.5, 0]), "Denoising steps is empty"),
         (dict(seeds="0 zero"), "Seeds must be whole numbers"),
     ],
 )
@@ -155,19 +155,21 @@ def test_a_tiny_or_unreadable_upload_names_the_image(app, pair_files, tmp_path):
 
 
 def test_choosing_baseline_locks_what_defines_it_and_imposter_gets_its_defaults_back():
-    name, steps, k, amp, phase, guidance, strength = App.method_changed("baseline++", "imposter")
+    name, steps, k, amp, phase, guidance, strength = App.method_changed("baseline++", "imposter-guided")
     assert name == "baseline++"
     assert (k["value"], amp["value"], phase["value"]) == (0, 0.0, 0.0)
     assert not k["interactive"] and steps["interactive"] and "value" not in steps  # the user's steps stay
-    _, _, k, amp, _, _, _ = App.method_changed("imposter", "baseline++")
+    _, _, k, amp, _, _, _ = App.method_changed("imposter-guided", "baseline++")
     assert (k["value"], amp["value"], k["interactive"]) == (5, 0.03, True)
-    _, _, k, amp, phase, _, _ = App.method_changed("imposter-paper", "imposter")  # its own default scales
+    _, _, k, amp, phase, _, _ = App.method_changed(
+        "imposter-paper", "imposter-guided"
+    )  # its own default scales
     assert (phase["value"], phase["interactive"], k["interactive"]) == (0.1, True, True)
-    _, _, _, _, phase, _, _ = App.method_changed("imposter", "imposter-paper")
+    _, _, _, _, phase, _, _ = App.method_changed("imposter-guided", "imposter-paper")
     assert phase["value"] == 0.2
-    *_, strength = App.method_changed("imposter-sdedit", "imposter")  # img2img from the driving image
+    *_, strength = App.method_changed("imposter-sdedit", "imposter-guided")  # img2img from the driving image
     assert (strength["value"], strength["interactive"]) == (0.6, True)
-    *_, strength = App.method_changed("imposter", "imposter-sdedit")  # off again, shown as 0
+    *_, strength = App.method_changed("imposter-guided", "imposter-sdedit")  # off again, shown as 0
     assert strength["value"] == 0
 
 
@@ -208,7 +210,7 @@ def test_animate_with_imposter_retarget_reads_the_frames_keypoints_in_upload_ord
         frames.append(str(tmp_path / f"frame{index}.png"))
         points.append(str(tmp_path / f"z{index}.json"))
     inputs = [str(tmp_path / "source.png"), "a robot", frames, "a duck kicking", ""]
-    settings = ["imposter-retarget", 0, 10, 0, 0.0, 0.0, 7.5, 0.1, 0, 1, None]
+    settings = ["imposter", 0, 10, 0, 0.0, 0.0, 7.5, 0.1, 0, 1, None]
     with pytest.raises(
         gr.Error, match="Source keypoints \\(OpenPose JSON\\) FILE and Driving frames' keypoints"
     ):

@@ -51,7 +51,7 @@ def test_the_page_has_every_labelled_field_and_two_tabs(engine, tmp_path):
     assert tabs == {"Generate", "Animate"}
     methods = [block.choices for block in page.blocks.values() if getattr(block, "label", None) == "Method"]
     generate_methods = [value for value, _ in methods[0]]
-    assert {"imposter", "baseline++", "hiper", "adi"} <= set(generate_methods) <= set(METHOD_NAMES)
+    assert {"imposter-guided", "baseline++", "hiper", "adi"} <= set(generate_methods) <= set(METHOD_NAMES)
     assert "kontext" not in generate_methods  # a FLUX.1-only method, and the tiny model is SD
     assert [value for value, _ in methods[1]] == list(SEQUENCE_METHODS)
 
@@ -62,3 +62,15 @@ def test_the_method_list_is_the_model_family_s(engine, monkeypatch):
     assert "hiper" in family_methods(engine, METHOD_NAMES)
     monkeypatch.setattr(type(get_method("hiper")), "families", ("flux",))
     assert "hiper" not in family_methods(engine, METHOD_NAMES)
+
+
+def test_the_fields_open_on_the_default_method_s_settings_with_what_it_fixes_locked(engine, tmp_path):
+    page = build(App(engine, tmp_path), toy_examples(tmp_path, count=1))
+    first = {}  # the Generate tab's field of each label (it comes first)
+    for block in page.blocks.values():
+        first.setdefault(getattr(block, "label", None), block)
+    assert first["Method"].value == "imposter"
+    strength = first["Driving strength (0: off)"]
+    assert strength.value == 0.1 and strength.interactive is not False  # its default, the user's to change
+    k = first["K"]
+    assert k.value == 0 and k.interactive is False  # imposter fixes K = 0

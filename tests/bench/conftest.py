@@ -17,7 +17,7 @@ def bench_args(tiny_model, toy_pairs):
     def args(out, *extra):
         return [
             "bench", "--pairs", str(toy_pairs), "--model", str(tiny_model), "--device", "cpu",
-            "--methods", "imposter", "baseline++", "--seeds", "0", "1", *FAST, "--out", str(out), *extra,
+            "--methods", "imposter-guided", "baseline++", "--seeds", "0", "1", *FAST, "--out", str(out), *extra,
         ]  # fmt: skip
 
     return args

@@ -9,9 +9,9 @@ def record(pair, method, metrics):
 
 def test_cells_over_fewer_pairs_show_their_count():
     records = [
-        record("p0", "imposter", {"clip": 0.3, "dino": 0.5}),
-        record("p1", "imposter", {"clip": 0.4, "dino": 0.6}),
-        record("p2", "imposter", {"clip": 0.5}),  # dino failed to load when this pair ran
+        record("p0", "imposter-guided", {"clip": 0.3, "dino": 0.5}),
+        record("p1", "imposter-guided", {"clip": 0.4, "dino": 0.6}),
+        record("p2", "imposter-guided", {"clip": 0.5}),  # dino failed to load when this pair ran
         record("p0", "hiper", {"clip": 0.2, "dino": 0.4}),
     ]
     table = markdown_report(summarize(records), records).split("## Settings")[0]
@@ -20,13 +20,13 @@ def test_cells_over_fewer_pairs_show_their_count():
         for line in table.splitlines()
         if line.startswith(("| imposter", "| hiper"))
     }
-    clip, dino = rows["imposter"][2], rows["imposter"][3]
+    clip, dino = rows["imposter-guided"][2], rows["imposter-guided"][3]
     assert "(n =" not in clip and dino.startswith("0.5500") and "(n = 2)" in dino
     assert "(n = 1)" in rows["hiper"][2] and "(n = 1)" in rows["hiper"][3]
 
 
 def test_the_settings_table_says_where_sampling_starts():
-    records = [record("p0", "imposter", {"clip": 0.3}), record("p0", "imposter-sdedit", {"clip": 0.4})]
+    records = [record("p0", "imposter-guided", {"clip": 0.3}), record("p0", "imposter-sdedit", {"clip": 0.4})]
     records[1]["settings"]["sampling"] = {"driving_strength": 0.6}
     settings = markdown_report(summarize(records), records).split("## Settings")[1]
     header, _, *rows = [line for line in settings.splitlines() if line.startswith("|")]

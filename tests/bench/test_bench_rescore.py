@@ -54,7 +54,7 @@ def bench_argv(tiny_model, pairs_csv):
     def argv(out, metrics, *extra):
         return [
             "bench", "--pairs", str(pairs_csv), "--model", str(tiny_model), "--device", "cpu",
-            "--methods", "imposter", "--seeds", "0", "1", "--train-steps", "2", "--steps", "3", "--k", "1",
+            "--methods", "imposter-guided", "--seeds", "0", "1", "--train-steps", "2", "--steps", "3", "--k", "1",
             "--quiet", "--metrics", *metrics, "--out", str(out), *extra,
         ]  # fmt: skip
 
@@ -67,7 +67,7 @@ def reference(tiny_model, pairs_csv, sscd_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("reference") / "bench"
     argv = [
         "bench", "--pairs", str(pairs_csv), "--model", str(tiny_model), "--device", "cpu",
-        "--methods", "imposter", "--seeds", "0", "1", "--train-steps", "2", "--steps", "3", "--k", "1",
+        "--methods", "imposter-guided", "--seeds", "0", "1", "--train-steps", "2", "--steps", "3", "--k", "1",
         "--quiet", "--metrics", "phase", "sscd", "--sscd-model", str(sscd_file), "--out", str(out),
     ]  # fmt: skip
     assert main(argv) == 0

@@ -24,7 +24,7 @@ def reference(tiny_model, toy_pairs, tmp_path_factory):
     """An uninterrupted single-process run, made once and compared with by the other tests."""
     out = tmp_path_factory.mktemp("reference") / "bench"
     argv = ["bench", "--pairs", str(toy_pairs), "--model", str(tiny_model), "--device", "cpu"]
-    argv += ["--methods", "imposter", "baseline++", "--seeds", "0", "1", *FAST, "--out", str(out)]
+    argv += ["--methods", "imposter-guided", "baseline++", "--seeds", "0", "1", *FAST, "--out", str(out)]
     calls = []
     original = ImPoster.learn
     with pytest.MonkeyPatch.context() as patch:
@@ -39,7 +39,7 @@ def test_end_to_end(reference):
     assert [(r["pair_id"], r["method"], r["seed"]) for r in records] == [
         (pair, method, seed)
         for pair in ("toy-000", "toy-001")
-        for method in ("imposter", "baseline++")
+        for method in ("imposter-guided", "baseline++")
         for seed in (0, 1)
     ]
     for record in records:
@@ -48,7 +48,7 @@ def test_end_to_end(reference):
         assert (out / record["image"]).is_file()
         assert record["settings"]["finetune"]["steps"] == 3 and record["settings"]["sampling"]["steps"] == 4
     k = {r["method"]: r["settings"]["sampling"]["k"] for r in records}
-    assert k == {"imposter": 2, "baseline++": 0}  # --k applies where it does not contradict the method
+    assert k == {"imposter-guided": 2, "baseline++": 0}  # --k applies where it does not contradict the method
     # one fine-tune per pair serves both methods and both seeds
     assert reference["personalize_calls"] == 2
     assert [len(list(p.iterdir())) for p in sorted((out / "adapters").iterdir())] == [1, 1]
@@ -57,20 +57,21 @@ def test_end_to_end(reference):
     }
     assert all((out / name).is_file() for name in REPORT)
     table = (out / "report.md").read_text()
-    assert "| imposter | 4 |" in table and "| baseline++ | 4 |" in table and "SSCD" not in table
+    assert "| imposter-guided | 4 |" in table and "| baseline++ | 4 |" in table and "SSCD" not in table
     assert (out / "per_pair.csv").read_text().splitlines()[0] == (
         "pair_id,method,images,pose_iou,subject,instance,leakage,identity,colour_leakage,psnr"
     )
     config = json.loads((out / "bench_config.json").read_text())
     assert (
-        set(config["settings"]["methods"]) == {"imposter", "baseline++"} and "torch" in config["environment"]
+        set(config["settings"]["methods"]) == {"imposter-guided", "baseline++"}
+        and "torch" in config["environment"]
     )
 
 
 def test_default_metrics_are_those_the_model_can_score(toy_pairs):
     """A bundled toy model scores ground truth and the phase score by default, never the hub's CLIP or DINO."""
     pairs = read_pairs(toy_pairs)
-    setup = (MethodSetup.of("imposter"),)
+    setup = (MethodSetup.of("imposter-guided"),)
     for model in ("toy", "toy-flux"):
         assert BenchConfig(str(toy_pairs), setup, (0,), model=model).metric_names(pairs) == ("toy", "phase")
     untargeted = [replace(pair, target_image=None) for pair in pairs]
@@ -113,7 +114,9 @@ def test_killed_and_resumed_equals_uninterrupted(reference, bench_args, tmp_path
 
     monkeypatch.setattr(runner, "write_record", killed_on_the_sixth_record)
     assert main(bench_args(out)) == 130
-    assert (out / "images" / "toy-001" / "imposter" / "seed_1.png").exists()  # the image, not its record
+    assert (
+        out / "images" / "toy-001" / "imposter-guided" / "seed_1.png"
+    ).exists()  # the image, not its record
     assert not list(out.rglob("*.tmp*"))  # no half-written file
     monkeypatch.setattr(runner, "write_record", original)
     capsys.readouterr()
@@ -147,7 +150,7 @@ def test_launched_ranks_split_the_pairs_and_rank_0_merges(
     config = BenchConfig(
         pairs=str(toy_pairs),
         methods=(
-            MethodSetup.of("imposter", finetune, sampling),
+            MethodSetup.of("imposter-guided", finetune, sampling),
             MethodSetup.of("baseline++", finetune, sampling),
         ),
         seeds=(0, 1),
@@ -174,7 +177,7 @@ def test_two_processes_equal_one(reference, bench_args, tmp_path):
 
 
 def test_keypoints_a_csv_lacks_are_detected_with_detect_pose(tiny_model, toy_pairs, tmp_path):
-    """A pairs CSV without keypoint columns (imposter120's) and imposter-retarget: --detect-pose finds each
+    """A pairs CSV without keypoint columns (imposter120's) and imposter: --detect-pose finds each
     pair's joints (here the toy world's bundled detector), the pictures are those made with the detector's
     joints given as files, and the setting is part of what a resumed bench must match."""
     import csv

@@ -9,7 +9,7 @@ from imposter.errors import ConfigError
 SETTINGS = {
     "model": "toy",
     "seeds": [0],
-    "methods": {"imposter": {"sampling": {"k": 5}}, "baseline++": {"sampling": {"k": 0}}},
+    "methods": {"imposter-guided": {"sampling": {"k": 5}}, "baseline++": {"sampling": {"k": 0}}},
 }
 
 
@@ -17,18 +17,23 @@ def test_seeds_and_methods_may_grow_but_shared_settings_may_not_change():
     grown = {**SETTINGS, "seeds": [0, 1], "methods": {**SETTINGS["methods"], "hiper": {}}}
     assert settings_conflict(SETTINGS, grown) is None
     assert settings_conflict(SETTINGS, {**SETTINGS, "model": "other"}) == "model: 'toy' there, 'other' now"
-    changed = {**SETTINGS, "methods": {"imposter": {"sampling": {"k": 2}}}}
-    assert settings_conflict(SETTINGS, changed) == "methods.imposter.sampling.k: 5 there, 2 now"
+    changed = {**SETTINGS, "methods": {"imposter-guided": {"sampling": {"k": 2}}}}
+    assert settings_conflict(SETTINGS, changed) == "methods.imposter-guided.sampling.k: 5 there, 2 now"
 
 
 def test_prepare_output_refuses_or_replaces_and_remembers_every_method(tmp_path):
-    prepare_output(tmp_path, {**SETTINGS, "methods": {"imposter": {"sampling": {"k": 5}}}}, overwrite=False)
+    prepare_output(
+        tmp_path, {**SETTINGS, "methods": {"imposter-guided": {"sampling": {"k": 5}}}}, overwrite=False
+    )
     prepare_output(tmp_path, {**SETTINGS, "methods": {"baseline++": {"sampling": {"k": 0}}}}, overwrite=False)
     stored = json.loads((tmp_path / CONFIG_FILE).read_text())
     assert stored["settings"]["methods"] == SETTINGS["methods"] and "python" in stored["environment"]
     (tmp_path / "records").mkdir()
     (tmp_path / "notes.txt").write_text("mine")
-    other = {**SETTINGS, "methods": {"imposter": {"sampling": {"k": 3}}}}  # imposter is still remembered
+    other = {
+        **SETTINGS,
+        "methods": {"imposter-guided": {"sampling": {"k": 3}}},
+    }  # imposter is still remembered
     with pytest.raises(ConfigError, match="holds a bench with other settings .*--overwrite"):
         prepare_output(tmp_path, other, overwrite=False)
     prepare_output(tmp_path, other, overwrite=True)

@@ -50,7 +50,7 @@ def pair(engine):
 
 @pytest.fixture(scope="module")
 def learned(engine, pair):
-    return engine.personalize(pair, "imposter", FinetuneConfig(steps=6), progress=False)
+    return engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=6), progress=False)
 
 
 class Nothing(Personalization):
@@ -64,7 +64,7 @@ class Nothing(Personalization):
 
 def test_finetune_trains_the_familys_lora_and_leaves_the_model_unchanged(engine, pair, learned):
     before = {k: v.clone() for k, v in engine.denoiser.state_dict().items()}
-    again = engine.personalize(pair, "imposter", FinetuneConfig(steps=2), progress=False)
+    again = engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=2), progress=False)
     after = engine.denoiser.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert len(again.info["losses"]) == 2
@@ -111,7 +111,9 @@ def test_a_saved_adapter_reloads_here_and_in_plain_diffusers_with_the_same_image
     stock = ImPoster.from_pretrained(str(folder), device="cpu")
     stock.pipe.load_lora_weights(str(tmp_path / "adapter"))  # the diffusers pipeline's own loader
     stock_pair = prepare(stock)
-    theirs = pixels(stock.generate(stock_pair, Nothing("imposter"), seeds=[5], sampling=FAST, progress=False))
+    theirs = pixels(
+        stock.generate(stock_pair, Nothing("imposter-guided"), seeds=[5], sampling=FAST, progress=False)
+    )
     assert np.abs(ours - theirs).max() <= 1
     # and the pipeline's own __call__ on the target caption, with that LoRA and the seed's noise, is Baseline++
     plain = get_method("baseline++").sampling_config(FAST)
@@ -166,7 +168,7 @@ def test_the_first_k_steps_see_the_driving_conditioning_and_the_rest_the_target(
 
 
 def test_frequency_guidance_lowers_both_its_losses(engine, pair, learned):
-    method = get_method("imposter")
+    method = get_method("imposter-guided")
     latents = {}
     for name, scale in (("off", 0.0), ("on", 0.2)):
         sampling = SamplingConfig(steps=6, k=2, amp_scale=scale, phase_scale=scale)
@@ -193,7 +195,7 @@ def test_a_seed_gives_the_same_image_alone_or_in_a_batch(engine, pair, learned):
 def test_starting_from_the_driving_image_keeps_its_latents_at_low_strength(engine, pair, learned):
     """--driving-strength (img2img): the sampler starts late, from the noised driving latents."""
     plain = replace(FAST, k=0, amp_scale=0.0, phase_scale=0.0)
-    method = get_method("imposter")
+    method = get_method("imposter-guided")
     noise = torch.randn((1, *pair.driving_latents.shape[1:]), generator=torch.Generator().manual_seed(0))
     distance = {}
     for strength in (0.2, None):

@@ -38,7 +38,7 @@ def pair(engine):
 
 @pytest.fixture(scope="module")
 def learned(engine, pair):
-    return engine.personalize(pair, "imposter", FinetuneConfig(steps=6), progress=False)
+    return engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=6), progress=False)
 
 
 def test_the_family_comes_from_model_index_json(folder, engine, pair):
@@ -54,7 +54,7 @@ def test_the_family_comes_from_model_index_json(folder, engine, pair):
 
 def test_denoised_space_guidance_runs_and_differs_from_noisy(engine, pair, learned):
     """x0 is not handed to the pipeline's callback: FLUX.1 reads it off the Euler step, SDXL off DDIM's."""
-    method = get_method("imposter")
+    method = get_method("imposter-guided")
     results = {}
     for space in ("noisy", "denoised"):
         sampling = SamplingConfig(steps=4, k=1, amp_scale=0.1, phase_scale=0.3, guidance_space=space)
@@ -76,10 +76,10 @@ def test_sd_only_methods_are_a_one_line_error(engine, pair, method):
 
 def test_gradient_checkpointing_gives_the_same_lora(engine, pair):
     on = engine.personalize(
-        pair, "imposter", FinetuneConfig(steps=2, gradient_checkpointing=True), progress=False
+        pair, "imposter-guided", FinetuneConfig(steps=2, gradient_checkpointing=True), progress=False
     )
     off = engine.personalize(
-        pair, "imposter", FinetuneConfig(steps=2, gradient_checkpointing=False), progress=False
+        pair, "imposter-guided", FinetuneConfig(steps=2, gradient_checkpointing=False), progress=False
     )
     for key in on.state:
         torch.testing.assert_close(on.state[key], off.state[key], atol=1e-5, rtol=1e-4)
@@ -93,6 +93,6 @@ def test_finetune_reads_the_denoisers_dtype_once_not_every_step(engine, pair, mo
     counts = []
     for steps in (2, 5):
         reads.clear()
-        engine.personalize(pair, "imposter", FinetuneConfig(steps=steps), progress=False)
+        engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=steps), progress=False)
         counts.append(len(reads))
     assert counts[0] == counts[1] > 0

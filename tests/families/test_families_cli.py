@@ -7,7 +7,7 @@ import pytest
 from imposter.cli import main
 from imposter.testing import save_random_pipeline
 
-FAST = ["--train-steps", "2", "--height", "16", "--width", "16", "--quiet"]
+FAST = ["--method", "imposter-guided", "--train-steps", "2", "--height", "16", "--width", "16", "--quiet"]
 
 
 @pytest.fixture(scope="module", params=["sdxl", "flux"])
@@ -38,7 +38,7 @@ def test_generate_writes_the_run_with_the_familys_settings(model, pair_files, tm
     defaults = {"sdxl": (7.5, 1e-4), "flux": (3.5, 1e-4)}[family]  # the family's own (pipeline, trainer)
     assert (run["sampling"]["guidance_scale"], run["finetune"]["learning_rate"]) == defaults
     adapter = json.loads((out / "adapter" / "personalization.json").read_text())
-    assert adapter["family"] == family and adapter["method"] == "imposter"
+    assert adapter["family"] == family and adapter["method"] == "imposter-guided"
 
 
 @pytest.mark.parametrize("method", ["hiper", "adi"])

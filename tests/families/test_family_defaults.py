@@ -44,22 +44,25 @@ def bench(model, pairs_csv, out, *extra):
 
 def test_bench_takes_the_family_defaults_and_the_users_flags_win(kontext, pairs_csv, tmp_path, capsys):
     out = tmp_path / "bench"
-    assert bench(kontext, pairs_csv, out, "--methods", "kontext", "imposter", "--guidance-scale", "2.5") == 0
+    assert (
+        bench(kontext, pairs_csv, out, "--methods", "kontext", "imposter-guided", "--guidance-scale", "2.5")
+        == 0
+    )
     capsys.readouterr()
     settings = json.loads((out / "bench_config.json").read_text())["settings"]["methods"]
-    for name in ("kontext", "imposter"):
+    for name in ("kontext", "imposter-guided"):
         sampling, finetune = settings[name]["sampling"], settings[name]["finetune"]
         assert sampling["steps"] == 28  # FluxPipeline's own default, not the paper's 50
         assert sampling["guidance_scale"] == 2.5  # the flag wins over the family's 3.5
         assert finetune["learning_rate"] == 1e-4  # train_dreambooth_lora_flux.py's, not SD's 5e-4
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    assert {record["method"] for record in records} == {"kontext", "imposter"}
+    assert {record["method"] for record in records} == {"kontext", "imposter-guided"}
 
 
 def test_bench_stops_before_any_work_when_a_method_cannot_run_on_the_model(pairs_csv, tmp_path, capsys):
     flux = save_random_pipeline("flux", tmp_path)
     out = tmp_path / "bench"
-    assert bench(flux, pairs_csv, out, "--methods", "imposter", "kontext") == 2
+    assert bench(flux, pairs_csv, out, "--methods", "imposter-guided", "kontext") == 2
     assert "--method kontext needs a FLUX.1 Kontext checkpoint" in capsys.readouterr().err
     assert not (out / "adapters").exists()  # imposter did not fine-tune first
 
@@ -72,7 +75,8 @@ def test_animate_takes_the_family_defaults(kontext, pairs_csv, tmp_path, capsys)
     source = pairs_csv.parent / "source.png"
     args = ["animate", "--model", str(kontext), "--source", str(source), "--source-prompt", "a dog"]
     args += ["--driving", str(frames), "--driving-prompt", "a cat drinking water", "--height", "16"]
-    args += ["--width", "16", "--train-steps", "1", "--k", "1", "--quiet", "--out", str(out)]
+    args += ["--width", "16", "--method", "imposter-guided", "--train-steps", "1", "--k", "1", "--quiet"]
+    args += ["--out", str(out)]
     assert main(args) == 0
     capsys.readouterr()
     run = json.loads((out / "config.json").read_text())["run"]

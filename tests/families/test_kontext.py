@@ -157,7 +157,7 @@ def test_kontext_refuses_guidance_flags_that_contradict_it(folder, pair_files, t
 
 def test_imposter_runs_on_a_kontext_checkpoint_at_the_pairs_size(engine, pair):
     """ImPoster through FluxKontextPipeline (no image to edit): max_area keeps the pair's size, not 1024 x 1024."""
-    learned = engine.personalize(pair, "imposter", FinetuneConfig(steps=2), progress=False)
+    learned = engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=2), progress=False)
     sampling = SamplingConfig(steps=3, k=1, amp_scale=0.05, phase_scale=0.05)
     images = engine.generate(pair, learned, seeds=[0], sampling=sampling, progress=False)
     assert images[0].size == (16, 16)

@@ -1,4 +1,4 @@
-"""imposter-retarget: the source retargeted into the driving pose by both images' keypoints, then redrawn
+"""imposter: the source retargeted into the driving pose by both images' keypoints, then redrawn
 from a low noise level by the pretrained model; retarget-warp, that picture alone."""
 
 import json
@@ -45,7 +45,7 @@ def with_keypoints(engine):
 
 
 def test_its_defaults_learn_nothing_and_start_low_on_every_family():
-    method = get_method("imposter-retarget")
+    method = get_method("imposter")
     for family in ("sd", "sdxl", "flux"):
         finetune, sampling = resolve(method, get_family(family))
         assert finetune.kind == "none" and sampling.driving_strength == 0.1
@@ -60,7 +60,7 @@ def test_missing_keypoints_are_a_one_line_error_before_any_fine_tuning(engine):
     pair = toy_pair(engine, source_keypoints=body_keypoints(SOURCE, STANDING))
     assert pair.retargeted_latents is None
     with pytest.raises(ConfigError, match="--source-keypoints FILE and --driving-keypoints FILE"):
-        get_method("imposter-retarget").check_pair(pair)
+        get_method("imposter").check_pair(pair)
     noise = torch.zeros((1, *pair.driving_latents.shape[1:]))
     with pytest.raises(ConfigError, match="retarget-warp needs"):
         get_method("retarget-warp").sample(engine, pair, None, noise, SamplingConfig())
@@ -75,7 +75,7 @@ def test_the_sampler_starts_from_the_retargeted_source_not_the_driving_image(eng
     copied = warp.sample(engine, pair, None, noise, SamplingConfig())
     assert copied.shape == noise.shape and torch.equal(copied[1], pair.retargeted_latents[0])
 
-    method = get_method("imposter-retarget")
+    method = get_method("imposter")
     learned = engine.personalize(pair, method, progress=False)
     _, sampling = resolve(method, engine.family, sampling={"steps": 6, "driving_strength": 0.3})
     results = {}
@@ -92,8 +92,8 @@ def test_the_sampler_starts_from_the_retargeted_source_not_the_driving_image(eng
 def test_every_family_runs_it_from_the_retargeted_start(family, tmp_path):
     engine = ImPoster.from_pretrained(str(save_random_pipeline(family, tmp_path)), device="cpu")
     pair = with_keypoints(engine)
-    learned = engine.personalize(pair, "imposter-retarget", progress=False)
-    images = engine.generate(pair, learned, [0], {"steps": 10}, method="imposter-retarget", progress=False)
+    learned = engine.personalize(pair, "imposter", progress=False)
+    images = engine.generate(pair, learned, [0], {"steps": 10}, method="imposter", progress=False)
     assert images[0].size == (64, 64)
 
 
@@ -106,7 +106,7 @@ def test_generate_reads_openpose_json_from_the_command_line(tiny_model, tmp_path
     ):
         (tmp_path / f"{role}.json").write_text(json.dumps(to_openpose(points)))
     args = [
-        "generate", "--model", str(tiny_model), "--method", "imposter-retarget",
+        "generate", "--model", str(tiny_model), "--method", "imposter",
         "--source", str(tmp_path / "source.png"), "--source-prompt", "a robot",
         "--driving", str(tmp_path / "driving.png"), "--driving-prompt", "a duck kicking",
         "--steps", "10", "--quiet", "--out", str(tmp_path / "run"),
@@ -166,7 +166,7 @@ def test_detect_pose_finds_both_images_keypoints_with_controlnet_aux(tiny_model,
     source.save(tmp_path / "source.png")
     driving.save(tmp_path / "driving.png")
     args = [
-        "generate", "--model", str(tiny_model), "--method", "imposter-retarget", "--detect-pose", "openpose",
+        "generate", "--model", str(tiny_model), "--method", "imposter", "--detect-pose", "openpose",
         "--source", str(tmp_path / "source.png"), "--source-prompt", "a robot",
         "--driving", str(tmp_path / "driving.png"), "--driving-prompt", "a duck kicking",
         "--steps", "10", "--quiet", "--height", "64", "--width", "64",
@@ -211,3 +211,46 @@ def test_keypoints_follow_the_images_when_they_are_fitted(engine, fit):
         masks = [np.linalg.norm(x - x[0, 0], axis=2) > 24 for x in (got, expected)]
         iou = (masks[0] & masks[1]).sum() / (masks[0] | masks[1]).sum()
         assert iou > 0.6, iou  # measured 0.72; keypoints left unmoved by the fit: 0.39
+
+
+def test_scene_strength_holds_the_moved_figure_and_redraws_the_rest(engine):
+    """--scene-strength: the figure's latents start at --driving-strength, the rest of the picture earlier."""
+    pair = with_keypoints(engine)
+    assert pair.retargeted_figure.shape == (1, 64, 64) and 0 < pair.retargeted_figure.mean() < 0.5
+    method = get_method("imposter")
+    learned = engine.personalize(pair, method, progress=False)
+    held = method.held_figure(pair, pair.retargeted_latents.shape[-2:])
+    inside, outside = held[0, 0] > 0, held[0, 0] == 0
+    assert inside.any() and outside.any()
+    noise = torch.randn((1, *pair.driving_latents.shape[1:]), generator=torch.Generator().manual_seed(0))
+    runs = {}
+    for scene in (None, 0.4, 1.0):
+        sampling = SamplingConfig(steps=10, k=0, amp_scale=0.0, phase_scale=0.0, driving_strength=0.2)
+        sampling = replace(sampling, scene_strength=scene)
+        runs[scene] = method.sample(engine, pair, learned, noise, sampling, progress=False)
+    # the same start for the figure: its latents stay near the one-strength run's; the rest moves away
+    # from it, the more the higher the scene's strength
+    change = {s: (runs[s] - runs[None]).abs()[0].mean(0) for s in (0.4, 1.0)}
+    assert change[0.4][outside].mean() < change[1.0][outside].mean()
+    for scene in (0.4, 1.0):
+        assert change[scene][inside].mean() < change[scene][outside].mean(), change
+    same = replace(sampling, scene_strength=0.2)  # the figure's own strength: exactly one strength
+    assert torch.equal(method.sample(engine, pair, learned, noise, same, progress=False), runs[None])
+
+
+def test_scene_strength_is_checked_in_one_line(engine):
+    with pytest.raises(ConfigError, match="--scene-strength 0.1 must lie between --driving-strength"):
+        SamplingConfig(driving_strength=0.2, scene_strength=0.1).validate()
+    with pytest.raises(ConfigError, match="between --driving-strength \\(None\\)"):
+        SamplingConfig(scene_strength=0.5).validate()
+    with pytest.raises(ConfigError, match="choose one"):
+        SamplingConfig(driving_strength=0.2, scene_strength=0.5, driving_inversion=True).validate()
+    pair = with_keypoints(engine)
+    sampling = SamplingConfig(steps=4, driving_strength=0.5, scene_strength=0.8)
+    noise = torch.zeros((1, *pair.driving_latents.shape[1:]))
+    with pytest.raises(
+        ConfigError, match="--scene-strength holds a figure that --method sdedit does not draw"
+    ):
+        get_method("sdedit").sample(
+            engine, pair, None, noise, sampling, progress=False
+        )  # learns nothing here

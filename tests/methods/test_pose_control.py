@@ -77,7 +77,7 @@ def test_the_subject_lora_learns_the_source_alone_and_is_not_impostors(engine, m
     learned = engine.personalize(pair, "pose-control", FinetuneConfig(steps=1), progress=False)
     assert seen["rows"] == 1  # the source pair only
     with pytest.raises(ConfigError, match="--method pose-control"):
-        check_compatible(get_method("imposter"), learned.method)
+        check_compatible(get_method("imposter-guided"), learned.method)
 
 
 def test_missing_inputs_are_one_line_errors_before_any_fine_tuning(engine):

@@ -72,7 +72,7 @@ def test_copies_decode_to_their_input_and_every_seed_is_the_same(engine, pair):
 def test_text_only_is_the_base_model_with_the_target_caption(engine, pair):
     learned = engine.personalize(pair, "text-only", progress=False)
     text_only = engine.generate(pair, learned, seeds=[3], sampling=FAST, method="text-only", progress=False)
-    lora = engine.personalize(pair, "imposter", FinetuneConfig(steps=5), progress=False)
+    lora = engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=5), progress=False)
     tuned = engine.generate(pair, lora, seeds=[3], sampling=FAST, method="baseline++", progress=False)
     assert not np.array_equal(pixels(text_only), pixels(tuned))  # no fine-tune: another image
     with pytest.raises(Exception, match="contradicts"):

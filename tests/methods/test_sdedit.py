@@ -19,8 +19,8 @@ def test_start_step_follows_diffusers_img2img():
 def test_sdedit_stays_near_the_driving_latents_at_low_strength_and_shares_the_lora(engine):
     pair = engine.prepare(random_image(seed=3), "a dog", random_image(seed=4), "a cat jumping")
     sdedit = get_method("sdedit")
-    assert sdedit.finetune_kind == get_method("imposter").finetune_kind  # one fine-tune serves both
-    learned = engine.personalize(pair, "imposter", FinetuneConfig(steps=1), progress=False)
+    assert sdedit.finetune_kind == get_method("imposter-guided").finetune_kind  # one fine-tune serves both
+    learned = engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=1), progress=False)
     sampling = SamplingConfig(steps=6, k=0, amp_scale=0.0, phase_scale=0.0)
     noise = torch.randn((2, *pair.driving_latents.shape[1:]), generator=torch.Generator().manual_seed(0))
     distances = {}

@@ -23,7 +23,7 @@ def test_the_subject_lora_learns_the_source_pair_alone(engine, monkeypatch):
         random_image(seed=1), "a dog", random_image(seed=2), "a cat drinking water from a mug"
     )
     learned = engine.personalize(pair, "imposter-subject", FinetuneConfig(steps=2), progress=False)
-    engine.personalize(pair, "imposter", FinetuneConfig(steps=2), progress=False)
+    engine.personalize(pair, "imposter-guided", FinetuneConfig(steps=2), progress=False)
     (subject_latents, subject_text), (both_latents, _) = seen
     assert subject_latents.shape[0] == 1 and both_latents.shape[0] == 2
     assert subject_latents.equal(pair.source_latents) and subject_text.equal(
@@ -33,7 +33,7 @@ def test_the_subject_lora_learns_the_source_pair_alone(engine, monkeypatch):
     for name in ("subject-lora", "pose-control"):
         check_compatible(get_method(name), learned.method)
     with pytest.raises(ConfigError, match="--method imposter-subject"):
-        check_compatible(get_method("imposter"), learned.method)
+        check_compatible(get_method("imposter-guided"), learned.method)
     # ImPoster's sampling: K steps of the driving caption and the guidance, on the subject LoRA
     sampling = SamplingConfig(steps=4, k=2, amp_scale=0.05, phase_scale=0.05)
     images = engine.generate(pair, learned, [0], sampling, progress=False)

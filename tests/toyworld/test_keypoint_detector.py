@@ -1,5 +1,5 @@
 """The toy world's keypoint detector (``--detect-pose toy``): the bundled one finds the figures' joints of
-pairs it never saw, the trainer resumes exactly, and imposter-retarget runs on toy pictures with no
+pairs it never saw, the trainer resumes exactly, and imposter runs on toy pictures with no
 keypoint files."""
 
 import json
@@ -77,7 +77,7 @@ def test_imposter_retarget_runs_on_toy_pictures_with_no_keypoint_files(tiny_mode
     pair.source_image.save(tmp_path / "source.png")
     pair.driving_image.save(tmp_path / "driving.png")
     args = [
-        "generate", "--model", str(tiny_model), "--method", "imposter-retarget", "--detect-pose", "toy",
+        "generate", "--model", str(tiny_model), "--method", "imposter", "--detect-pose", "toy",
         "--source", str(tmp_path / "source.png"), "--source-prompt", pair.source_prompt,
         "--driving", str(tmp_path / "driving.png"), "--driving-prompt", pair.driving_prompt,
         "--steps", "10", "--height", "64", "--width", "64", "--out", str(tmp_path / "run"),
@@ -105,3 +105,24 @@ def test_the_keypoints_command_writes_openpose_json_and_a_skeleton_to_check(tmp_
     assert np.mean(errors) < 0.7
     with Image.open(tmp_path / "out" / "pig_skeleton.png") as preview:
         assert preview.size == (512, 512)  # the 64 px picture drawn 8x
+
+
+def test_the_default_method_on_the_bundled_model_finds_the_joints_itself(tmp_path, capsys):
+    """imposter generate with no --method and no keypoints: the toy model's own detector, recorded."""
+    pair = make_pairs(1, 0, "tune")[0]
+    pair.source_image.save(tmp_path / "source.png")
+    pair.driving_image.save(tmp_path / "driving.png")
+    args = [
+        "generate", "--source", str(tmp_path / "source.png"), "--source-prompt", pair.source_prompt,
+        "--driving", str(tmp_path / "driving.png"), "--driving-prompt", pair.driving_prompt,
+        "--steps", "10", "--out", str(tmp_path / "run"),
+    ]  # fmt: skip
+    assert main(args) == 0
+    said = capsys.readouterr()
+    assert "driving keypoints: found by toy" in said.out + said.err
+    run = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert run["run"]["method"] == "imposter" and run["run"]["detect_pose"] == "toy"
+    assert (
+        run["run"]["sampling"]["driving_strength"] == 0.1
+        and run["personalization"]["finetune"]["kind"] == "none"
+    )

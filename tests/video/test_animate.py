@@ -15,7 +15,7 @@ from imposter.run import run_generate
 from imposter.testing import random_image
 from imposter.video.animate import AnimateConfig, run_animate
 
-FAST = ["--train-steps", "3", "--steps", "4", "--k", "1", "--quiet"]
+FAST = ["--method", "imposter-guided", "--train-steps", "3", "--steps", "4", "--k", "1", "--quiet"]
 FINETUNE = FinetuneConfig(steps=3)
 GUIDED = SamplingConfig(steps=4, k=1, amp_scale=0.05, phase_scale=0.3)
 UNGUIDED = SamplingConfig(steps=4, k=0, amp_scale=0.0, phase_scale=0.0)
@@ -53,7 +53,7 @@ def config(tiny_model, pair_files, driving, sampling=GUIDED, **changes) -> Anima
         driving_prompt="a cat jumping",
         finetune=FINETUNE,
         sampling=sampling,
-        **changes,
+        **{"method": "imposter-guided", **changes},
     )
 
 
@@ -100,7 +100,7 @@ def test_one_frame_animates_exactly_like_generate(engine, tiny_model, pair_files
     generated = run_generate(
         RunConfig(
             model=str(tiny_model),
-            method="imposter",
+            method="imposter-guided",
             source=str(pair_files["source"]),
             driving=str(pair_files["driving"]),
             source_prompt="a dog",

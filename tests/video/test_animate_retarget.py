@@ -1,4 +1,4 @@
-"""``animate --method imposter-retarget``: the source moved into every frame's own pose by the frames' keypoints
+"""``animate --method imposter``: the source moved into every frame's own pose by the frames' keypoints
 (a folder of OpenPose JSON), each frame redrawn from its own moved picture; on the tiny SD pipeline."""
 
 import json
@@ -34,7 +34,7 @@ def inputs(tmp_path):
 def config(tiny_model, folder, **changes):
     settings = dict(
         model=str(tiny_model), source=str(folder / "source.png"), driving=str(folder / "driving"),
-        source_prompt="a robot", driving_prompt="a duck dancing", method="imposter-retarget",
+        source_prompt="a robot", driving_prompt="a duck dancing", method="imposter",
         sampling={"steps": 10}, height=64, width=64, source_keypoints=str(folder / "source.json"),
         driving_keypoints=str(folder / "keypoints"),
     )  # fmt: skip
@@ -73,7 +73,7 @@ def test_a_keypoint_file_for_every_frame_or_a_one_line_error(tiny_model, inputs)
 def test_the_cli_animates_with_keypoints(tiny_model, inputs):
     main([
         "animate", "--model", str(tiny_model), "--source", str(inputs / "source.png"), "--source-prompt", "a robot",
-        "--driving", str(inputs / "driving"), "--driving-prompt", "a duck dancing", "--method", "imposter-retarget",
+        "--driving", str(inputs / "driving"), "--driving-prompt", "a duck dancing", "--method", "imposter",
         "--source-keypoints", str(inputs / "source.json"), "--driving-keypoints", str(inputs / "keypoints"),
         "--steps", "10", "--height", "64", "--width", "64", "--out", str(inputs / "out"), "--quiet",
     ])  # fmt: skip

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
-from ..config import FinetuneConfig, SamplingConfig
 from ..engine import ImPoster
 from ..fileio import save_image, write_text
-from ..methods import METHOD_NAMES
+from ..methods import METHOD_NAMES, get_method
 from ..pose_detection import detector_names
+from ..settings import resolve
 from ..video.animate import SEQUENCE_METHODS
 from . import fields as f
 from . import handlers as h
@@ -26,14 +27,16 @@ EXAMPLE_PAIRS = 4
 ABOUT = (
     "# ImPoster\n"
     "Make the subject of the **source** image perform the action of the **driving** image "
-    "([arXiv 2409.15650](https://arxiv.org/abs/2409.15650)). The first run fine-tunes on the pair; "
-    "changing only K, the scales, the seeds or the method then reuses that fine-tune."
+    "([arXiv 2409.15650](https://arxiv.org/abs/2409.15650)). The default method, imposter, moves the source's "
+    "own body into the driving pose by both figures' joints (uploaded, or detected) and redraws it: nothing to "
+    "fine-tune. The fine-tuning methods (imposter-guided, the paper's) fine-tune on the first run; changing only "
+    "K, the scales, the seeds or the method then reuses that fine-tune."
 )
 
 
 def toy_examples(folder: Path, count: int = EXAMPLE_PAIRS) -> list[list[str]]:
     """Toy-world pairs written under ``folder``: source, its caption, driving, its caption, ground truth, and
-    both figures' joints as OpenPose JSON (for imposter-retarget)."""
+    both figures' joints as OpenPose JSON (for imposter)."""
     from ..retarget import to_openpose
     from ..toyworld.pairs import make_pairs
 
@@ -60,11 +63,11 @@ def toy_examples(folder: Path, count: int = EXAMPLE_PAIRS) -> list[list[str]]:
 
 
 def keypoint_fields(frames: bool = False) -> tuple[gr.File, gr.File, gr.Dropdown]:
-    """What imposter-retarget reads: the OpenPose JSON uploads, the source's and the driving image's (the toy
+    """What imposter reads: the OpenPose JSON uploads, the source's and the driving image's (the toy
     examples fill them) or, for ``frames``, one per driving frame in the frames' order; and the detector of
     those not uploaded (``--detect-pose``: an optional package, weights downloaded on first use)."""
     driving = (f.DRIVING_FRAMES_KEYPOINTS, "multiple") if frames else (f.DRIVING_KEYPOINTS, "single")
-    with gr.Accordion("Body keypoints (imposter-retarget)", open=False):
+    with gr.Accordion("Body keypoints (imposter)", open=False):
         with gr.Row():
             files = tuple(
                 gr.File(label=label, file_count=count, file_types=[".json"], type="filepath", height=90)
@@ -81,23 +84,29 @@ def keypoint_fields(frames: bool = False) -> tuple[gr.File, gr.File, gr.Dropdown
 
 
 def tuning_fields(methods: list[str], seeds_label: str = f.SEEDS) -> dict[str, gr.components.Component]:
-    """The Method dropdown and the "Advanced" accordion's fields, with the default method's defaults."""
-    finetune, sampling = FinetuneConfig(), SamplingConfig()
+    """The Method dropdown and the "Advanced" accordion's fields, with the default method's defaults (the
+    settings it fixes shown locked, as ``wire_method`` does when a method is chosen)."""
+    method = get_method(methods[0])
+    finetune, sampling = resolve(method, None)
     fields = {f.METHOD: gr.Dropdown(list(methods), value=methods[0], label=f.METHOD)}
+
+    def number(field: str, label: str, **kwargs: Any) -> gr.Number:
+        value = getattr(sampling, field)
+        interactive = field not in method.fixed_sampling
+        return gr.Number(0 if value is None else value, label=label, interactive=interactive, **kwargs)
+
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
             fields[f.FINETUNE_STEPS] = gr.Number(
                 finetune.steps, label=f.FINETUNE_STEPS, precision=0, minimum=0
             )
-            fields[f.STEPS] = gr.Number(sampling.steps, label=f.STEPS, precision=0, minimum=1)
-            fields[f.K] = gr.Number(sampling.k, label=f.K, precision=0, minimum=0)
+            fields[f.STEPS] = number("steps", f.STEPS, precision=0, minimum=1)
+            fields[f.K] = number("k", f.K, precision=0, minimum=0)
         with gr.Row():
-            fields[f.AMP_SCALE] = gr.Number(sampling.amp_scale, label=f.AMP_SCALE, minimum=0)
-            fields[f.PHASE_SCALE] = gr.Number(sampling.phase_scale, label=f.PHASE_SCALE, minimum=0)
-            fields[f.GUIDANCE_SCALE] = gr.Number(sampling.guidance_scale, label=f.GUIDANCE_SCALE, minimum=0)
-            fields[f.DRIVING_STRENGTH] = gr.Number(
-                sampling.driving_strength or 0, label=f.DRIVING_STRENGTH, minimum=0, maximum=1
-            )
+            fields[f.AMP_SCALE] = number("amp_scale", f.AMP_SCALE, minimum=0)
+            fields[f.PHASE_SCALE] = number("phase_scale", f.PHASE_SCALE, minimum=0)
+            fields[f.GUIDANCE_SCALE] = number("guidance_scale", f.GUIDANCE_SCALE, minimum=0)
+            fields[f.DRIVING_STRENGTH] = number("driving_strength", f.DRIVING_STRENGTH, minimum=0, maximum=1)
         if seeds_label == f.SEEDS:
             fields[f.SEEDS] = gr.Textbox("0 1 2", label=f.SEEDS, placeholder="one image per seed, e.g. 0 1 2")
         else:

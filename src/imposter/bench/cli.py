@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--detect-pose",
         choices=detector_names(),
         default=None,
-        help="imposter-retarget: detect the body keypoints of the pairs whose CSV gives none (no "
+        help="imposter: detect the body keypoints of the pairs whose CSV gives none (no "
         "source_keypoints / driving_keypoints column, or an empty cell); see imposter generate --help",
     )
     bench.add_argument(

@@ -4,7 +4,7 @@ The columns are those of the paper's evaluation set (``pair_id, source_image, so
 driving_image, driving_prompt, target_prompt``) plus optional ones: ``target_image`` with the ground truth,
 ``driving_pose_map`` (the driving image's pose map, read by ``pose-control``), ``target_pose_map`` (the
 ground truth's, read by the toy-only ``pose-control-oracle``), ``source_keypoints`` and ``driving_keypoints``
-(OpenPose JSON files of each image's body joints, read by ``imposter-retarget``); the toy world's pairs have
+(OpenPose JSON files of each image's body joints, read by ``imposter``); the toy world's pairs have
 them all. Paths are relative to the CSV's folder, or absolute.
 """
 
@@ -32,7 +32,7 @@ REQUIRED_COLUMNS = (
 )  # the paper's evaluation set (imposter120's pairs.csv)
 POSE_MAP_COLUMNS = ("driving_pose_map", "target_pose_map")
 OPTIONAL_IMAGES = (TARGET_COLUMN, *POSE_MAP_COLUMNS)
-KEYPOINT_COLUMNS = ("source_keypoints", "driving_keypoints")  # OpenPose JSON files (imposter-retarget)
+KEYPOINT_COLUMNS = ("source_keypoints", "driving_keypoints")  # OpenPose JSON files (imposter)
 OPTIONAL_FILES = (*OPTIONAL_IMAGES, *KEYPOINT_COLUMNS)
 PAIRS_COLUMNS = (
     *REQUIRED_COLUMNS,

@@ -185,13 +185,14 @@ class _Session:
                         self.sample(pair, learned, folder, setup, seeds)
 
     def keypoints(self, given: Path | None, image, role: str):
-        """A pair's keypoints when a method of the bench reads them (imposter-retarget): the CSV's file, else
+        """A pair's keypoints when a method of the bench reads them (imposter): the CSV's file, else
         detected by ``detect_pose``; None when no method reads them."""
         if not any(setup.method.needs_keypoints for setup in self.config.methods):
             return None  # no method reads them: no warp per pair
-        from ..pose_detection import given_or_detected
+        from ..pose_detection import given_or_detected, model_detector
 
-        return given_or_detected(given, image, self.config.detect_pose, role, self.log)
+        detector = model_detector(self.config.model, self.config.detect_pose)
+        return given_or_detected(given, image, detector, role, self.log)
 
     def missing_seeds(self, row: BenchPair, setup: MethodSetup) -> list[int]:
         """The seeds of every batch that lacks an image: whole batches, as an uninterrupted run makes them."""

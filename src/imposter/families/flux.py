@@ -253,7 +253,7 @@ class Flux(Family):
                 if sampling.guidance_space == "denoised":  # x0 = x_t - sigma v, v read off the Euler step
                     velocity = (latents.float() - seen["sample"].float()) / (following - sigma)
                     denoised = unpack(latents.float() - following * velocity, height, width)
-                return unpack(latents.float(), height, width), denoised, 1.0 - following
+                return unpack(latents.float(), height, width), denoised, 1.0 - following, following
 
             def restore(guided: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
                 return pack(guided).to(latents.dtype)

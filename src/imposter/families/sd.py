@@ -84,7 +84,7 @@ def sample_unet_pipeline(pipe, noise: torch.Tensor, plan: SamplingPlan, pooled: 
             upcoming = scheduler.timesteps[position + 1] if position + 1 < len(scheduler.timesteps) else None
             denoised = getattr(seen["out"], "pred_original_sample", None)
             alpha_next = alpha_prod_at(scheduler, None if upcoming is None else int(upcoming))
-            return latents.float(), denoised, alpha_next**0.5
+            return latents.float(), denoised, alpha_next**0.5, (1.0 - alpha_next) ** 0.5
 
         def restore(guided: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
             return guided.to(latents.dtype)

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 # name -> (module, factory name, argument)
 _REGISTRY: dict[str, tuple[str, str, str | None]] = {
-    "imposter": ("imposter", "ImPosterMethod", None),
+    "imposter": ("retarget", "method", "imposter"),
+    "imposter-guided": ("imposter", "ImPosterMethod", None),
     "imposter-paper": ("imposter", "variant", "imposter-paper"),
     "baseline++": ("imposter", "variant", "baseline++"),
     "imposter-k0": ("imposter", "variant", "imposter-k0"),
@@ -28,7 +29,6 @@ _REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "subject-lora": ("imposter", "variant", "subject-lora"),
     "imposter-attend": ("imposter", "variant", "imposter-attend"),
     "imposter-sdedit": ("imposter", "variant", "imposter-sdedit"),
-    "imposter-retarget": ("retarget", "method", "imposter-retarget"),
     "imposter-authors": ("authors", "AuthorsMethod", None),
     "hiper": ("hiper", "HiPerMethod", None),
     "adi": ("adi", "ADIMethod", None),
@@ -46,10 +46,13 @@ _REGISTRY: dict[str, tuple[str, str, str | None]] = {
 }
 
 METHOD_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+# earlier names still understood: imposter-retarget became the default, imposter (issue 19)
+ALIASES = {"imposter-retarget": "imposter"}
 
 
 def get_method(name: str) -> Method:
     """The method called ``name``; ConfigError listing the valid names otherwise."""
+    name = ALIASES.get(name, name)
     if name not in _REGISTRY:
         raise ConfigError(f"unknown method {name!r}; choose one of: {', '.join(METHOD_NAMES)}")
     module, factory, argument = _REGISTRY[name]

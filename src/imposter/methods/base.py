@@ -41,7 +41,7 @@ class Method(ABC):
     sampling_defaults: Mapping[str, Any] = {}
     # model families it runs on (imposter.families); the peers and the authors' release are SD 1.x/2.x methods
     families: tuple[str, ...] = ("sd",)
-    # what --detect-pose finds for it when no file gives it: both images' body keypoints (imposter-retarget),
+    # what --detect-pose finds for it when no file gives it: both images' body keypoints (imposter),
     # the driving image's pose map (pose-control)
     needs_keypoints = False
     needs_pose_map = False
@@ -69,7 +69,7 @@ class Method(ABC):
                 if name in fixed and value != fixed[name]:
                     raise ConfigError(
                         f"{flag_for(section, name)} {value} contradicts $method {self.name}, which uses "
-                        f"{name} = {fixed[name]}; drop the flag or choose $method imposter"
+                        f"{name} = {fixed[name]}; drop the flag or choose $method imposter-guided"
                     )
 
     def check_model(self, engine: Engine) -> None:

@@ -7,6 +7,7 @@ ablations; they all share one fine-tune.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from ..families.base import Conditioning, SamplingPlan
 from ..finetune import finetune_lora
 from ..guidance import FrequencyTargets
 from ..personalizations import LoraPersonalization, Personalization
-from ..sampling import FrequencyGuidanceHook, stepwise_prompts
+from ..sampling import FrequencyGuidanceHook, HoldRegion, chained, stepwise_prompts
 from ..source_attention import source_attention
 from .base import Method
 
@@ -57,8 +58,8 @@ class ImPosterMethod(Method):
 
     def __init__(
         self,
-        name: str = "imposter",
-        description: str = "ImPoster: LoRA fine-tune, stepwise prompting, frequency guidance",
+        name: str = "imposter-guided",
+        description: str = "ImPoster's sampling, tuned: LoRA fine-tune, stepwise prompting, frequency guidance",
         fixed_sampling: Mapping[str, Any] | None = None,
         sampling_defaults: Mapping[str, Any] | None = None,
     ):
@@ -125,6 +126,15 @@ class ImPosterMethod(Method):
             sampling.k,
         )
         start = 0
+        if sampling.scene_strength is not None:  # the figure held until its own strength's step
+            held = HoldRegion(
+                self.layout_latents(pair),
+                noise,
+                self.held_figure(pair, noise.shape[-2:]),
+                start_step(sampling.steps, sampling.driving_strength),
+            )
+            hook = chained(held, hook)
+            sampling = replace(sampling, driving_strength=sampling.scene_strength)
         if sampling.driving_strength is not None:
             noise, start = from_driving(engine, pair, noise, sampling, self.layout_latents(pair))
         plan = SamplingPlan(
@@ -138,9 +148,17 @@ class ImPosterMethod(Method):
 
     def layout_latents(self, pair: PreparedPair) -> torch.Tensor:
         """The latents whose layout the sampler follows, the phase guidance's target and what
-        ``--driving-strength`` starts from: the driving image's (imposter-retarget: the source retargeted
+        ``--driving-strength`` starts from: the driving image's (imposter: the source retargeted
         into the driving pose)."""
         return pair.driving_latents
+
+    def held_figure(self, pair: PreparedPair, size: tuple[int, int]) -> torch.Tensor:
+        """(N, 1, h, w) in [0, 1] at the latents' ``size``: the part of ``layout_latents`` that
+        ``--scene-strength`` holds to the lower strength (imposter: the moved source)."""
+        raise ConfigError(
+            f"$scene_strength holds a figure that $method {self.name} does not draw (imposter's moved "
+            "source); drop $scene_strength or choose $method imposter"
+        )
 
 
 def start_step(steps: int, strength: float) -> int:

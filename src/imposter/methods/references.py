@@ -149,5 +149,5 @@ def reference(name: str) -> Method:
 
 
 # the floors every table shows (grey in its picture); retarget-warp (methods.retarget: it reads the pair's
-# keypoints) is imposter-retarget's floor
+# keypoints) is imposter's floor
 REFERENCE_NAMES: tuple[str, ...] = (*_LATENT_REFERENCES, "text-only", "retarget-warp")

@@ -1,6 +1,6 @@
 """Retarget, then render (issue 19, direction 5): the source's own body moved into the driving pose.
 
-``imposter-retarget``: the source figure is cut along its skeleton and moved bone by bone into the driving
+``imposter``: the source figure is cut along its skeleton and moved bone by bone into the driving
 joint angles at its own bone lengths (:mod:`imposter.retarget`, from both images' body keypoints: OpenPose
 JSON, ``--source-keypoints`` / ``--driving-keypoints``); the pretrained model then redraws that picture
 from a low noise level with the target caption (img2img at ``--driving-strength``, counted on the
@@ -61,7 +61,7 @@ class RetargetMethod(_NeedsKeypoints, _Reference, ImPosterMethod):
     def __init__(self) -> None:
         ImPosterMethod.__init__(
             self,
-            "imposter-retarget",
+            "imposter",
             "the source figure retargeted into the driving pose by both images' body keypoints, then img2img "
             "of it with the target prompt; no fine-tune",
             {"k": 0, **NO_GUIDANCE, "source_attention_from": None},
@@ -71,9 +71,16 @@ class RetargetMethod(_NeedsKeypoints, _Reference, ImPosterMethod):
     def layout_latents(self, pair: PreparedPair) -> torch.Tensor:
         return retargeted_latents(pair, self.name)
 
+    def held_figure(self, pair: PreparedPair, size: tuple[int, int]) -> torch.Tensor:
+        """The moved source's pixels, pooled to latent ``size`` by their maximum: every latent pixel the figure
+        touches is held."""
+        retargeted_latents(pair, self.name)
+        figure = torch.as_tensor(pair.retargeted_figure, dtype=torch.float32)[:, None]
+        return torch.nn.functional.adaptive_max_pool2d(figure, tuple(size))
+
 
 class RetargetWarp(_NeedsKeypoints, LatentReference):
-    """The retargeted picture itself through the VAE: no model, the floor of ``imposter-retarget``."""
+    """The retargeted picture itself through the VAE: no model, the floor of ``imposter``."""
 
     def __init__(self) -> None:
         super().__init__(
@@ -87,5 +94,5 @@ class RetargetWarp(_NeedsKeypoints, LatentReference):
 
 
 def method(name: str) -> Any:
-    """``imposter-retarget`` or ``retarget-warp`` by name."""
+    """``imposter`` (retarget, then render) or ``retarget-warp`` by name."""
     return RetargetWarp() if name == "retarget-warp" else RetargetMethod()

@@ -249,7 +249,7 @@ def _add_pairs(sub: argparse._SubParsersAction) -> None:
     pairs.add_argument(
         "--no-keypoints",
         action="store_true",
-        help="leave out the figures' joints (what a user without annotations has; imposter-retarget then "
+        help="leave out the figures' joints (what a user without annotations has; imposter then "
         "needs --detect-pose toy)",
     )
     pairs.set_defaults(func=cmd_pairs)

@@ -1,10 +1,10 @@
 """``imposter demo``: the whole method on the bundled toy model, with ground truth, in a few CPU minutes.
 
-Renders one held-out pair (a subject never shown doing that action in pretraining), fine-tunes once,
-generates with ImPoster, the paper's recipe (``imposter-paper``) and Baseline++ (which share that
-fine-tune), the model-free phase swap (the floor a method must beat) and ``imposter-retarget`` (what both
-images' body keypoints buy, found by the toy world's detector: no annotations, nothing fine-tuned), scores
-every image against the
+Renders one held-out pair (a subject never shown doing that action in pretraining), generates with
+``imposter`` (the source moved into the driving pose by both images' body keypoints, found by the toy
+world's detector, then redrawn: no annotations, nothing fine-tuned), fine-tunes once for ImPoster's
+sampling (``imposter-guided``), the paper's recipe (``imposter-paper``) and Baseline++ (which share that
+fine-tune), adds the model-free phase swap (the floor a method must beat), scores every image against the
 ground truth, and writes the bench outputs (table, records) under ``out/bench`` and the picture at
 ``out/grid.png``: source, driving, ground truth, then a column per method, a row per seed.
 """
@@ -23,7 +23,7 @@ from ..fileio import save_image
 from ..methods import get_method
 from .pairs import write_pairs
 
-DEMO_METHODS = ("imposter", "imposter-paper", "baseline++", "phase-swap", "imposter-retarget")
+DEMO_METHODS = ("imposter", "imposter-guided", "imposter-paper", "baseline++", "phase-swap")
 DEMO_METRICS = ("toy", "phase")
 
 
@@ -46,7 +46,7 @@ def run_demo(
     ``overwrite``.
     """
     out = Path(out)
-    csv = write_pairs(1, pair_seed, out / "pair", keypoints=False)  # imposter-retarget detects them
+    csv = write_pairs(1, pair_seed, out / "pair", keypoints=False)  # imposter detects them
     setups = []
     for name in methods:
         method = get_method(name)

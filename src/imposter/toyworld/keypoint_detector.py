@@ -7,7 +7,7 @@ doing a seen action, never an evaluation instance), each rendered with its exact
 (``render.body_keypoints``). ``imposter toy keypoints --model DIR`` trains it into ``DIR/keypoints/``
 (safetensors, resumable, seeded); the bundled toy model ships one, an add-on beside the pipeline like the
 pose ControlNet. What it is for: the toy world's picture of the real one's detectors (RTMPose for people,
-ViTPose for animals), so that imposter-retarget runs on toy pairs with no keypoint files at all. Toy-only:
+ViTPose for animals), so that imposter runs on toy pairs with no keypoint files at all. Toy-only:
 it knows this world's figures and nothing else.
 """
 

@@ -154,7 +154,7 @@ def write_pairs(n: int, seed: int, out_dir: str | Path, split: str = "table", ke
     """Write ``n`` pairs (PNG images in source/, driving/, target/, driving_pose_map/, target_pose_map/, the
     OpenPose JSON keypoints of source and driving in source_keypoints/ and driving_keypoints/ unless not
     ``keypoints``, and pairs.csv) to ``out_dir``; return the CSV. Without keypoints the CSV is what a user
-    without annotations has (imposter-retarget then needs ``--detect-pose``)."""
+    without annotations has (imposter then finds them with the model's detector, or ``--detect-pose``)."""
     out = Path(out_dir)
     rows = []
     for pair in make_pairs(n, seed, split):

@@ -49,8 +49,13 @@ register_metric("toy", "imposter.toyworld.metric", "ToyGroundTruth", ground_trut
 # leaves every other method's results valid
 # the keypoint detector beside it (keypoints/, read by --detect-pose toy) likewise
 ADD_ONS = ("controlnet", "keypoints")
-register_model(NamedModel(TOY, toy_checkpoint(TOY), DEFAULT_METRICS, vocabulary_notice, add_ons=ADD_ONS))
-register_model(NamedModel(TOY_FLUX, toy_checkpoint(TOY_FLUX), DEFAULT_METRICS, add_ons=ADD_ONS))
+# the toy world's own detector finds the joints imposter (the default) needs when a pair gives none
+register_model(
+    NamedModel(TOY, toy_checkpoint(TOY), DEFAULT_METRICS, vocabulary_notice, add_ons=ADD_ONS, detector="toy")
+)
+register_model(
+    NamedModel(TOY_FLUX, toy_checkpoint(TOY_FLUX), DEFAULT_METRICS, add_ons=ADD_ONS, detector="toy")
+)
 register_keypoint_detector(
     KeypointDetector("toy", "imposter.toyworld.keypoint_detector:detect_toy_keypoints")
 )

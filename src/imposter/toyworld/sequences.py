@@ -43,7 +43,7 @@ class ToySequence(ToyPair):
     @property
     def driving_keypoints_frames(self) -> tuple[dict[str, tuple[float, float]], ...]:
         """The driving figure's joints in every frame (a perfect OpenPose: ``animate --method
-        imposter-retarget``)."""
+        imposter``)."""
         return tuple(body_keypoints(self.driving_instance, pose) for pose in self.poses)
 
 

@@ -41,16 +41,16 @@ from ..methods import get_method
 from ..methods.base import Method
 from ..methods.imposter import SUBJECT_VARIANTS, VARIANTS, ImPosterMethod
 from ..prepared import PreparedPair
-from ..retarget import content_box, fitted_keypoints, matte_image, retargeted_image
+from ..retarget import content_box, fitted_keypoints, matte_image, moved_figure, retargeted_image
 from ..run import Job, run_job, settled
 from .config import DEFAULT_FPS, DEFAULT_FRAME_BATCH, AnimateConfig
 from .frames import evenly_spaced, read_frames, read_keypoint_frames
 from .writers import frame_name, mp4_available, strip_picture, write_gif, write_mp4
 
 FRAMES_DIR = "frames"
-# the methods that sample every frame from one LoRA (imposter-retarget: from nothing learned)
+# the methods that sample every frame from one LoRA (imposter: from nothing learned)
 SEQUENCE_METHODS: tuple[str, ...] = (
-    "imposter", *VARIANTS, *SUBJECT_VARIANTS, "pose-control", "imposter-retarget",
+    "imposter", "imposter-guided", *VARIANTS, *SUBJECT_VARIANTS, "pose-control",
 )  # fmt: skip
 
 
@@ -96,17 +96,20 @@ class PreparedSequence:
     latents: torch.Tensor  # (N, C, h, w), like pair.driving_latents for N frames
     pose_maps: list[Image.Image] | None = None  # one per frame, fitted like them (pose-control)
     retargeted: torch.Tensor | None = None  # (N, C, h, w): the source moved into each frame's pose
+    figures: Any = None  # (N, H, W) bool: where the moved source lies in each (retarget.moved_figure)
 
     def frames_pair(self, indices: Sequence[int]) -> PreparedPair:
         """The pair with the driving latents (pose maps, retargeted source) of frames ``indices``: what
-        guidance, the ControlNet, imposter-retarget and fine-tuning read."""
+        guidance, the ControlNet, imposter and fine-tuning read."""
         maps = [self.pose_maps[i] for i in indices] if self.pose_maps else self.pair.driving_pose_map
         moved = self.retargeted[list(indices)] if self.retargeted is not None else None
+        figures = self.figures[list(indices)] if self.figures is not None else None
         return replace(
             self.pair,
             driving_latents=self.latents[list(indices)],
             driving_pose_map=maps,
             retargeted_latents=moved,
+            retargeted_figure=figures,
         )
 
 
@@ -128,7 +131,7 @@ def prepare_sequence(
 ) -> PreparedSequence:
     """Check the captions and fit every frame (and pose map, and keypoints) like ``engine.prepare``; encode
     ``batch_size`` frames per VAE call. With the source's keypoints and one set per frame, the source is
-    also retargeted into every frame's pose (imposter-retarget)."""
+    also retargeted into every frame's pose (imposter)."""
     # the source's keypoints fitted with the pair; every frame is retargeted below, the first one included
     pair = engine.prepare(
         source, source_prompt, frames[0], driving_prompt, target_prompt, fit, height, width,
@@ -137,7 +140,7 @@ def prepare_sequence(
     fitted = [fit_image(frame, *pair.size, fit) for frame in frames]
     latents = [engine.encode_images(fitted[i : i + batch_size]) for i in range(0, len(fitted), batch_size)]
     maps = [fit_image(pose_map, *pair.size, fit) for pose_map in pose_maps] if pose_maps else None
-    retargeted = None
+    retargeted = figures = None
     if pair.source_keypoints is not None and driving_keypoints:
         matte = None if source_mask is None else fit_image(matte_image(source_mask), *pair.size, fit)
         moved = [
@@ -152,7 +155,8 @@ def prepare_sequence(
         retargeted = torch.cat(
             [engine.encode_images(moved[i : i + batch_size]) for i in range(0, len(moved), batch_size)]
         )
-    return PreparedSequence(pair, fitted, torch.cat(latents), maps, retargeted)
+        figures = moved_figure(moved)
+    return PreparedSequence(pair, fitted, torch.cat(latents), maps, retargeted, figures)
 
 
 class AnimateJob(Job):
@@ -181,15 +185,19 @@ class AnimateJob(Job):
                 )
         self.keypoints = None
         self.source_keypoints = config.source_keypoints
-        if config.detect_pose and get_method(config.method).needs_keypoints:
+        from ..pose_detection import model_detector
+
+        # the model's own detector where the user named none, as run.resolved records it
+        detector = model_detector(config.model, config.detect_pose)
+        if detector and get_method(config.method).needs_keypoints:
             from ..pose_detection import detect_keypoints, given_or_detected
 
             self.source_keypoints = given_or_detected(
-                config.source_keypoints, self.source, config.detect_pose, "source", log
+                config.source_keypoints, self.source, detector, "source", log
             )
             if not config.driving_keypoints:
                 frames = tqdm(self.driving.images, desc="detecting keypoints", leave=False, disable=None)
-                found = [detect_keypoints(frame, config.detect_pose, "driving") for frame in frames]
+                found = [detect_keypoints(frame, detector, "driving") for frame in frames]
                 self.keypoints = [points for points, _ in found]
                 used = Counter(name for _, name in found)
                 log(

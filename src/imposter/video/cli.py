@@ -88,7 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="the driving frames' OpenPose or DensePose renders: a video or a folder, one map per frame",
     )
-    keypoints = animate.add_argument_group("imposter-retarget (body keypoints of the source and every frame)")
+    keypoints = animate.add_argument_group("imposter (body keypoints of the source and every frame)")
     add_keypoint_flags(
         keypoints, "a folder of OpenPose JSON files, one per driving frame (OpenPose's --write_json)"
     )

@@ -46,7 +46,7 @@ class AnimateConfig:
     # driving frame, kept with the same $every and $max_frames)
     controlnet: str | None = None
     driving_pose_maps: str | None = None
-    # imposter-retarget: the source's body keypoints (OpenPose JSON) and the driving frames' (a folder of
+    # imposter: the source's body keypoints (OpenPose JSON) and the driving frames' (a folder of
     # OpenPose JSON files, one per driving frame, kept with the same $every and $max_frames)
     source_keypoints: str | None = None
     driving_keypoints: str | None = None
