@@ -8,6 +8,7 @@ ceiling, measured the same way: ``imposter.toyworld.metric.ToyGroundTruth``). On
 
     OMP_NUM_THREADS=1 python benchmarks/toy_vae_probe.py --latent-channels 4 --steps 600
     OMP_NUM_THREADS=1 python benchmarks/toy_vae_probe.py --latent-channels 8 --steps 600
+    OMP_NUM_THREADS=1 python benchmarks/toy_vae_probe.py --latent-channels 8 --steps 2000 --decoder-steps 1000
     python benchmarks/toy_vae_probe.py --shipped
 """
 
@@ -52,6 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latent-channels", type=int, default=4)
     parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--decoder-steps", type=int, default=0, help="then the decoder's outline stage")
     parser.add_argument("--examples", type=int, default=10_000)
     parser.add_argument("--pairs", type=int, default=48)
     parser.add_argument("--shipped", action="store_true", help="score the bundled model's VAE instead")
@@ -70,9 +72,12 @@ def main() -> None:
         torch.manual_seed(0)
         vae = build_components(ToyModelConfig(latent_channels=args.latent_channels))["vae"]
         images, _ = render_examples(args.examples, 0, progress=False)
-        train = replace(ToyTrainConfig(), vae_steps=args.steps, decoder_steps=0)
+        train = replace(ToyTrainConfig(), vae_steps=args.steps, decoder_steps=args.decoder_steps)
         train_vae(vae, images, train, log=lambda _: None, progress=True)
+        if args.decoder_steps:
+            train_vae(vae, images, train, log=lambda _: None, progress=True, decoder_only=True)
         setting = {"latent_channels": args.latent_channels, "steps": args.steps, "examples": args.examples}
+        setting |= {"decoder_steps": args.decoder_steps} if args.decoder_steps else {}
     row = {
         **setting,
         "pairs": args.pairs,

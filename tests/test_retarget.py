@@ -1,6 +1,9 @@
 """imposter.retarget: keypoints in and out, retargeting, the warp, fitting keypoints like images."""
 
 import json
+import sys
+import types
+import warnings
 
 import numpy as np
 import pytest
@@ -187,11 +190,45 @@ def test_a_matte_keeps_a_busy_backdrop_from_moving_with_the_body(tmp_path):
         body_keypoints(driver, pose),
     )
     truth = _figure(render(subject, pose))
-    by_colour = np.asarray(retargeted_image(*args), dtype=float)
-    matted = np.asarray(
-        retargeted_image(*args, mattes=(matte_image(tmp_path / "cutout.png"), None)), dtype=float
-    )
+    with pytest.warns(
+        ImposterWarning, match="source image's backdrop is not one plain colour.*--source-mask auto"
+    ):
+        by_colour = np.asarray(retargeted_image(*args), dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the matte given, the driving image's plain backdrop: nothing to say
+        matted = np.asarray(
+            retargeted_image(*args, mattes=(matte_image(tmp_path / "cutout.png"), None)), dtype=float
+        )
     moved = [np.linalg.norm(x - np.median(x[~truth], axis=0), axis=2) > 24 for x in (by_colour, matted)]
     assert _iou(moved[1], truth) > 0.7 > _iou(moved[0], truth)
     with pytest.raises(DataError, match="source mask .* not found"):
         matte_image(tmp_path / "missing.png")
+
+
+def test_an_auto_matte_is_found_by_rembg_and_its_absence_is_one_line(monkeypatch):
+    """--source-mask auto: the figure found by rembg (faked here: its weights cannot be downloaded)."""
+    from imposter.errors import ConfigError
+    from imposter.matting import AUTO
+
+    clean = render(get_class("robot").reference, STANDING)
+    figure = _figure(clean)
+    calls = []
+    fake = types.SimpleNamespace(
+        new_session=lambda name: calls.append(name) or name,
+        remove=lambda image, session, only_mask: Image.fromarray(np.where(figure, 255, 0).astype(np.uint8)),
+    )
+    monkeypatch.setitem(sys.modules, "rembg", fake)
+    matte = matte_image(AUTO, "source", clean)
+    assert matte.mode == "RGB" and np.array_equal(np.asarray(matte)[..., 0] > 127, figure)
+    matte_image(AUTO, "driving", clean)
+    assert calls == ["u2net"]  # one session for the process
+    with pytest.raises(DataError, match="needs the source picture"):
+        matte_image(AUTO)
+    monkeypatch.setitem(sys.modules, "rembg", None)  # not installed
+    import imposter.matting
+
+    monkeypatch.setattr(imposter.matting, "_sessions", {})
+    with pytest.raises(
+        ConfigError, match="--driving-mask auto finds the figure with rembg.*imposter-diffusion\\[pose\\]"
+    ):
+        matte_image(AUTO, "driving", clean)

@@ -210,8 +210,11 @@ class ImPoster:
         if pair.source_keypoints is not None and pair.driving_keypoints is not None:
             boxes = tuple(content_box(image.size, width, height, fit) for image in originals)
             mattes = tuple(
-                None if matte is None else fit_image(matte_image(matte, role), width, height, fit)
-                for matte, role in ((source_mask, "source"), (driving_mask, "driving"))
+                None if matte is None else fit_image(matte_image(matte, role, original), width, height, fit)
+                for matte, role, original in (
+                    (source_mask, "source", originals[0]),
+                    (driving_mask, "driving", originals[1]),
+                )
             )
             pair.retargeted_image = retargeted_image(
                 pair.source_image,

@@ -276,7 +276,10 @@ def add_pose_flags(parser: argparse.ArgumentParser) -> None:
         group, "OpenPose JSON of the driving image's body joints (OpenPose's --write_json format)"
     )
     group.add_argument(
-        "--driving-mask", type=Path, default=None, help="a matte of the driving figure (default: by colour)"
+        "--driving-mask",
+        type=Path,
+        default=None,
+        help="a matte of the driving figure, or 'auto' (rembg); default: told from a plain backdrop by colour",
     )
 
 
@@ -294,8 +297,8 @@ def add_keypoint_flags(group: Any, driving_help: str) -> None:
         "--source-mask",
         type=Path,
         default=None,
-        help="a matte of the source figure (light figure on black, e.g. rembg's); default: told from a plain "
-        "backdrop by colour",
+        help="a matte of the source figure (light figure on black, e.g. rembg's), or 'auto': found by rembg "
+        '(pip install "imposter-diffusion[pose]"); default: told from a plain backdrop by colour',
     )
 
 

@@ -422,6 +422,27 @@ def figure_mask(
     return mask, background
 
 
+PLAIN_BORDER = 0.8  # a backdrop is plain when this share of the border is within tolerance of its median
+
+
+def warn_unless_plain(image: np.ndarray, role: str, box: Box | None = None, tolerance: float = 24.0) -> None:
+    """An ImposterWarning when the border of ``image`` (within ``box``) is not mostly one colour: the figure
+    is then told from the backdrop by colour wrongly (:func:`figure_mask`), and a matte is needed."""
+    left, top, right, bottom = box or (0, 0, image.shape[1], image.shape[0])
+    inside = image[top:bottom, left:right]
+    border = np.concatenate([inside[0], inside[-1], inside[:, 0], inside[:, -1]])
+    plain = float((np.linalg.norm(border - np.median(border, axis=0), axis=1) <= tolerance).mean())
+    if plain < PLAIN_BORDER:
+        warnings.warn(
+            ImposterWarning(
+                f"the {role} image's backdrop is not one plain colour (its border is not), so its figure cut "
+                f"by colour will be wrong: give ${role}_mask FILE (a matte, the figure light on black) or "
+                f"${role}_mask auto (rembg)"
+            ),
+            stacklevel=3,
+        )
+
+
 def retargeted_picture(
     source_image: np.ndarray,
     driving_image: np.ndarray,
@@ -448,6 +469,12 @@ def retargeted_picture(
             if outside.any()
             else figure_mask(source_image, box=boxes[0])[1]
         )
+    for role, picture, matte, box in (
+        ("source", source_image, mattes[0], boxes[0]),
+        ("driving", driving_image, mattes[1], boxes[1]),
+    ):
+        if matte is None:
+            warn_unless_plain(np.asarray(picture, dtype=np.float64), role, box)
     if mattes[1] is None:
         driving_mask, _ = figure_mask(np.asarray(driving_image, dtype=np.float64), box=boxes[1])
     else:
@@ -514,9 +541,18 @@ def moved_figure(pictures: list[Image.Image]) -> np.ndarray:
     return np.stack([figure_mask(np.asarray(p.convert("RGB"), dtype=np.float64))[0] for p in pictures])
 
 
-def matte_image(matte: str | Path | Image.Image, role: str = "source") -> Image.Image:
+def matte_image(
+    matte: str | Path | Image.Image, role: str = "source", image: Image.Image | None = None
+) -> Image.Image:
     """A matte as a white figure on black (RGB, to be fitted like its image): a cutout's alpha channel
-    (rembg writes RGBA), else the picture's lightness; one-line errors for a missing or unreadable file."""
+    (rembg writes RGBA), else the picture's lightness; ``"auto"``: found in ``image`` by
+    :func:`imposter.matting.auto_matte`; one-line errors for a missing or unreadable file."""
+    from .matting import auto_matte, is_auto
+
+    if is_auto(matte):
+        if image is None:
+            raise DataError(f"a {role} matte of 'auto' needs the {role} picture to find the figure in")
+        matte = auto_matte(image, role)
     if not isinstance(matte, Image.Image):
         path = Path(matte).expanduser()
         if not path.is_file():

@@ -35,7 +35,7 @@ NEEDS_KEYPOINTS = (
     "$method {name} needs the body keypoints of both images: $source_keypoints FILE and $driving_keypoints "
     "FILE (OpenPose JSON, as OpenPose's --write_json or a detector writes; a pairs.csv's source_keypoints "
     "and driving_keypoints columns; imposter toy pairs writes them), or detect them with $detect_pose auto "
-    "(people and animals; or openpose, rtmpose, animal)"
+    "(people and animals; or openpose, rtmpose, animal); $method imposter-guided needs none"
 )
 STRENGTH = 0.1  # module docstring: the tune split's best on pose, class and instance at once
 

@@ -142,7 +142,11 @@ def prepare_sequence(
     maps = [fit_image(pose_map, *pair.size, fit) for pose_map in pose_maps] if pose_maps else None
     retargeted = figures = None
     if pair.source_keypoints is not None and driving_keypoints:
-        matte = None if source_mask is None else fit_image(matte_image(source_mask), *pair.size, fit)
+        matte = (
+            None
+            if source_mask is None
+            else fit_image(matte_image(source_mask, "source", source), *pair.size, fit)
+        )
         moved = [
             retargeted_image(
                 pair.source_image, frame, pair.source_keypoints,
