@@ -249,8 +249,8 @@ def _add_pairs(sub: argparse._SubParsersAction) -> None:
     pairs.add_argument(
         "--no-keypoints",
         action="store_true",
-        help="leave out the figures' joints (what a user without annotations has; imposter then "
-        "needs --detect-pose toy)",
+        help="leave out the figures' joints (what a user without annotations has; imposter then finds "
+        "them with the toy model's own detector)",
     )
     pairs.set_defaults(func=cmd_pairs)
 
