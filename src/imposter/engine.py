@@ -273,8 +273,8 @@ class ImPoster:
     ) -> Personalization:
         """Read a personalization saved by ``Personalization.save`` (or a diffusers LoRA folder).
 
-        ``method`` None: the method stored with it (a plain LoRA folder: ImPoster's, ``imposter-guided``). A method that cannot
-        sample from it, an unreadable folder, or one that does not fit this model is a one-line error.
+        ``method`` None: the method stored with it (a plain LoRA folder: ImPoster's, ``imposter-guided``). A
+        method that cannot sample from it, an unreadable folder, or one that does not fit this model is a one-line error.
         """
         directory = Path(directory)
         if not directory.is_dir():
@@ -282,14 +282,12 @@ class ImPoster:
                 f"$adapter {directory} is not a folder (give the adapter/ folder of an earlier run)"
             )
         metadata = _read_metadata(directory)
-        stored = recorded_method(metadata)
-        if stored:
-            metadata["method"] = stored
-        # a plain LoRA folder: ImPoster's
+        stored = recorded_method(metadata)  # None: a plain LoRA folder, ImPoster's
         method = (
             get_method(method or stored or "imposter-guided") if not isinstance(method, Method) else method
         )
         if stored:
+            metadata["method"] = stored
             check_compatible(method, stored, f"$adapter {directory}")
         family = metadata.get("family", self.family.name)
         if family != self.family.name:

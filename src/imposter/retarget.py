@@ -407,6 +407,15 @@ def content_box(size: tuple[int, int], width: int, height: int, fit: str) -> Box
     return (left, top, left + resized[0], top + resized[1])
 
 
+def _border(image: np.ndarray, box: Box | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The part of ``image`` in ``box`` (default: the whole image), the pixels of its border (N, C), and
+    their median colour: what a plain backdrop is told by."""
+    left, top, right, bottom = box or (0, 0, image.shape[1], image.shape[0])
+    inside = image[top:bottom, left:right]
+    border = np.concatenate([inside[0], inside[-1], inside[:, 0], inside[:, -1]])
+    return inside, border, np.median(border, axis=0)
+
+
 def figure_mask(
     image: np.ndarray, tolerance: float = 24.0, box: Box | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -414,9 +423,7 @@ def figure_mask(
     are not its backdrop) farther than ``tolerance`` (0-255 units) from the box border's median colour, and
     that colour. Photos on busy backgrounds need a real matte instead."""
     left, top, right, bottom = box or (0, 0, image.shape[1], image.shape[0])
-    inside = image[top:bottom, left:right]
-    border = np.concatenate([inside[0], inside[-1], inside[:, 0], inside[:, -1]])
-    background = np.median(border, axis=0)
+    inside, _, background = _border(image, box)
     mask = np.zeros(image.shape[:2], dtype=bool)
     mask[top:bottom, left:right] = np.linalg.norm(inside - background, axis=2) > tolerance
     return mask, background
@@ -428,10 +435,8 @@ PLAIN_BORDER = 0.8  # a backdrop is plain when this share of the border is withi
 def warn_unless_plain(image: np.ndarray, role: str, box: Box | None = None, tolerance: float = 24.0) -> None:
     """An ImposterWarning when the border of ``image`` (within ``box``) is not mostly one colour: the figure
     is then told from the backdrop by colour wrongly (:func:`figure_mask`), and a matte is needed."""
-    left, top, right, bottom = box or (0, 0, image.shape[1], image.shape[0])
-    inside = image[top:bottom, left:right]
-    border = np.concatenate([inside[0], inside[-1], inside[:, 0], inside[:, -1]])
-    plain = float((np.linalg.norm(border - np.median(border, axis=0), axis=1) <= tolerance).mean())
+    _, border, background = _border(image, box)
+    plain = float((np.linalg.norm(border - background, axis=1) <= tolerance).mean())
     if plain < PLAIN_BORDER:
         warnings.warn(
             ImposterWarning(

@@ -51,9 +51,8 @@ class PoseControlMethod(SubjectLoraMethod):
         description = f"peer (DreamPose's way): subject LoRA on the source, then the target caption with a pose ControlNet fed {what}"
         super().__init__(name, description, {"k": 0, **NO_GUIDANCE})
         self.pose_map = pose_map  # which of the pair's pose maps the ControlNet reads: "driving" or "target"
-        self.needs_pose_map = (
-            pose_map == "driving"
-        )  # a detector can draw the driving image's, not the truth's
+        # a detector can draw the driving image's pose map, not the truth's
+        self.needs_pose_map = pose_map == "driving"
 
     def pose_map_of(self, pair: PreparedPair):
         """The pair's pose map this method reads; a one-line error when the pair has none."""
