@@ -9,7 +9,8 @@ ceiling, measured the same way: ``imposter.toyworld.metric.ToyGroundTruth``). On
     OMP_NUM_THREADS=1 python benchmarks/toy_vae_probe.py --latent-channels 4 --steps 600
     OMP_NUM_THREADS=1 python benchmarks/toy_vae_probe.py --latent-channels 8 --steps 600
     OMP_NUM_THREADS=1 python benchmarks/toy_vae_probe.py --latent-channels 8 --steps 2000 --decoder-steps 1000
-    python benchmarks/toy_vae_probe.py --shipped
+    python benchmarks/toy_vae_probe.py --steps 2000 --decoder-steps 1000 --examples 40000 --precision bf16
+    python benchmarks/toy_vae_probe.py --shipped     # or --model FOLDER: a toy pipeline's VAE
 """
 
 from __future__ import annotations
@@ -55,29 +56,36 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--decoder-steps", type=int, default=0, help="then the decoder's outline stage")
     parser.add_argument("--examples", type=int, default=10_000)
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="the stages' autocast")
     parser.add_argument("--pairs", type=int, default=48)
     parser.add_argument("--shipped", action="store_true", help="score the bundled model's VAE instead")
+    parser.add_argument("--model", type=Path, default=None, help="score this toy pipeline's VAE instead")
     parser.add_argument("--out", type=Path, default=Path("runs/toy-vae-probe"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     pairs = make_pairs(args.pairs, 0, "tune")
     start = time.perf_counter()
-    if args.shipped:
+    if args.shipped or args.model:
         from diffusers import AutoencoderKL
 
         from imposter.toyworld.plugin import TOY, toy_checkpoint
 
-        vae, setting = AutoencoderKL.from_pretrained(toy_checkpoint(TOY) / "vae").eval(), {"shipped": True}
+        folder = args.model or toy_checkpoint(TOY)
+        vae = AutoencoderKL.from_pretrained(folder / "vae").eval()
+        setting = {"model": str(args.model)} if args.model else {"shipped": True}
     else:
         torch.manual_seed(0)
         vae = build_components(ToyModelConfig(latent_channels=args.latent_channels))["vae"]
         images, _ = render_examples(args.examples, 0, progress=False)
-        train = replace(ToyTrainConfig(), vae_steps=args.steps, decoder_steps=args.decoder_steps)
+        train = replace(
+            ToyTrainConfig(), vae_steps=args.steps, decoder_steps=args.decoder_steps, precision=args.precision
+        )
         train_vae(vae, images, train, log=lambda _: None, progress=True)
         if args.decoder_steps:
             train_vae(vae, images, train, log=lambda _: None, progress=True, decoder_only=True)
         setting = {"latent_channels": args.latent_channels, "steps": args.steps, "examples": args.examples}
         setting |= {"decoder_steps": args.decoder_steps} if args.decoder_steps else {}
+        setting |= {"precision": args.precision} if args.precision != "fp32" else {}
     row = {
         **setting,
         "pairs": args.pairs,

@@ -28,7 +28,7 @@ SETTINGS = frozenset(
     driving_strength dtype eta every examples family fit fps gradient_checkpointing guidance_normalization
     guidance_scale guidance_space guidance_until height host images instances k keypoint_steps lora_layers
     lr max_frames method methods metrics model n no_keypoints num_processes offload out overwrite pair_seed
-    pairs phase_cutoff phase_distance phase_scale port process_index quiet rank rescore samples
+    pairs phase_cutoff phase_distance phase_scale port precision process_index quiet rank rescore samples
     sanity_samples scene_strength seed seeds share source source_attention_from source_keypoints source_mask
     source_prompt split sscd_model steps target_prompt threads train_frames train_seed train_steps
     unet_steps vae_steps width

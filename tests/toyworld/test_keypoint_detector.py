@@ -3,8 +3,11 @@ pairs it never saw, the trainer resumes exactly, and imposter runs on toy pictur
 keypoint files."""
 
 import json
+import math
+from dataclasses import replace
 
 import numpy as np
+import torch
 from resumes import assert_resumes_exactly
 
 from imposter.cli import main
@@ -126,3 +129,9 @@ def test_the_default_method_on_the_bundled_model_finds_the_joints_itself(tmp_pat
         run["run"]["sampling"]["driving_strength"] == 0.1
         and run["personalization"]["finetune"]["kind"] == "none"
     )
+
+
+def test_the_detector_trains_in_bf16_with_float32_weights():
+    model, losses = fit_keypoint_detector(replace(TINY, precision="bf16"), lambda _: None, False)
+    assert losses and all(map(math.isfinite, losses))
+    assert all(p.dtype == torch.float32 for p in model.parameters())

@@ -1,6 +1,7 @@
 """The toy trainer on tiny settings: it runs end to end, writes a loadable pipeline, and resumes exactly."""
 
 import json
+import math
 from dataclasses import asdict, replace
 
 import pytest
@@ -127,3 +128,35 @@ def test_changing_only_denoiser_settings_keeps_the_finished_vae_and_classifier(t
     train_toy_model(out, TINY_TRAIN, TINY_MODEL, TINY_CLASSIFIER, log=lines.append, progress=False)
     assert any("keeping the VAE and classifier" in line for line in lines)
     assert not any("resuming the denoiser" in line for line in lines)
+
+
+def test_bf16_precision_runs_the_convolutions_in_bfloat16_and_fp32_leaves_them_alone():
+    from imposter.toyworld.steps import mixed_precision
+
+    conv = torch.nn.Conv2d(3, 4, 3)
+    pixels = torch.randn(1, 3, 8, 8)
+    with mixed_precision("bf16"):
+        assert conv(pixels).dtype == torch.bfloat16
+    with mixed_precision("fp32"):
+        assert conv(pixels).dtype == torch.float32
+    with pytest.raises(ValueError, match="fp32, bf16"):
+        mixed_precision("fp16")
+
+
+def test_the_vae_and_classifier_train_in_bf16_with_float32_weights(tmp_path):
+    from imposter.toyworld.classifier import train_classifier
+    from imposter.toyworld.train import train_vae
+
+    torch.manual_seed(0)
+    vae = build_components(TINY_MODEL)["vae"]
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    images, _ = render_examples(8, 0, progress=False)
+    losses = train_vae(vae, images, replace(TINY_TRAIN, precision="bf16"), lambda _: None, progress=False)
+    assert len(losses) == TINY_TRAIN.vae_steps and all(map(math.isfinite, losses))
+    assert all(v.dtype == torch.float32 for v in vae.state_dict().values())
+    assert not all(torch.equal(before[k], v) for k, v in vae.state_dict().items())
+    classifier, report = train_classifier(
+        vae, replace(TINY_CLASSIFIER, precision="bf16"), lambda _: None, False
+    )
+    assert all(p.dtype == torch.float32 for p in classifier.parameters())
+    assert 0.0 <= report["renders_subject_accuracy"] <= 1.0

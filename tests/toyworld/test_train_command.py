@@ -12,13 +12,22 @@ from imposter.cli import main
 from imposter.toyworld import keypoint_detector, train, train_controlnet
 
 
+class Ran(list):
+    """The stages run, in order, and the precision each was given (None: a stage without one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.precisions = []
+
+
 @pytest.fixture
 def stages(monkeypatch):
     """The stages the command ran, in order (the ControlNet's with its steps)."""
-    ran = []
+    ran = Ran()
 
     def fake_pipeline(out, config, classifier=None, log=print, progress=True, command=None):
         ran.append("pipeline")
+        ran.precisions.extend([config.precision, classifier.precision])
         log("pipeline trained")
         shutil.rmtree(out, ignore_errors=True)  # the real stage replaces the folder whole
         out.mkdir(parents=True)
@@ -33,6 +42,7 @@ def stages(monkeypatch):
     def fake_stage(label: str, folder_name: str, file_name: str, seconds: float):
         def stage(folder, config, log=print, progress=True, command=None):
             ran.append(f"{label} {config.steps}")
+            ran.precisions.append(getattr(config, "precision", None))
             log(f"{label} trained")
             (folder / folder_name).mkdir(exist_ok=True)
             (folder / folder_name / file_name).write_text("{}")
@@ -86,3 +96,19 @@ def test_the_flux_family_refuses_the_controlnet_stage(tmp_path, capsys):
         == 2
     )
     assert "--controlnet-steps" in capsys.readouterr().err and not (tmp_path / "f").exists()
+
+
+def test_precision_reaches_every_convolutional_stage_and_fp32_is_the_default(stages, tmp_path):
+    from imposter.cli import build_parser
+    from imposter.toyworld.steps import PRECISIONS
+
+    run(
+        tmp_path / "a", "--precision", "bf16"
+    )  # the VAE's, the classifier's, the ControlNet's (none), the detector's
+    assert stages.precisions == ["bf16", "bf16", None, "bf16"]
+    run(tmp_path / "b")
+    assert stages.precisions[4:] == ["fp32", "fp32", None, "fp32"]
+    toy = build_parser()._subparsers._group_actions[0].choices["toy"]
+    train_parser = toy._subparsers._group_actions[0].choices["train"]
+    (flag,) = [a for a in train_parser._actions if a.dest == "precision"]
+    assert tuple(flag.choices) == PRECISIONS

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from ..errors import ModelLoadError
 from ..images import to_tensor
 from .render import render
-from .steps import optimizer_step
+from .steps import mixed_precision, optimizer_step
 from .world import ACTIONS, SUBJECT_NAMES, Subject, instance, sample_pose
 
 LABELS_ACTION: tuple[str, ...] = ("standing", *ACTIONS)
@@ -64,6 +64,9 @@ class ClassifierConfig:
     noise_max: float = 0.08  # pixel noise std, uniform in [0, noise_max] (pixels in [-1, 1])
     color_jitter: float = 0.05  # per-channel gain in 1 +- this, and the same as an offset
     seed: int = 0
+    precision: str = (
+        "fp32"  # the forward pass in "bf16" or not (steps.mixed_precision); "fp32" made the shipped one
+    )
     eval_instances: int = 40  # per class, fresh (another stream): accuracy and retrieval are reported on them
 
 
@@ -307,7 +310,10 @@ def train_classifier(
         index = torch.cat([chosen, chosen + n, mixes])
         through_vae = torch.rand(len(index), generator=generator) < config.vae_fraction
         batch = torch.where(through_vae[:, None, None, None], round_trips[index], pixels[index])
-        subject_logits, action_logits, embeddings = model(augment(batch, config, generator))
+        with mixed_precision(config.precision):
+            subject_logits, action_logits, embeddings = (
+                output.float() for output in model(augment(batch, config, generator))
+            )
         loss = (
             F.cross_entropy(subject_logits, subject_labels[index])
             + F.cross_entropy(action_logits, action_labels[index])

@@ -32,6 +32,7 @@ from ..fileio import atomic_directory, write_json
 from ..retarget import JOINTS
 from .pairs import make_pairs, training_figure
 from .render import body_keypoints, render
+from .steps import mixed_precision
 
 KEYPOINTS_FOLDER = "keypoints"
 SIZE = 64  # the toy world's pictures
@@ -49,6 +50,9 @@ class ToyKeypointConfig:
     lr: float = 2e-3  # one-cycle peak
     weight_decay: float = 1e-4
     width: int = 16  # channels of the first level (x2, x4, x4 below)
+    precision: str = (
+        "fp32"  # the forward pass in "bf16" or not (steps.mixed_precision); "fp32" made the shipped one
+    )
     checkpoint_every: int = 500
 
 
@@ -164,7 +168,9 @@ def fit_keypoint_detector(
     model.train()
     for step in tqdm(range(done, config.steps), desc="keypoint detector", disable=not progress):
         images, targets = training_batch(rng, config.seed, step * config.batch, config.batch)
-        loss = (model(images) - targets).abs().mean()
+        with mixed_precision(config.precision):
+            found = model(images).float()
+        loss = (found - targets).abs().mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

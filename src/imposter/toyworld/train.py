@@ -36,7 +36,7 @@ from .figures import MASK_THRESHOLD
 from .model import ToyModelConfig, assemble_pipeline, build_components
 from .pairs import sample_training_example
 from .stages import Stages
-from .steps import cosine_lr, optimizer_step
+from .steps import cosine_lr, mixed_precision, optimizer_step
 from .world import BACKGROUND
 
 
@@ -70,6 +70,9 @@ class ToyTrainConfig:
     ema_decay: float = 0.999
     min_snr_gamma: float = 5.0  # Hang et al. 2023: faster convergence of the epsilon loss
     threads: int = 2
+    # The VAE's and decoder's forward in bfloat16 ("bf16") or not ("fp32", what made the shipped checkpoint);
+    # ``imposter toy train --precision`` sets it for the classifier and the keypoint detector too (steps.py)
+    precision: str = "fp32"
     sanity_samples: int = 2  # generations per (subject, action) in the final sanity check
     checkpoint_every: int = 500  # denoiser steps between resumable checkpoints
 
@@ -132,10 +135,12 @@ def train_vae(
         batch = array_pixels(
             images[torch.randint(len(images), (config.vae_batch,), generator=generator).numpy()]
         )
-        with torch.set_grad_enabled(not decoder_only):
-            posterior = vae.encode(batch).latent_dist
-            latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
-        reconstruction = vae.decode(latents).sample
+        with mixed_precision(config.precision):
+            with torch.set_grad_enabled(not decoder_only):
+                posterior = vae.encode(batch).latent_dist
+                noise = torch.randn(posterior.mean.shape, generator=generator)
+                latents = posterior.mean + posterior.std * noise
+            reconstruction = vae.decode(latents).sample.float()
         weight = _pixel_weights(batch, config, edges=decoder_only)
         error = reconstruction - batch
         denominator = weight.sum() * batch.shape[1]
