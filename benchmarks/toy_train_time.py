@@ -3,8 +3,9 @@
     OMP_NUM_THREADS=2 python benchmarks/toy_train_time.py --out /tmp/toytrain   # about 2 h on 2 idle cores
     python benchmarks/toy_train_time.py --out /tmp/toytrain --report            # the table of a finished run
 
-Runs ``imposter toy train --out OUT --quiet`` (its defaults are the bundled model's recipe) as a subprocess, times it whole, and prints a markdown table of the stage timings the command
-records in ``OUT/training.json``. A killed run resumes where it stopped (``OUT.work/``), so the wall time
+Runs ``imposter toy train --out OUT --quiet`` (its defaults are the bundled model's recipe; any other flag is
+passed on to it) as a subprocess, times it whole, and prints a markdown table of the stage timings the
+command records in ``OUT/training.json``, the add-on stages (ControlNet, keypoint detector) apart. A killed run resumes where it stopped (``OUT.work/``), so the wall time
 of a resumed run is not the training time: it then prints the stages' timings alone. Run it on an
 otherwise idle machine.
 
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 STAGES = ("render", "vae", "decoder", "classifier", "unet", "sanity")
+ADD_ONS = ("controlnet", "keypoints")
 
 
 def table(record: dict, wall_s: float | None) -> str:
@@ -31,9 +33,11 @@ def table(record: dict, wall_s: float | None) -> str:
     rows = ["| stage | minutes |", "|---|---:|"]
     rows += [f"| {stage} | {timings[stage] / 60:.1f} |" for stage in STAGES if stage in timings]
     total = sum(timings.values())
-    if "controlnet" in record:  # the pose ControlNet's stage, recorded with its own settings
-        rows.append(f"| controlnet | {record['controlnet']['seconds'] / 60:.1f} |")
-        total += record["controlnet"]["seconds"]
+    rows.append(f"| the pipeline's stages | {total / 60:.1f} |")
+    for add_on in ADD_ONS:  # the pose ControlNet's and the keypoint detector's, recorded with their settings
+        if add_on in record:
+            rows.append(f"| {add_on} | {record[add_on]['seconds'] / 60:.1f} |")
+            total += record[add_on]["seconds"]
     rows.append(f"| sum of the stages | {total / 60:.1f} |")
     if wall_s is not None:
         rows.append(f"| **wall time of the command** (stages + loading and saving) | **{wall_s / 60:.1f}** |")
@@ -46,12 +50,22 @@ def main() -> None:
     parser.add_argument(
         "--report", action="store_true", help="print the table of a finished run, train nothing"
     )
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()  # anything else goes to imposter toy train (--precision bf16 ...)
     record_path = args.out / "training.json"
     wall_s = None
     if not args.report:
         resumed = Path(f"{args.out}.work").exists()
-        command = [sys.executable, "-m", "imposter", "toy", "train", "--out", str(args.out), "--quiet"]
+        command = [
+            sys.executable,
+            "-m",
+            "imposter",
+            "toy",
+            "train",
+            "--out",
+            str(args.out),
+            "--quiet",
+            *extra,
+        ]
         start = time.perf_counter()
         subprocess.run(command, check=True)
         wall_s = None if resumed else time.perf_counter() - start
