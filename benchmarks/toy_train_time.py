@@ -5,9 +5,9 @@
 
 Runs ``imposter toy train --out OUT --quiet`` (its defaults are the bundled model's recipe; any other flag is
 passed on to it) as a subprocess, times it whole, and prints a markdown table of the stage timings the
-command records in ``OUT/training.json``, the add-on stages (ControlNet, keypoint detector) apart. A killed run resumes where it stopped (``OUT.work/``), so the wall time
-of a resumed run is not the training time: it then prints the stages' timings alone. Run it on an
-otherwise idle machine.
+command records in ``OUT/training.json``, the add-on stages (ControlNet, keypoint detector) apart. A killed
+run resumes where it stopped (``OUT.work/``), so the wall time of a resumed run is not the training time:
+it then prints the stages' timings alone. Run it on an otherwise idle machine.
 
 An earlier version extrapolated each stage from 20- and 60-step runs; the stages' fixed costs (encoding
 40,000 renders, building the models) vary by tens of seconds between runs, which a 40-step difference
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument(
         "--report", action="store_true", help="print the table of a finished run, train nothing"
     )
-    args, extra = parser.parse_known_args()  # anything else goes to imposter toy train (--precision bf16 ...)
+    args, extra = parser.parse_known_args()  # the rest goes to imposter toy train (--precision bf16 ...)
     record_path = args.out / "training.json"
     wall_s = None
     if not args.report:

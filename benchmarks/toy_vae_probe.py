@@ -49,6 +49,7 @@ def scores(vae, pairs) -> dict[str, float]:
 def main() -> None:
     from imposter.toyworld.model import ToyModelConfig, build_components
     from imposter.toyworld.pairs import make_pairs
+    from imposter.toyworld.steps import PRECISIONS
     from imposter.toyworld.train import ToyTrainConfig, render_examples, train_vae
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -56,7 +57,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--decoder-steps", type=int, default=0, help="then the decoder's outline stage")
     parser.add_argument("--examples", type=int, default=10_000)
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="the stages' autocast")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="the stages' autocast")
     parser.add_argument("--pairs", type=int, default=48)
     parser.add_argument("--shipped", action="store_true", help="score the bundled model's VAE instead")
     parser.add_argument("--model", type=Path, default=None, help="score this toy pipeline's VAE instead")

@@ -274,7 +274,8 @@ class ImPoster:
         """Read a personalization saved by ``Personalization.save`` (or a diffusers LoRA folder).
 
         ``method`` None: the method stored with it (a plain LoRA folder: ImPoster's, ``imposter-guided``). A
-        method that cannot sample from it, an unreadable folder, or one that does not fit this model is a one-line error.
+        method that cannot sample from it, an unreadable folder, or one that does not fit this model is a
+        one-line error.
         """
         directory = Path(directory)
         if not directory.is_dir():

@@ -102,9 +102,8 @@ def test_precision_reaches_every_convolutional_stage_and_fp32_is_the_default(sta
     from imposter.cli import build_parser
     from imposter.toyworld.steps import PRECISIONS
 
-    run(
-        tmp_path / "a", "--precision", "bf16"
-    )  # the VAE's, the classifier's, the ControlNet's (none), the detector's
+    # the VAE's, the classifier's, the ControlNet's (none), the detector's
+    run(tmp_path / "a", "--precision", "bf16")
     assert stages.precisions == ["bf16", "bf16", None, "bf16"]
     run(tmp_path / "b")
     assert stages.precisions[4:] == ["fp32", "fp32", None, "fp32"]
