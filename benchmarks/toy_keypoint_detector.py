@@ -4,8 +4,8 @@ joint error, and the table with its keypoints instead of the renders' own (issue
 The README's table gives imposter the renders' exact joints, and a jitter sweep says how fast it
 falls with Gaussian error (benchmarks/toy_keypoint_noise.py). A detector errs otherwise: rarely, and then by
 a limb. The bundled toy model ships one (``imposter.toyworld.keypoint_detector``: a 170k-parameter CNN
-trained on pretraining figures only, ``imposter toy keypoints --model DIR`` retrains it, 17 min on one
-core). This measures it:
+trained on pretraining figures only, ``imposter toy keypoints --model DIR`` retrains it, 5 min on two
+threads in bf16). This measures it:
 
     python benchmarks/toy_keypoint_detector.py      # a few minutes on one core (nothing is fine-tuned)
 

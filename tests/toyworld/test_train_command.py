@@ -98,16 +98,34 @@ def test_the_flux_family_refuses_the_controlnet_stage(tmp_path, capsys):
     assert "--controlnet-steps" in capsys.readouterr().err and not (tmp_path / "f").exists()
 
 
-def test_precision_reaches_every_convolutional_stage_and_fp32_is_the_default(stages, tmp_path):
+def test_precision_reaches_every_convolutional_stage_and_bf16_is_the_default(stages, tmp_path):
     from imposter.cli import build_parser
     from imposter.toyworld.steps import PRECISIONS
 
     # the VAE's, the classifier's, the ControlNet's (none), the detector's
-    run(tmp_path / "a", "--precision", "bf16")
-    assert stages.precisions == ["bf16", "bf16", None, "bf16"]
+    run(tmp_path / "a", "--precision", "fp32")
+    assert stages.precisions == ["fp32", "fp32", None, "fp32"]
     run(tmp_path / "b")
-    assert stages.precisions[4:] == ["fp32", "fp32", None, "fp32"]
+    assert stages.precisions[4:] == ["bf16", "bf16", None, "bf16"]
     toy = build_parser()._subparsers._group_actions[0].choices["toy"]
     train_parser = toy._subparsers._group_actions[0].choices["train"]
     (flag,) = [a for a in train_parser._actions if a.dest == "precision"]
     assert tuple(flag.choices) == PRECISIONS
+
+
+def test_the_defaults_are_the_recipe_that_made_the_bundled_model():
+    """``imposter toy train --out DIR`` with no flags remakes the shipped checkpoint: every stage's defaults
+    equal the settings its records hold."""
+    from imposter.toyworld.classifier import ClassifierConfig
+    from imposter.toyworld.plugin import toy_checkpoint
+
+    def as_recorded(config) -> dict:
+        return json.loads(json.dumps(asdict(config)))  # tuples read back as lists
+
+    folder = toy_checkpoint()
+    record = json.loads((folder / "training.json").read_text())
+    assert as_recorded(train.ToyTrainConfig()) == record["train"]
+    assert as_recorded(ClassifierConfig()) == record["classifier"]["config"]
+    assert as_recorded(train_controlnet.ToyControlNetConfig()) == record["controlnet"]["config"]
+    detector = json.loads((folder / "keypoints" / "training.json").read_text())["config"]
+    assert as_recorded(keypoint_detector.ToyKeypointConfig()) == detector == record["keypoints"]["config"]

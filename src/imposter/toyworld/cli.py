@@ -265,7 +265,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     """``imposter toy train``."""
     train = sub.add_parser(
         "train",
-        help="train a toy pipeline from scratch (SD: about 1.5 hours on 2 CPU cores; FLUX: one on 1 thread)",
+        help="train a toy pipeline from scratch (SD: about 1.8 hours on 2 CPU cores with its ControlNet and "
+        "keypoint detector; FLUX: one on 1 thread)",
     )
     train.add_argument(
         "--out", type=Path, required=True, help="folder for the pipeline (log beside it: OUT.log)"
@@ -306,8 +307,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--precision",
         choices=("fp32", "bf16"),  # steps.PRECISIONS, without importing torch to build the parser
         default=None,
-        help="the VAE's, decoder's, classifier's and keypoint detector's forward pass: bf16 (autocast, about "
-        "2x faster on CPUs with AMX or AVX-512 BF16) or fp32 (default, what made the bundled model)",
+        help="the VAE's, decoder's, classifier's and keypoint detector's forward pass: bf16 (default, what made "
+        "the bundled model; autocast, about 2x faster on CPUs with AMX or AVX-512 BF16) or fp32",
     )
     train.add_argument("--classifier-steps", type=int, default=None)
     train.add_argument(
