@@ -7,7 +7,7 @@ a limb. The bundled toy model ships one (``imposter.toyworld.keypoint_detector``
 trained on pretraining figures only, ``imposter toy keypoints --model DIR`` retrains it, 5 min on two
 threads in bf16). This measures it:
 
-    python benchmarks/toy_keypoint_detector.py      # a few minutes on one core (nothing is fine-tuned)
+    python benchmarks/toy_keypoint_detector.py      # under a minute on two threads (nothing is fine-tuned)
 
 prints the mean joint error on the tune and table pairs' images, writes the table pairs *without* keypoint
 columns under runs/toy-keypoint-detector/pairs/ and runs the bench with ``--detect-pose toy`` (imposter,

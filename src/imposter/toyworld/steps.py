@@ -51,9 +51,9 @@ def mixed_precision(precision: str) -> contextlib.AbstractContextManager:
 
     ``"bf16"`` runs convolutions and matrix products in bfloat16 while weights, optimizer state and losses
     stay float32: on this project's CPU (AMX) a VAE step takes 0.35 s against 0.62 s, the classifier's and
-    the detector's about half their time (``benchmarks/toy_step_speed.py``). ``"fp32"``: nothing (what made
-    the shipped checkpoint). Not for the UNet: its 16x16 latents run slower in bfloat16 (0.76 s a step
-    against 0.48).
+    the detector's about half their time (``benchmarks/toy_step_speed.py``); it made the shipped checkpoint
+    (v3.2). ``"fp32"``: nothing (what made v3.1). Not for the UNet: its 16x16 latents run slower in
+    bfloat16 (0.76 s a step against 0.48).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
